@@ -1,0 +1,210 @@
+"""The ``shipcam`` command line. Each subcommand imports what it needs when it runs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from shipcam.errors import ShipcamError
+
+DEFAULT_SIZE = 96
+
+
+def _weights(value: str) -> str | None:
+    return None if value.lower() in ("none", "random", "") else value
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--backbone", default="mobilenet_v2", choices=["mobilenet_v2", "xception"])
+    g.add_argument("--alpha", type=float, default=0.35, help="MobileNetV2 width multiplier (default: 0.35)")
+    g.add_argument("--pooling", default="max", choices=["max", "avg"], help="global max (GMP, default) or average pooling")
+    g.add_argument(
+        "--weights",
+        type=_weights,
+        default="imagenet",
+        help="'imagenet' (Keras download), 'none' (random init) or a backbone weights file (default: imagenet)",
+    )
+    g.add_argument("--dropout", type=float, default=0.2)
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data", help="dataset folder (Airbus CSV+RLE, ship/ + no_ship/, or ShipsNet); default: generate synthetic scenes")
+    g.add_argument("--size", type=int, default=DEFAULT_SIZE, help=f"training image size in px (default: {DEFAULT_SIZE})")
+    g.add_argument("--batch-size", type=int, default=32)
+    g.add_argument("--val-fraction", type=float, default=0.2)
+    g.add_argument("--synthetic-n", type=int, default=2000, help="scenes to generate when --data is not given")
+    g.add_argument("--seed", type=int, default=0)
+
+
+def _config_from_args(args) -> "object":
+    from shipcam.train.trainer import TrainConfig
+
+    fields = TrainConfig.__dataclass_fields__
+    return TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+
+
+def cmd_generate(args) -> int:
+    from shipcam.train.data.synthetic import SceneConfig
+    from shipcam.train.data.writer import write_synthetic_dataset
+
+    cfg = SceneConfig(size=args.size, gsd=args.gsd, ship_fraction=args.ship_fraction, max_ships=args.max_ships)
+    root = write_synthetic_dataset(args.out, args.n, cfg, seed=args.seed, image_format=args.format)
+    print(f"wrote {args.n} scenes to {root}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from shipcam.train.trainer import load_config, train
+
+    if args.resume:
+        config = load_config(args.resume)
+        result = train(config, resume=True)
+    else:
+        config = _config_from_args(args)
+        result = train(config)
+    return 130 if result.get("interrupted") else 0
+
+
+def cmd_lr_find(args) -> int:
+    from shipcam._io import write_json
+    from shipcam.train.lr_find import lr_find_for_config
+
+    config = _config_from_args(args)
+    config.run_dir = str(Path(args.out) / "train")  # only names where synthetic data is generated
+    write_json(Path(args.out) / "lr_finder_config.json", {**config.to_dict(), "start_lr": args.start_lr, "end_lr": args.end_lr, "steps": args.steps})
+    result = lr_find_for_config(config, args.out, args.start_lr, args.end_lr, args.steps)
+    s = result["suggestion"]
+    if s:
+        print(f"suggested learning rate: {s['steepest']:.2e} (steepest descent); {s['min_over_10']:.2e} (minimum / 10)")
+    print(f"curve: {Path(args.out) / 'lr_finder.png'}")
+    return 0
+
+
+def cmd_check(args) -> int:
+    import numpy as np
+
+    from shipcam.train.backbones import get_backbone
+    from shipcam.train.data.pipeline import make_dataset
+    from shipcam.train.model import build_classifier
+    from shipcam.train.sanity import overfit_one_batch
+    from shipcam.train.trainer import prepare_data
+
+    config = _config_from_args(args)
+    config.run_dir = str(Path(args.out) / "train")
+    train_s, _ = prepare_data(config)
+    # A batch with both classes, half and half where possible.
+    pos, neg = np.flatnonzero(train_s.labels == 1), np.flatnonzero(train_s.labels == 0)
+    k = min(args.batch // 2, len(pos), len(neg))
+    batch = train_s.subset(np.concatenate([pos[:k], neg[:k]]))
+    x, y = next(iter(make_dataset(batch, get_backbone(config.backbone), config.size, 2 * k, training=False)))
+    model = build_classifier(config.backbone, config.pooling, config.alpha, config.weights, dropout=0.0)
+    report = overfit_one_batch(model, x.numpy(), y.numpy(), steps=args.steps, learning_rate=args.lr)
+    print(f"overfit-one-batch passed: loss {report.initial_loss:.4f} -> {report.final_loss:.4f} in {report.steps} steps, batch accuracy {report.batch_accuracy:.2f}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from shipcam.demo import run_demo
+
+    run_demo(args.out, weights=args.weights, quick=args.quick)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shipcam",
+        description="Edge-deployed, explainable ship detection: train, export, run with Class Activation Maps.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="the whole pipeline on the embedded synthetic dataset", description="Generate data, find a learning rate, train, and report in OUT.")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--weights", type=_weights, default=None, help="backbone weights: 'imagenet', a file, or none (default: none, trains from scratch)")
+    p.add_argument("--quick", action="store_true", help="a tiny run (for tests): fewer scenes and epochs")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("generate", help="write synthetic ship scenes in the Airbus layout", description="Synthetic scenes with ship masks, written as train_v2/*.jpg + train_ship_segmentations_v2.csv.")
+    p.add_argument("out", help="output folder")
+    g = p.add_argument_group("scenes")
+    g.add_argument("-n", type=int, default=2000, help="number of scenes (default: 2000)")
+    g.add_argument("--size", type=int, default=DEFAULT_SIZE)
+    g.add_argument("--gsd", type=float, default=3.0, help="metres per pixel (PlanetScope ~3, Airbus ~1.5)")
+    g.add_argument("--ship-fraction", type=float, default=0.22)
+    g.add_argument("--max-ships", type=int, default=3)
+    g.add_argument("--format", default="jpg", choices=["jpg", "png"])
+    g.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("train", help="two-phase transfer learning", description="Frozen backbone first, then fine-tune the top layers. Resumable.")
+    p.add_argument("--run-dir", default="runs/train", help="where checkpoints, curves and metrics go")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run (its config.json is reused)")
+    _add_model_args(p)
+    _add_data_args(p)
+    g = p.add_argument_group("schedule")
+    g.add_argument("--head-epochs", type=int, default=3)
+    g.add_argument("--head-lr", type=float, default=1e-3)
+    g.add_argument("--finetune-epochs", type=int, default=6)
+    g.add_argument("--finetune-lr", type=float, default=1e-4)
+    g.add_argument("--finetune-layers", type=int, default=60, help="top backbone layers to unfreeze (-1: all)")
+    g.add_argument("--scratch-lr", type=float, default=2e-3, help="rate when --weights none (one phase, all layers)")
+    g.add_argument("--clr", choices=["triangular", "triangular2", "exp_range"], help="cyclical learning rate between lr and clr-factor x lr")
+    g.add_argument("--clr-factor", type=float, default=4.0)
+    g.add_argument("--patience", type=int, default=4, help="early stopping on val AUC")
+    g.add_argument("--steps-per-epoch", type=int)
+    g.add_argument("--balance", choices=["none", "weights", "sample"], default="weights", help="class imbalance: loss weights (default), balanced sampling, or none")
+    g = p.add_argument_group("system")
+    g.add_argument("--strategy", choices=["default", "mirrored", "multiworker"], default="default", help="tf.distribute strategy")
+    g.add_argument("--tensorboard", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("lr-find", help="learning-rate range test with its plot", description="Sweep the learning rate exponentially and plot the smoothed loss.")
+    p.add_argument("--out", default="runs/lr_find")
+    _add_model_args(p)
+    _add_data_args(p)
+    g = p.add_argument_group("sweep")
+    g.add_argument("--start-lr", type=float, default=1e-6)
+    g.add_argument("--end-lr", type=float, default=1.0)
+    g.add_argument("--steps", type=int, default=100)
+    p.set_defaults(func=cmd_lr_find)
+
+    p = sub.add_parser("check", help="overfit one batch: fails loudly if the model cannot learn", description="Sanity check before a long run.")
+    p.add_argument("--out", default="runs/check")
+    _add_model_args(p)
+    _add_data_args(p)
+    g = p.add_argument_group("check")
+    g.add_argument("--batch", type=int, default=16)
+    g.add_argument("--steps", type=int, default=60)
+    g.add_argument("--lr", type=float, default=1e-3)
+    p.set_defaults(func=cmd_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ banner is not for users
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from shipcam import __version__
+
+        print(__version__)
+        return 0
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except ShipcamError as e:
+        print(f"shipcam {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except ImportError as e:
+        print(f"shipcam {args.command}: error: {e}", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

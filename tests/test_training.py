@@ -1,0 +1,114 @@
+"""Training toolkit on tiny settings: sanity check, LR range test, resume. Seconds each, not speed tests."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from shipcam.train.backbones import get_backbone
+from shipcam.train.data.pipeline import class_weights, make_dataset
+from shipcam.train.data.sources import load_dataset
+from shipcam.train.model import build_classifier
+from shipcam.train.sanity import SanityCheckError, overfit_one_batch
+from shipcam.train.trainer import TrainConfig, load_config, train
+
+
+@pytest.fixture(scope="module")
+def batch(synthetic_dir):
+    samples = load_dataset(synthetic_dir, show_progress=False)
+    pos, neg = np.flatnonzero(samples.labels == 1)[:4], np.flatnonzero(samples.labels == 0)[:4]
+    x, y = next(iter(make_dataset(samples.subset(np.r_[pos, neg]), get_backbone("mobilenet_v2"), 64, 8, training=False)))
+    return x.numpy(), y.numpy()
+
+
+def test_pipeline_preprocesses_like_the_backbone(synthetic_dir):
+    from shipcam.runtime.image import read_image
+
+    samples = load_dataset(synthetic_dir, show_progress=False).subset([0, 1])
+    x, y = next(iter(make_dataset(samples, get_backbone("mobilenet_v2"), 64, 2, training=False)))
+    expected = read_image(samples.paths[0]).astype(np.float32) / 127.5 - 1.0  # MobileNetV2 "tf" mode
+    np.testing.assert_allclose(x.numpy()[0], expected, atol=1e-5)
+    np.testing.assert_array_equal(y.numpy()[:, 0], samples.labels.astype(np.float32))
+
+
+def test_class_weights_balance_the_classes():
+    w = class_weights(np.array([0] * 78 + [1] * 22))
+    assert w[0] * 78 == pytest.approx(w[1] * 22) and w[0] * 78 + w[1] * 22 == pytest.approx(100)
+    with pytest.raises(ValueError, match="both classes"):
+        class_weights(np.zeros(5))
+
+
+def test_sanity_check_passes_with_logit_loss(batch):
+    model = build_classifier("mobilenet_v2", alpha=0.35, weights=None)
+    report = overfit_one_batch(model, *batch, steps=40, learning_rate=2e-3)
+    assert report.passed and report.final_loss < 0.1 * report.initial_loss and report.batch_accuracy == 1.0
+
+
+def test_sanity_check_catches_the_blogs_probability_loss_on_logits(batch):
+    import keras
+
+    model = build_classifier("mobilenet_v2", alpha=0.35, weights=None)
+    broken = keras.losses.BinaryCrossentropy(from_logits=False)  # the model outputs logits
+    with pytest.raises(SanityCheckError, match="from_logits=True"):
+        overfit_one_batch(model, *batch, loss=broken, steps=40, learning_rate=2e-3)
+
+
+def test_lr_range_test_writes_curve_and_suggestion(synthetic_dir, tmp_path):
+    from shipcam.train.lr_find import lr_range_test
+
+    samples = load_dataset(synthetic_dir, show_progress=False)
+    ds = make_dataset(samples, get_backbone("mobilenet_v2"), 64, 8, training=True)
+    model = build_classifier("mobilenet_v2", alpha=0.35, weights=None)
+    result = lr_range_test(model, ds, tmp_path, start_lr=1e-5, end_lr=10.0, num_steps=30, verbose=0)
+    lrs = np.array(result["lrs"])
+    assert len(lrs) >= 12 and np.all(np.diff(lrs) > 0)
+    assert (tmp_path / "lr_finder.png").stat().st_size > 5000
+    saved = json.loads((tmp_path / "lr_finder.json").read_text())
+    assert saved["lrs"] == result["lrs"] and 1e-5 <= saved["suggested_lr"] <= 10.0
+
+
+def _history(run):
+    with open(run / "history.csv") as f:
+        return [(r["phase"], int(r["epoch"])) for r in csv.DictReader(f)]
+
+
+def test_interrupted_training_resumes_from_the_saved_epoch(synthetic_dir, tmp_path):
+    from shipcam.train.callbacks import StopAfterEpoch
+
+    run = tmp_path / "run"
+    config = TrainConfig(
+        run_dir=str(run), data=str(synthetic_dir), weights=None, size=64, batch_size=8, val_fraction=0.25,
+        head_epochs=2, finetune_epochs=2, steps_per_epoch=2, patience=10, verbose=0,
+    )
+    result = train(config, extra_callbacks=[StopAfterEpoch(2)], show_progress=False)
+    assert result["interrupted"]
+    assert _history(run) == [("scratch", 1), ("scratch", 2)]
+    assert (run / "best.keras").exists() and not (run / "metrics.json").exists()
+
+    metrics = train(load_config(run), resume=True, show_progress=False)
+    # Epochs 1-2 are not repeated: the run continues at epoch 3 and ends at 4.
+    assert _history(run) == [("scratch", 1), ("scratch", 2), ("scratch", 3), ("scratch", 4)]
+    assert 0.0 <= metrics["auc"] <= 1.0 and metrics["majority_baseline"] >= 0.5
+    assert (run / "curves.png").exists() and json.loads((run / "config.json").read_text())["size"] == 64
+
+
+def test_two_phases_with_frozen_then_unfrozen_backbone(synthetic_dir, tmp_path, imagenet_weights):
+    run = tmp_path / "run2"
+    config = TrainConfig(
+        run_dir=str(run), data=str(synthetic_dir), weights=str(imagenet_weights), alpha=1.0, size=64, batch_size=8,
+        head_epochs=1, finetune_epochs=1, finetune_layers=10, steps_per_epoch=2, verbose=0,
+    )
+    train(config, show_progress=False)
+    assert [p for p, _ in _history(run)] == ["head", "finetune"]
+    assert (run / "head.keras").exists() and (run / "best.keras").exists()
+    state = json.loads((run / "state.json").read_text())
+    assert state["done"] == ["head", "finetune"]
+
+
+def test_existing_run_is_not_overwritten(tmp_path):
+    from shipcam.errors import ShipcamError
+
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ShipcamError, match="--resume"):
+        train(TrainConfig(run_dir=str(tmp_path), weights=None))

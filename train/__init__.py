@@ -1,0 +1,1 @@
+"""shipcam.train: datasets, the GMP classifier and the training toolkit."""

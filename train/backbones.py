@@ -1,0 +1,42 @@
+"""What shipcam knows about each backbone, without importing Keras.
+
+Export writes this into every model file; the runtime reads it back, so the
+preprocessing at inference is the training preprocessing by construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["BackboneSpec", "BACKBONES", "get_backbone", "BackboneName", "Pooling"]
+
+BackboneName = Literal["mobilenet_v2", "xception"]
+Pooling = Literal["max", "avg"]
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    name: str
+    keras_class: str  # attribute of keras.applications
+    stride: int  # input pixels per feature-map cell
+    min_size: int  # smallest input the architecture accepts
+    # x_model = x_uint8 * scale + offset, RGB order: both use "tf"-mode preprocessing.
+    scale: float = 1 / 127.5
+    offset: float = -1.0
+    imagenet_alphas: tuple[float, ...] = ()
+
+
+BACKBONES: dict[str, BackboneSpec] = {
+    "mobilenet_v2": BackboneSpec(
+        "mobilenet_v2", "MobileNetV2", stride=32, min_size=32, imagenet_alphas=(0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
+    ),
+    "xception": BackboneSpec("xception", "Xception", stride=32, min_size=71),
+}
+
+
+def get_backbone(name: str) -> BackboneSpec:
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        raise ValueError(f"Unknown backbone. Expected one of {sorted(BACKBONES)}. Received: backbone={name!r}") from None

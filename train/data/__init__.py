@@ -1,0 +1,1 @@
+"""Datasets: the synthetic scene generator, Airbus/ShipsNet/folder loaders, RLE, tf.data."""

@@ -1,0 +1,337 @@
+"""Synthetic satellite scenes with ships and their masks: shipcam's embedded dataset.
+
+Modelled on PlanetScope imagery at ~3 m/px (dark green-blue sea with a faint
+wave texture and sun glint; anchored cargo ships and tankers 40-300 m long with
+rust-red, white or dark hulls and a bright superstructure; small boats with
+long white wakes; piers, breakwaters, platforms and clouds) and scaled by the
+ground-sample distance, so a 200 m tanker is ~67 px at 3 m/px and ~133 px at
+1.5 m/px (Airbus/SPOT).
+
+Hard negatives matter more than easy positives: no-ship scenes carry the
+things a detector confuses with ships (wakes whose boat left the frame,
+breakwaters, piers, platforms, buoys, cloud puffs, glint).
+
+Everything is numpy; a scene is a pure function of ``(seed, index, config)`` so
+datasets are reproducible and can be generated in any order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+from shipcam.runtime.cam import resize_bilinear
+
+__all__ = ["SceneConfig", "Scene", "generate_scene", "generate_scenes"]
+
+# Sea colours (RGB) measured on open water in the two PlanetScope reference
+# scenes (SF Bay, San Pedro Bay) plus a deep-ocean blue as seen in Airbus tiles.
+_SEA_COLOURS = np.array([[78, 91, 74], [50, 62, 56], [40, 58, 66], [28, 45, 62], [62, 80, 82]], np.float32)
+_HULL_COLOURS = np.array(
+    [[170, 88, 66], [150, 70, 55], [188, 196, 186], [205, 208, 200], [70, 72, 74], [95, 110, 125], [120, 60, 50]],
+    np.float32,
+)
+_CONTAINER_COLOURS = np.array([[190, 60, 50], [60, 100, 170], [200, 170, 60], [80, 140, 90], [220, 220, 215]], np.float32)
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """What a synthetic scene may contain. Lengths in metres, sizes in pixels."""
+
+    size: int = 96
+    gsd: float = 3.0  # metres per pixel: PlanetScope ~3, Airbus SPOT ~1.5
+    ship_fraction: float = 0.22  # Airbus: 22% of images have ships
+    max_ships: int = 3
+    ship_length_m: tuple[float, float] = (20.0, 300.0)  # sampled log-uniformly
+    beam_ratio: tuple[float, float] = (0.11, 0.2)
+    moving_fraction: float = 0.45  # ships that trail a wake
+    cloud_prob: float = 0.2
+    coast_prob: float = 0.25
+    confuser_prob: float = 0.6  # chance of each hard-negative kind being tried
+    noise_std: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.size < 16:
+            raise ValueError(f"scene size must be >= 16 px, received size={self.size}")
+        if self.gsd <= 0:
+            raise ValueError(f"gsd must be positive metres/pixel, received gsd={self.gsd}")
+        if not 0.0 <= self.ship_fraction <= 1.0:
+            raise ValueError(f"ship_fraction must be in [0, 1], received {self.ship_fraction}")
+        lo, hi = self.ship_length_m
+        if not 0 < lo <= hi:
+            raise ValueError(f"ship_length_m must be (min, max) with 0 < min <= max, received {self.ship_length_m}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Scene:
+    image: np.ndarray  # (H, W, 3) uint8
+    masks: list[np.ndarray] = field(default_factory=list)  # one (H, W) bool per ship
+
+    @property
+    def has_ship(self) -> bool:
+        return len(self.masks) > 0
+
+    @property
+    def mask(self) -> np.ndarray:
+        union = np.zeros(self.image.shape[:2], bool)
+        for m in self.masks:
+            union |= m
+        return union
+
+
+def generate_scenes(n: int, config: SceneConfig = SceneConfig(), seed: int = 0) -> Iterator[Scene]:
+    for i in range(n):
+        yield generate_scene(config, seed=seed, index=i)
+
+
+def generate_scene(config: SceneConfig = SceneConfig(), seed: int = 0, index: int = 0) -> Scene:
+    """One scene, determined by ``(seed, index, config)`` alone."""
+    rng = np.random.default_rng([seed, index])
+    s = config.size
+    want_ships = rng.random() < config.ship_fraction
+
+    img = _sea(rng, s)
+    land = _coast(rng, img) if rng.random() < config.coast_prob else np.zeros((s, s), bool)
+    cloud = _cloud_alpha(rng, s) if rng.random() < config.cloud_prob else np.zeros((s, s), np.float32)
+
+    # Hard negatives first, so ships are drawn over them (not the other way round).
+    _confusers(rng, img, land, config)
+
+    masks: list[np.ndarray] = []
+    if want_ships:
+        n_ships = 1 + int(rng.integers(0, config.max_ships))
+        for _ in range(n_ships * 4):  # rejection-sample open water
+            if len(masks) == n_ships:
+                break
+            mask = _try_ship(rng, img, land, cloud, masks, config)
+            if mask is not None:
+                masks.append(mask)
+
+    _apply_cloud(rng, img, cloud)
+    img = _blur(img, sigma=float(rng.uniform(0.5, 0.9)))
+    img += rng.normal(0.0, config.noise_std, img.shape).astype(np.float32)
+    return Scene(np.clip(img, 0, 255).astype(np.uint8), masks)
+
+
+# --- background ---------------------------------------------------------------
+
+
+def _fractal(rng: np.random.Generator, s: int, octaves: int = 4, base: int = 2, persistence: float = 0.55) -> np.ndarray:
+    """Value noise: bilinear-upsampled random grids, finer grids weaker. Roughly N(0, 1)."""
+    out = np.zeros((s, s), np.float32)
+    amp, total = 1.0, 0.0
+    for o in range(octaves):
+        g = base * 2**o + 1
+        out += amp * resize_bilinear(rng.standard_normal((g, g)).astype(np.float32), s, s)
+        total += amp**2
+        amp *= persistence
+    return out / math.sqrt(total)
+
+
+def _sea(rng: np.random.Generator, s: int) -> np.ndarray:
+    a, b = _SEA_COLOURS[rng.choice(len(_SEA_COLOURS), 2, replace=False)]
+    colour = a + rng.random() * (b - a) + rng.normal(0, 4, 3)
+    img = np.broadcast_to(colour, (s, s, 3)).astype(np.float32).copy()
+    img += (rng.uniform(2, 7) * _fractal(rng, s))[..., None]  # slow tone changes
+
+    # Wind waves: a few short directional sinusoids, modulated so they come in patches.
+    yy, xx = np.mgrid[0:s, 0:s].astype(np.float32)
+    waves = np.zeros((s, s), np.float32)
+    theta0 = rng.uniform(0, np.pi)
+    for _ in range(3):
+        th = theta0 + rng.normal(0, 0.3)
+        k = 2 * np.pi / rng.uniform(2.5, 7.0)
+        waves += np.sin(k * (xx * np.cos(th) + yy * np.sin(th)) + rng.uniform(0, 2 * np.pi))
+    patch = np.clip(_fractal(rng, s, octaves=3) + 0.5, 0, None)
+    img += (rng.uniform(0.5, 2.5) * waves * patch / 3)[..., None]
+
+    # Sun glint: sparse bright specks, more on some scenes than others.
+    glint = rng.random((s, s)) < rng.uniform(0, 0.004)
+    img[glint] += rng.uniform(20, 60)
+    return img
+
+
+def _coast(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+    """Land on one side of a ragged line: urban blocks, a beach strip, piers into the sea."""
+    s = img.shape[0]
+    yy, xx = np.mgrid[0:s, 0:s].astype(np.float32)
+    th = rng.uniform(0, 2 * np.pi)
+    nx, ny = np.cos(th), np.sin(th)
+    offset = rng.uniform(0.15, 0.5) * s
+    dist = (xx - s / 2) * nx + (yy - s / 2) * ny + s / 2 - offset  # > 0 is sea
+    dist += rng.uniform(1, 5) * _fractal(rng, s, octaves=3)
+    land = dist < 0
+
+    block = int(rng.integers(2, 6))
+    g = -(-s // block)
+    blocks = rng.uniform(0.55, 1.15, (g, g)).repeat(block, 0).repeat(block, 1)[:s, :s]
+    tone = np.array(rng.choice([[150, 145, 130], [175, 170, 160], [120, 125, 110], [190, 180, 160]]), np.float32)
+    urban = tone * blocks[..., None] + rng.normal(0, 6, (s, s, 1))
+    img[land] = urban[land]
+    if rng.random() < 0.5:  # beach
+        beach = (dist >= -2) & (dist < 0)
+        img[beach] = np.array([215, 205, 180], np.float32) + rng.normal(0, 5, (int(beach.sum()), 3))
+
+    # Piers: bright rectangles leaving the shore, perpendicular to it.
+    for _ in range(int(rng.integers(0, 4))):
+        t = rng.uniform(-0.5, 0.5) * s
+        cx, cy = s / 2 - ny * t + nx * (offset - s / 2), s / 2 + nx * t + ny * (offset - s / 2)
+        length, width = rng.uniform(8, 35), rng.uniform(1.5, 4)
+        cover = _rectangle(xx, yy, cx + nx * length / 2, cy + ny * length / 2, th, length, width)
+        _paint(img, cover, np.array([170, 170, 165], np.float32) + rng.normal(0, 10, 3))
+        land |= cover > 0.5
+    return land
+
+
+def _cloud_alpha(rng: np.random.Generator, s: int) -> np.ndarray:
+    n = _fractal(rng, s, octaves=5, base=1, persistence=0.6)
+    cover = rng.uniform(-0.5, 1.2)  # threshold: from overcast to a few wisps
+    return np.clip((n - cover) * rng.uniform(0.6, 1.5), 0, rng.uniform(0.5, 0.95)).astype(np.float32)
+
+
+def _apply_cloud(rng: np.random.Generator, img: np.ndarray, alpha: np.ndarray) -> None:
+    if not alpha.any():
+        return
+    shadow = np.roll(alpha, (int(rng.integers(2, 6)), int(rng.integers(2, 6))), axis=(0, 1))
+    img *= 1 - 0.35 * shadow[..., None]
+    img[:] = img * (1 - alpha[..., None]) + np.float32(228) * alpha[..., None]
+
+
+def _confusers(rng: np.random.Generator, img: np.ndarray, land: np.ndarray, cfg: SceneConfig) -> None:
+    s = img.shape[0]
+    yy, xx = np.mgrid[0:s, 0:s].astype(np.float32)
+    p = cfg.confuser_prob
+    if rng.random() < p * 0.5:  # wake of a boat that has left the frame, or a ghost wake
+        cx, cy = rng.uniform(0, s, 2)
+        length = rng.uniform(5, 30) / cfg.gsd
+        _wake(rng, img, xx, yy, cx, cy, rng.uniform(0, 2 * np.pi), length, length * 0.15, strength=rng.uniform(0.4, 1))
+    if rng.random() < p * 0.3:  # breakwater: long thin grey line
+        th = rng.uniform(0, np.pi)
+        cover = _rectangle(xx, yy, *rng.uniform(0, s, 2), th, rng.uniform(0.5, 2) * s, rng.uniform(1, 2.5))
+        _paint(img, cover, np.array([150, 150, 145], np.float32) + rng.normal(0, 10, 3))
+    if rng.random() < p * 0.25:  # platform / islet: a squat textured block
+        w = rng.uniform(40, 150) / cfg.gsd
+        cover = _rectangle(xx, yy, *rng.uniform(0, s, 2), rng.uniform(0, np.pi), w, w * rng.uniform(0.6, 1))
+        tex = np.clip(_fractal(rng, s, octaves=3) * 25 + rng.uniform(110, 170), 0, 255)
+        _paint(img, cover, np.stack([tex, tex * 0.97, tex * 0.9], -1))
+    if rng.random() < p * 0.4:  # buoys / debris: one or two bright pixels
+        for _ in range(int(rng.integers(1, 4))):
+            y, x = rng.integers(0, s, 2)
+            img[y, x] += rng.uniform(30, 90)
+    if rng.random() < p * 0.3:  # small cloud puff
+        cx, cy = rng.uniform(0, s, 2)
+        r = rng.uniform(2, 8)
+        puff = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r)) * rng.uniform(0.4, 0.9)
+        img[:] = img * (1 - puff[..., None]) + 225 * puff[..., None]
+
+
+# --- ships --------------------------------------------------------------------
+
+
+def _try_ship(rng, img, land, cloud, others, cfg: SceneConfig) -> np.ndarray | None:
+    s = img.shape[0]
+    lo, hi = cfg.ship_length_m
+    length = math.exp(rng.uniform(math.log(lo), math.log(hi))) / cfg.gsd
+    beam = max(length * rng.uniform(*cfg.beam_ratio), 1.6)
+    cx, cy = rng.uniform(2, s - 2, 2)
+    heading = rng.uniform(0, 2 * np.pi)
+
+    # Render only inside the ship's bounding box (+ wake room handled separately).
+    r = int(length / 2 + beam + 2)
+    x0, x1 = max(0, int(cx) - r), min(s, int(cx) + r + 1)
+    y0, y1 = max(0, int(cy) - r), min(s, int(cy) + r + 1)
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    cover = _hull(xx, yy, cx, cy, heading, length, beam)
+    inside = cover > 0.5
+    if inside.sum() < 3:
+        return None
+    if land[y0:y1, x0:x1][inside].mean() > 0.05 or cloud[y0:y1, x0:x1][inside].mean() > 0.3:
+        return None
+    if any(m[y0:y1, x0:x1][inside].any() for m in others):
+        return None
+
+    if rng.random() < cfg.moving_fraction:
+        fy, fx = np.mgrid[0:s, 0:s].astype(np.float32)
+        stern_x, stern_y = cx - np.cos(heading) * length / 2, cy - np.sin(heading) * length / 2
+        wake_len = length * rng.uniform(1.5, 6)
+        _wake(rng, img, fx, fy, stern_x, stern_y, heading + np.pi, wake_len, beam, strength=rng.uniform(0.5, 1))
+
+    view = img[y0:y1, x0:x1]
+    # Sun shadow: a darker offset copy of the hull, drawn first.
+    shadow = np.roll(cover, (1, 1), axis=(0, 1)) * 0.35
+    view *= 1 - shadow[..., None]
+
+    small = length * cfg.gsd < 35
+    hull = np.array([215, 215, 210], np.float32) if small and rng.random() < 0.7 else _HULL_COLOURS[rng.integers(len(_HULL_COLOURS))]
+    colour = np.broadcast_to(hull + rng.normal(0, 8, 3), cover.shape + (3,)).copy()
+    u = (xx - cx) * np.cos(heading) + (yy - cy) * np.sin(heading)  # along the ship, + towards the bow
+    v = -(xx - cx) * np.sin(heading) + (yy - cy) * np.cos(heading)
+    kind = rng.choice(["plain", "tanker", "containers"]) if not small else "plain"
+    if kind == "containers":
+        cell = max(length / 12, 1.0)
+        ids = (np.floor((u + length) / cell) * 7 + np.floor((v + beam) / max(beam / 2, 0.8))).astype(int)
+        palette = _CONTAINER_COLOURS[rng.integers(0, len(_CONTAINER_COLOURS), 64)]
+        deck = (np.abs(u) < length * 0.38) & (np.abs(v) < beam * 0.38)
+        colour[deck] = palette[ids[deck] % 64]
+    elif kind == "tanker":
+        deck = (np.abs(v) < max(beam * 0.08, 0.4)) & (np.abs(u) < length * 0.35)
+        colour[deck] = colour[deck] * 0.7 + 60
+    # Superstructure: a bright block near the stern.
+    sup = (u < -length * 0.3) & (u > -length * 0.45) & (np.abs(v) < beam * 0.4)
+    colour[sup] = np.array([235, 235, 230], np.float32)
+    _paint(view, cover, colour)
+
+    mask = np.zeros((s, s), bool)
+    mask[y0:y1, x0:x1] = inside
+    return mask
+
+
+def _hull(xx, yy, cx, cy, heading, length, beam) -> np.ndarray:
+    """Anti-aliased coverage in [0, 1] of a hull: a rectangle with a pointed bow."""
+    u = (xx - cx) * np.cos(heading) + (yy - cy) * np.sin(heading)
+    v = -(xx - cx) * np.sin(heading) + (yy - cy) * np.cos(heading)
+    a, bow = length / 2, min(length * 0.2, 3 * beam)
+    half = np.where(u > a - bow, beam / 2 * np.clip((a - u) / bow, 0, 1), beam / 2)
+    return np.clip(half - np.abs(v) + 0.5, 0, 1) * np.clip(a - np.abs(u) + 0.5, 0, 1)
+
+
+def _rectangle(xx, yy, cx, cy, theta, length, width) -> np.ndarray:
+    u = (xx - cx) * np.cos(theta) + (yy - cy) * np.sin(theta)
+    v = -(xx - cx) * np.sin(theta) + (yy - cy) * np.cos(theta)
+    return np.clip(width / 2 - np.abs(v) + 0.5, 0, 1) * np.clip(length / 2 - np.abs(u) + 0.5, 0, 1)
+
+
+def _wake(rng, img, xx, yy, x0, y0, direction, length, beam, strength=1.0) -> None:
+    """Turbulent centre wake plus faint Kelvin arms (19.5 deg), fading with distance."""
+    u = (xx - x0) * np.cos(direction) + (yy - y0) * np.sin(direction)  # distance behind the stern
+    v = -(xx - x0) * np.sin(direction) + (yy - y0) * np.cos(direction)
+    behind = np.clip(u, 0, None)
+    fade = np.where(u > 0, np.exp(-behind / max(length, 1.0)), 0.0)
+    width = beam * 0.5 + behind * 0.04
+    centre = np.exp(-(v / np.maximum(width, 0.6)) ** 2) * fade
+    arm = np.exp(-((np.abs(v) - behind * 0.354) / 0.6) ** 2) * fade**2 * 0.15
+    a = np.clip((centre + arm) * strength, 0, 1).astype(np.float32)
+    img[:] = img * (1 - 0.75 * a[..., None]) + np.float32(225) * 0.75 * a[..., None]
+
+
+def _paint(view: np.ndarray, cover: np.ndarray, colour) -> None:
+    c = cover[..., None].astype(np.float32)
+    view[:] = view * (1 - c) + np.asarray(colour, np.float32) * c
+
+
+def _blur(img: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian blur (the optics' point-spread function), edge-padded."""
+    radius = max(1, int(math.ceil(2.5 * sigma)))
+    k = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2).astype(np.float32)
+    k /= k.sum()
+    pad = np.pad(img, ((radius, radius), (radius, radius), (0, 0)), mode="edge")
+    h, w = img.shape[:2]
+    rows = sum(k[i] * pad[i : i + h] for i in range(len(k)))
+    return sum(k[i] * rows[:, i : i + w] for i in range(len(k)))

@@ -1,0 +1,37 @@
+"""Keras metrics for a model that outputs logits, and the loss the blog learned to get right."""
+
+from __future__ import annotations
+
+import keras
+
+__all__ = ["classification_metrics", "logit_loss", "LogitPrecision", "LogitRecall"]
+
+
+@keras.saving.register_keras_serializable(package="shipcam")
+class LogitPrecision(keras.metrics.Precision):
+    """Precision at p = 0.5 on a logit output (Keras' thresholds must lie in [0, 1])."""
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        return super().update_state(y_true, keras.ops.sigmoid(y_pred), sample_weight)
+
+
+@keras.saving.register_keras_serializable(package="shipcam")
+class LogitRecall(keras.metrics.Recall):
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        return super().update_state(y_true, keras.ops.sigmoid(y_pred), sample_weight)
+
+
+def logit_loss():
+    """Binary cross-entropy on logits. ``from_logits=False`` here clips the logits to
+    [1e-7, 1 - 1e-7] as if they were probabilities: gradients vanish and the model
+    learns nothing — the bug the overfit-one-batch check exists to catch."""
+    return keras.losses.BinaryCrossentropy(from_logits=True)
+
+
+def classification_metrics() -> list:
+    return [
+        keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy"),  # logit 0 == p 0.5
+        LogitPrecision(name="precision"),
+        LogitRecall(name="recall"),
+        keras.metrics.AUC(from_logits=True, name="auc"),
+    ]

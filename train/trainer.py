@@ -1,0 +1,275 @@
+"""Two-phase transfer learning with checkpoints that survive interruption.
+
+Phase ``head``: the backbone frozen, only the dense logit (and dropout) learns.
+Phase ``finetune``: the top ``finetune_layers`` of the backbone unfrozen at a
+smaller rate, BatchNorm kept in inference mode (its statistics came from
+ImageNet; a small batch would wreck them).
+
+With ``weights=None`` a frozen random backbone has nothing to offer, so a
+single ``scratch`` phase trains every layer instead.
+
+Run folder::
+
+    config.json         the resolved configuration (``--resume`` reads it back)
+    state.json          finished phases, best validation AUC so far
+    backup/<phase>/     Keras BackupAndRestore: weights, optimizer, epoch
+    head.keras          the model after the head phase
+    best.keras          best validation AUC across phases (atomic writes)
+    history.csv         every epoch of every phase
+    metrics.json        final validation metrics with the majority baseline
+    curves.png          training curves
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from shipcam._io import write_json
+from shipcam.errors import ShipcamError
+
+__all__ = ["TrainConfig", "train", "load_config", "prepare_data", "make_strategy", "set_trainable", "Phase"]
+
+Phase = Literal["head", "finetune", "scratch"]
+Strategy = Literal["default", "mirrored", "multiworker"]
+Balance = Literal["none", "weights", "sample"]
+
+
+@dataclass
+class TrainConfig:
+    run_dir: str = "runs/train"
+    data: str | None = None  # a dataset folder; None generates the synthetic default
+    # --- model
+    backbone: str = "mobilenet_v2"
+    alpha: float = 0.35
+    pooling: str = "max"
+    weights: str | None = "imagenet"  # "imagenet", None or a weights file
+    dropout: float = 0.2
+    # --- data
+    size: int = 96
+    batch_size: int = 32
+    val_fraction: float = 0.2
+    balance: Balance = "weights"
+    augment: bool = True
+    synthetic_n: int = 2000
+    synthetic_gsd: float = 3.0
+    # --- schedule
+    head_epochs: int = 3
+    head_lr: float = 1e-3
+    finetune_epochs: int = 6
+    finetune_lr: float = 1e-4
+    finetune_layers: int = 60  # top layers of the backbone to unfreeze; -1 = all
+    scratch_lr: float = 2e-3
+    clr: str | None = None  # "triangular" | "triangular2" | "exp_range" | None
+    clr_factor: float = 4.0  # max_lr = factor x base lr
+    patience: int = 4
+    steps_per_epoch: int | None = None  # cap, for quick runs
+    # --- system
+    strategy: Strategy = "default"
+    seed: int = 0
+    tensorboard: bool = False
+    verbose: int | str = "auto"
+    notes: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @property
+    def pretrained(self) -> bool:
+        return self.weights is not None
+
+
+def load_config(run_dir: str | Path) -> TrainConfig:
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise ShipcamError(f"{run_dir}: no config.json, so nothing to resume (is this a shipcam run folder?)")
+    return TrainConfig(**json.loads(path.read_text()))
+
+
+def make_strategy(name: str):
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()  # reads TF_CONFIG
+    raise ValueError(f"Unknown strategy. Expected 'default', 'mirrored' or 'multiworker'. Received: strategy={name!r}")
+
+
+def prepare_data(config: TrainConfig, show_progress: bool = True):
+    """Index (and if needed generate) the dataset and split it. Returns (train, val) Samples."""
+    from shipcam.train.data.sources import load_dataset
+    from shipcam.train.data.synthetic import SceneConfig
+    from shipcam.train.data.writer import write_synthetic_dataset
+
+    data = config.data
+    if data is None:
+        data = str(Path(config.run_dir).parent / f"synthetic_{config.size}px_{config.synthetic_n}")
+        scene = SceneConfig(size=config.size, gsd=config.synthetic_gsd)
+        write_synthetic_dataset(data, config.synthetic_n, scene, seed=config.seed, show_progress=show_progress)
+        config.data = data
+    samples = load_dataset(data, show_progress=show_progress)
+    return samples.split(config.val_fraction, seed=config.seed)
+
+
+def _phases(config: TrainConfig) -> list[tuple[Phase, int, float]]:
+    if not config.pretrained:
+        return [("scratch", config.head_epochs + config.finetune_epochs, config.scratch_lr)]
+    return [("head", config.head_epochs, config.head_lr), ("finetune", config.finetune_epochs, config.finetune_lr)]
+
+
+def set_trainable(model, phase: Phase, finetune_layers: int) -> None:
+    import keras
+
+    base = model.get_layer("backbone")
+    if phase == "scratch":
+        base.trainable = True
+        return
+    if phase == "head":
+        base.trainable = False
+        return
+    base.trainable = True
+    layers = base.layers
+    cut = 0 if finetune_layers < 0 else max(0, len(layers) - finetune_layers)
+    for i, layer in enumerate(layers):
+        layer.trainable = i >= cut and not isinstance(layer, keras.layers.BatchNormalization)
+
+
+def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | None = None, show_progress: bool = True) -> dict:
+    """Train per ``config``; with ``resume`` continue an interrupted run in ``config.run_dir``."""
+    import keras
+    import tensorflow as tf
+
+    from shipcam.train.callbacks import BestCheckpoint, CyclicLR, MajorityBaseline, PhaseLogger
+    from shipcam.train.data.pipeline import class_weights, make_dataset
+    from shipcam.train.metrics import classification_metrics, logit_loss
+    from shipcam.train.model import build_classifier, load_classifier, save_classifier
+
+    run = Path(config.run_dir)
+    state_path = run / "state.json"
+    if run.exists() and (run / "config.json").exists() and not resume:
+        raise ShipcamError(f"{run} already holds a training run; resume it with --resume or choose another --run-dir")
+    run.mkdir(parents=True, exist_ok=True)
+    state = json.loads(state_path.read_text()) if resume and state_path.exists() else {"done": [], "phase": None}
+
+    keras.utils.set_random_seed(config.seed)
+    train_s, val_s = prepare_data(config, show_progress)
+    write_json(run / "config.json", config.to_dict())  # after prepare_data resolved config.data
+    baseline = MajorityBaseline(val_s.labels).baseline
+    print(
+        f"data: {len(train_s)} train / {len(val_s)} val images, {val_s.ship_fraction:.0%} ships in val "
+        f"-> majority-class baseline accuracy {baseline:.3f}"
+    )
+
+    from shipcam.train.backbones import get_backbone
+
+    spec = get_backbone(config.backbone)
+    if config.size < spec.min_size:
+        raise ValueError(f"{config.backbone} needs inputs of at least {spec.min_size} px, received size={config.size}")
+    balanced = config.balance == "sample"
+    train_ds = make_dataset(train_s, spec, config.size, config.batch_size, True, config.seed, config.augment, balanced)
+    val_ds = make_dataset(val_s, spec, config.size, config.batch_size, False)
+    cw = class_weights(train_s.labels) if config.balance == "weights" else None
+
+    strategy = make_strategy(config.strategy)
+    t0 = time.perf_counter()
+    interrupted = False
+    for phase, epochs, lr in _phases(config):
+        if phase in state["done"] or epochs <= 0:
+            continue
+        state["phase"] = phase
+        write_json(state_path, state)
+        with strategy.scope():
+            if phase == "finetune" and (run / "head.keras").exists():
+                model = load_classifier(run / "head.keras")
+            else:
+                model = build_classifier(config.backbone, config.pooling, config.alpha, config.weights, config.dropout, config.size)
+            set_trainable(model, phase, config.finetune_layers)
+            steps = config.steps_per_epoch or max(1, int(np.ceil(len(train_s) / config.batch_size)))
+            schedule = CyclicLR(lr, lr * config.clr_factor, step_size=2 * steps, mode=config.clr) if config.clr else lr
+            model.compile(optimizer=keras.optimizers.Adam(schedule), loss=logit_loss(), metrics=classification_metrics())
+        model(np.zeros((1, config.size, config.size, 3), np.float32))  # BackupAndRestore needs a built model
+
+        callbacks = [
+            keras.callbacks.BackupAndRestore(str(run / "backup" / phase)),
+            MajorityBaseline(val_s.labels),
+            keras.callbacks.EarlyStopping("val_auc", mode="max", patience=config.patience, restore_best_weights=True),
+            BestCheckpoint(run / "best.keras", state, state_path, extra={"train_size": config.size, "class_name": "ship"}),
+            PhaseLogger(run / "history.csv", phase),
+            *(extra_callbacks or []),
+        ]
+        if config.tensorboard:
+            callbacks.append(keras.callbacks.TensorBoard(str(run / "tensorboard" / phase)))
+        trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
+        print(f"phase {phase}: {epochs} epochs at lr {lr:g}{' (' + config.clr + ')' if config.clr else ''}, {trainable:,} trainable parameters")
+        try:
+            model.fit(
+                train_ds.repeat() if config.steps_per_epoch else train_ds,
+                validation_data=val_ds,
+                epochs=epochs,
+                steps_per_epoch=config.steps_per_epoch,
+                class_weight=cw,
+                callbacks=callbacks,
+                verbose=config.verbose,
+            )
+        except KeyboardInterrupt:
+            interrupted = True
+            print(f"\ninterrupted during phase {phase}; continue with: shipcam train --resume {run}")
+            break
+        if phase == "head":
+            save_classifier(model, run / "head.keras", extra={"train_size": config.size})
+        state["done"].append(phase)
+        write_json(state_path, state)
+
+    elapsed = time.perf_counter() - t0
+    state["train_seconds"] = state.get("train_seconds", 0.0) + elapsed
+    write_json(state_path, state)
+    if interrupted:
+        return {"interrupted": True, "state": state}
+
+    del tf
+    best = load_classifier(run / "best.keras", compile=False)
+    best.compile(loss=logit_loss(), metrics=classification_metrics())
+    metrics = {k: float(v) for k, v in best.evaluate(val_ds, return_dict=True, verbose=0).items()}
+    metrics.update(
+        majority_baseline=baseline,
+        n_train=len(train_s),
+        n_val=len(val_s),
+        val_ship_fraction=val_s.ship_fraction,
+        train_seconds=state["train_seconds"],
+        best_epoch=state.get("best_epoch"),
+    )
+    write_json(run / "metrics.json", metrics)
+    _plot_run(run)
+    print(
+        f"best model: val accuracy {metrics['accuracy']:.3f} (majority baseline {baseline:.3f}), "
+        f"AUC {metrics['auc']:.3f}, precision {metrics['precision']:.3f}, recall {metrics['recall']:.3f} "
+        f"-> {run / 'best.keras'} ({state['train_seconds']:.0f}s training)"
+    )
+    return metrics
+
+
+def read_history(path: str | Path) -> tuple[dict[str, list[float]], list[int]]:
+    """History columns across phases, and the indices where a new phase starts."""
+    rows = list(csv.DictReader(open(path)))
+    header = list(rows[0]) if rows else []
+    history = {k: [float(r[k]) for r in rows if r.get(k) not in (None, "")] for k in header if k not in ("phase", "epoch")}
+    starts = [i for i in range(1, len(rows)) if rows[i]["phase"] != rows[i - 1]["phase"]]
+    return history, starts
+
+
+def _plot_run(run: Path) -> None:
+    from shipcam.train.plots import plot_history
+
+    if (run / "history.csv").exists():
+        history, starts = read_history(run / "history.csv")
+        plot_history(history, run / "curves.png", starts)
