@@ -107,6 +107,48 @@ def cmd_check(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from shipcam.export import ExportOptions, Tolerances, export_model, parse_formats
+
+    tol = Tolerances(
+        float_rel=args.float_rel,
+        min_decision_agreement=args.min_agreement,
+        max_auc_drop=args.max_auc_drop,
+        min_cam_corr=args.min_cam_corr,
+        min_cam_iou=args.min_cam_iou,
+    )
+    options = ExportOptions(
+        formats=parse_formats(args.formats),
+        size=args.size,
+        calib=args.calib,
+        calib_data=args.calib_data,
+        calib_size=args.calib_size,
+        parity_n=args.parity_n,
+        int8_io=args.int8_io,
+        onnx_method=args.onnx_method,
+        onnx_per_channel=not args.per_tensor,
+        int8_float_tail=not args.all_int8,
+        tolerances=tol,
+        fail_on_parity=not args.no_fail,
+        threads=args.threads,
+    )
+    manifest = export_model(args.model, args.out, options)
+    print(f"wrote {len(manifest['files'])} files and manifest.json to {args.out}; recommended: {manifest['recommended']}")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from shipcam.export import verify_file
+
+    result = verify_file(args.file, model_path=args.model, n=args.n, threads=args.threads)
+    checks = ", ".join(f"{k}={v:.2e}" if isinstance(v, float) else f"{k}={v}" for k, v in result["checks"].items())
+    print(f"{args.file}: ok ({checks})")
+    if "parity" in result:
+        p = result["parity"]
+        print(f"  vs Keras: logits err {p['logits_rel_err']:.2e} x std, decision agreement {p['decision_agreement']:.3f}, CAM corr {p['cam_corr_mean']:.3f}, CAM IoU {p['cam_iou_mean']:.3f}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from shipcam.demo import run_demo
 
@@ -152,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--finetune-lr", type=float, default=1e-4)
     g.add_argument("--finetune-layers", type=int, default=60, help="top backbone layers to unfreeze (-1: all)")
     g.add_argument("--scratch-lr", type=float, default=2e-3, help="rate when --weights none (one phase, all layers)")
-    g.add_argument("--clr", choices=["triangular", "triangular2", "exp_range"], help="cyclical learning rate between lr and clr-factor x lr")
+    g.add_argument("--scratch-epochs", type=int, default=12, help="epochs when --weights none")
+    g.add_argument("--clr", choices=["triangular", "triangular2", "exp_range"], help="cyclical learning rate between lr and clr-factor x lr (default: cosine decay)")
     g.add_argument("--clr-factor", type=float, default=4.0)
     g.add_argument("--patience", type=int, default=4, help="early stopping on val AUC")
     g.add_argument("--steps-per-epoch", type=int)
@@ -171,6 +214,38 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--end-lr", type=float, default=1.0)
     g.add_argument("--steps", type=int, default=100)
     p.set_defaults(func=cmd_lr_find)
+
+    p = sub.add_parser("export", help="two-output TFLite/ONNX files (float and int8) with parity checks", description="Export MODEL.keras to every format; each file carries its CAM weights and preprocessing, and is compared with Keras.")
+    p.add_argument("model", help="a shipcam .keras model")
+    p.add_argument("--out", required=True, help="output folder")
+    g = p.add_argument_group("formats")
+    g.add_argument("--formats", default="all", help="'all' or a comma list of tflite_fp32,tflite_fp16,tflite_int8,onnx_fp32,onnx_int8")
+    g.add_argument("--size", type=int, help="fix the input size (default: any size, dynamic height/width)")
+    g.add_argument("--int8-io", action="store_true", help="int8 TFLite with int8 input/output tensors (default: float I/O, int8 inside)")
+    g = p.add_argument_group("int8 calibration")
+    g.add_argument("--calib", type=int, default=200, help="calibration images (default: 200)")
+    g.add_argument("--calib-data", help="dataset folder for calibration (default: synthetic scenes, half with ships)")
+    g.add_argument("--calib-size", type=int, help="calibration image size (default: the training size)")
+    g.add_argument("--onnx-method", default="minmax", choices=["minmax", "entropy", "percentile"])
+    g.add_argument("--per-tensor", action="store_true", help="ONNX int8 weights per tensor (default: per channel)")
+    g.add_argument("--all-int8", action="store_true", help="quantize the last block too (default: keep the CAM's feature layers in float)")
+    g = p.add_argument_group("parity thresholds")
+    g.add_argument("--parity-n", type=int, default=120, help="held-out labelled scenes for parity")
+    g.add_argument("--float-rel", type=float, default=1e-4, help="float32: max error / output std")
+    g.add_argument("--min-agreement", type=float, default=0.98, help="int8/fp16: decision agreement")
+    g.add_argument("--max-auc-drop", type=float, default=0.01)
+    g.add_argument("--min-cam-corr", type=float, default=0.0, help="enforce a CAM correlation (reported always)")
+    g.add_argument("--min-cam-iou", type=float, default=0.0, help="enforce a thresholded-CAM IoU (reported always)")
+    g.add_argument("--no-fail", action="store_true", help="write the files even when a threshold is missed")
+    g.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("verify", help="check an exported file (integrity, metadata, parity with --model)", description="Re-run the checks on an exported .tflite/.onnx file.")
+    p.add_argument("file")
+    p.add_argument("--model", help="the source .keras model: re-run parity against it")
+    p.add_argument("-n", type=int, default=32, help="scenes to check on")
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("check", help="overfit one batch: fails loudly if the model cannot learn", description="Sanity check before a long run.")
     p.add_argument("--out", default="runs/check")

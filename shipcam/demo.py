@@ -28,6 +28,7 @@ def run_demo(out: str | Path = "runs/demo", weights: str | None = None, quick: b
         batch_size=32,
         head_epochs=1 if quick else 3,
         finetune_epochs=1 if quick else 6,
+        scratch_epochs=2 if quick else 12,
         steps_per_epoch=None,
         verbose=2,
     )

@@ -79,7 +79,7 @@ def test_interrupted_training_resumes_from_the_saved_epoch(synthetic_dir, tmp_pa
     run = tmp_path / "run"
     config = TrainConfig(
         run_dir=str(run), data=str(synthetic_dir), weights=None, size=64, batch_size=8, val_fraction=0.25,
-        head_epochs=2, finetune_epochs=2, steps_per_epoch=2, patience=10, verbose=0,
+        scratch_epochs=4, steps_per_epoch=2, patience=10, verbose=0,
     )
     result = train(config, extra_callbacks=[StopAfterEpoch(2)], show_progress=False)
     assert result["interrupted"]

@@ -67,7 +67,8 @@ class TrainConfig:
     finetune_lr: float = 1e-4
     finetune_layers: int = 60  # top layers of the backbone to unfreeze; -1 = all
     scratch_lr: float = 2e-3
-    clr: str | None = None  # "triangular" | "triangular2" | "exp_range" | None
+    scratch_epochs: int = 12
+    clr: str | None = None  # "triangular" | "triangular2" | "exp_range" | None; else cosine decay
     clr_factor: float = 4.0  # max_lr = factor x base lr
     patience: int = 4
     steps_per_epoch: int | None = None  # cap, for quick runs
@@ -75,7 +76,7 @@ class TrainConfig:
     strategy: Strategy = "default"
     seed: int = 0
     tensorboard: bool = False
-    verbose: int | str = "auto"
+    verbose: int | str = "auto"  # auto: a progress bar on a terminal, one line per epoch in logs
     notes: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -123,7 +124,7 @@ def prepare_data(config: TrainConfig, show_progress: bool = True):
 
 def _phases(config: TrainConfig) -> list[tuple[Phase, int, float]]:
     if not config.pretrained:
-        return [("scratch", config.head_epochs + config.finetune_epochs, config.scratch_lr)]
+        return [("scratch", config.scratch_epochs, config.scratch_lr)]
     return [("head", config.head_epochs, config.head_lr), ("finetune", config.finetune_epochs, config.finetune_lr)]
 
 
@@ -151,7 +152,7 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
 
     from shipcam.train.callbacks import BestCheckpoint, CyclicLR, MajorityBaseline, PhaseLogger
     from shipcam.train.data.pipeline import class_weights, make_dataset
-    from shipcam.train.metrics import classification_metrics, logit_loss
+    from shipcam.train.metrics import JIT_COMPILE, classification_metrics, logit_loss
     from shipcam.train.model import build_classifier, load_classifier, save_classifier
 
     run = Path(config.run_dir)
@@ -195,8 +196,11 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
                 model = build_classifier(config.backbone, config.pooling, config.alpha, config.weights, config.dropout, config.size)
             set_trainable(model, phase, config.finetune_layers)
             steps = config.steps_per_epoch or max(1, int(np.ceil(len(train_s) / config.batch_size)))
-            schedule = CyclicLR(lr, lr * config.clr_factor, step_size=2 * steps, mode=config.clr) if config.clr else lr
-            model.compile(optimizer=keras.optimizers.Adam(schedule), loss=logit_loss(), metrics=classification_metrics())
+            if config.clr:
+                schedule = CyclicLR(lr, lr * config.clr_factor, step_size=2 * steps, mode=config.clr)
+            else:  # cosine decay to a tenth over the phase: calmer validation curves than a constant rate
+                schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, epochs * steps), alpha=0.1)
+            model.compile(optimizer=keras.optimizers.Adam(schedule), loss=logit_loss(), metrics=classification_metrics(), jit_compile=JIT_COMPILE)
         model(np.zeros((1, config.size, config.size, 3), np.float32))  # BackupAndRestore needs a built model
 
         callbacks = [
@@ -210,7 +214,7 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
         if config.tensorboard:
             callbacks.append(keras.callbacks.TensorBoard(str(run / "tensorboard" / phase)))
         trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
-        print(f"phase {phase}: {epochs} epochs at lr {lr:g}{' (' + config.clr + ')' if config.clr else ''}, {trainable:,} trainable parameters")
+        print(f"phase {phase}: {epochs} epochs at lr {lr:g} ({config.clr or 'cosine decay'}), {trainable:,} trainable parameters")
         try:
             model.fit(
                 train_ds.repeat() if config.steps_per_epoch else train_ds,
@@ -219,7 +223,7 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
                 steps_per_epoch=config.steps_per_epoch,
                 class_weight=cw,
                 callbacks=callbacks,
-                verbose=config.verbose,
+                verbose=_verbosity(config.verbose),
             )
         except KeyboardInterrupt:
             interrupted = True
@@ -238,7 +242,7 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
 
     del tf
     best = load_classifier(run / "best.keras", compile=False)
-    best.compile(loss=logit_loss(), metrics=classification_metrics())
+    best.compile(loss=logit_loss(), metrics=classification_metrics(), jit_compile=JIT_COMPILE)
     metrics = {k: float(v) for k, v in best.evaluate(val_ds, return_dict=True, verbose=0).items()}
     metrics.update(
         majority_baseline=baseline,
@@ -256,6 +260,14 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
         f"-> {run / 'best.keras'} ({state['train_seconds']:.0f}s training)"
     )
     return metrics
+
+
+def _verbosity(v: int | str) -> int | str:
+    import sys
+
+    if v == "auto":
+        return 1 if sys.stdout.isatty() else 2
+    return v
 
 
 def read_history(path: str | Path) -> tuple[dict[str, list[float]], list[int]]:

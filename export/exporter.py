@@ -1,0 +1,238 @@
+"""``shipcam export``: every format, each self-describing, each checked against Keras.
+
+Output folder::
+
+    <stem>_fp32.tflite  <stem>_fp16.tflite  <stem>_int8.tflite
+    <stem>_fp32.onnx    <stem>_int8.onnx
+    manifest.json       size, sha256, quantization and parity of every file
+
+Each file is written under a temporary name and renamed once complete; the
+manifest is written last.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from shipcam._io import write_bytes, write_json
+from shipcam.errors import ShipcamError
+from shipcam.export.formats import ExportFormat, parse_formats
+from shipcam.export.parity import ParitySet, Tolerances, check_parity, compare_outputs, run_in_batches
+from shipcam.runtime.metadata import ModelMetadata
+
+__all__ = ["ExportOptions", "export_model", "ExportError", "model_metadata", "sha256_file", "parity_set"]
+
+MANIFEST = "manifest.json"
+
+
+class ExportError(ShipcamError):
+    """An exported file missed its parity thresholds, or the export could not run."""
+
+
+@dataclass
+class ExportOptions:
+    formats: list[ExportFormat] = field(default_factory=lambda: list(ExportFormat))
+    size: int | None = None  # fixed input size; None keeps height/width dynamic
+    calib: int = 200  # calibration images for int8
+    calib_data: str | None = None  # a dataset folder; default: synthetic scenes
+    calib_size: int | None = None  # default: the training size
+    parity_n: int = 120  # held-out labelled scenes for parity and AUC
+    seed: int = 2024
+    int8_io: bool = False
+    onnx_per_channel: bool = True
+    onnx_method: str = "minmax"
+    int8_float_tail: bool = True  # keep the last block (the CAM's feature map) in float
+    tolerances: Tolerances = field(default_factory=Tolerances)
+    fail_on_parity: bool = True
+    threads: int = 1
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["formats"] = [f.value for f in self.formats]
+        return d
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def model_metadata(model, source_sha256: str, input_size: int | None, quantization: str) -> ModelMetadata:
+    from shipcam import __version__
+    from shipcam.train.backbones import get_backbone
+    from shipcam.train.model import head_weights, model_info
+
+    info = model_info(model)
+    spec = get_backbone(info["backbone"])
+    w, b = head_weights(model)
+    return ModelMetadata(
+        cam_weights=w,
+        cam_bias=b,
+        pooling=info.get("pooling", "max"),
+        backbone=info["backbone"],
+        alpha=info.get("alpha"),
+        feature_channels=int(w.size),
+        input_scale=spec.scale,
+        input_offset=spec.offset,
+        input_size=input_size,
+        train_size=info.get("train_size") or info.get("input_size"),
+        class_name=info.get("class_name", "ship"),
+        feature_stride=spec.stride,
+        threshold=float(info.get("threshold", 0.5)),
+        quantization=quantization,
+        source_sha256=source_sha256,
+        shipcam_version=__version__,
+    )
+
+
+def parity_set(n: int, size: int, scale: float, offset: float, seed: int) -> ParitySet:
+    """Held-out labelled synthetic scenes (a seed the training data never used), half with ships."""
+    from shipcam.train.data.synthetic import SceneConfig, generate_scene
+
+    cfg = SceneConfig(size=size, ship_fraction=0.5)
+    scenes = [generate_scene(cfg, seed=seed, index=i) for i in range(n)]
+    x = np.stack([s.image for s in scenes]).astype(np.float32) * np.float32(scale) + np.float32(offset)
+    return ParitySet(x, np.array([s.has_ship for s in scenes], np.int64), f"synthetic(n={n}, size={size}, seed={seed})")
+
+
+def export_model(model_path: str | Path, out_dir: str | Path, options: ExportOptions | None = None, show_progress: bool = True) -> dict:
+    """Export ``model_path`` (.keras) to ``out_dir``; returns the manifest dict."""
+    import onnx
+
+    from shipcam.export.calibration import folder_calibration, synthetic_calibration
+    from shipcam.export.graph import save_two_output_savedmodel
+    from shipcam.export.onnx import convert_onnx, embed_onnx_metadata, quantize_onnx
+    from shipcam.export.tflite import convert_tflite, embed_tflite_metadata
+    from shipcam.runtime.engines import open_engine
+    from shipcam.train.model import load_classifier, two_output_model
+
+    options = options or ExportOptions()
+    model_path, out_dir = Path(model_path), Path(out_dir)
+    model = load_classifier(model_path)  # names the file and what is wrong with it
+    _check_writable(out_dir)
+    source_sha = sha256_file(model_path)
+    base_meta = model_metadata(model, source_sha, options.size, "float32")
+    size = options.size or options.calib_size or base_meta.train_size or 224
+    stem = model_path.stem
+
+    # One labelled held-out set for every file; the Keras reference computed once.
+    pset = parity_set(options.parity_n, size, base_meta.input_scale, base_meta.input_offset, options.seed)
+    two = two_output_model(model)
+    reference = run_in_batches(lambda x: two(x, training=False), pset.images)
+
+    calibration = None
+    if any(f.is_int8 for f in options.formats):
+        if options.calib < 1:
+            raise ExportError("int8 export needs calibration data: --calib N must be >= 1 (or drop the int8 formats)")
+        if options.calib_data:
+            calibration = folder_calibration(options.calib_data, options.calib, size, base_meta.input_scale, base_meta.input_offset)
+        else:
+            calibration = synthetic_calibration(options.calib, size, base_meta.input_scale, base_meta.input_offset, seed=options.seed + 1)
+
+    entries, failures = [], []
+    with tempfile.TemporaryDirectory(prefix="shipcam_export_") as tmp:
+        savedmodel = save_two_output_savedmodel(model, Path(tmp) / "savedmodel", options.size)
+        float_onnx = None
+        for fmt in options.formats:
+            t0 = time.perf_counter()
+            meta = dataclasses.replace(base_meta, quantization=fmt.quantization)
+            path = out_dir / fmt.filename(stem)
+            extra = {}
+            if fmt.suffix == ".tflite":
+                float_ops = _tflite_float_tail(model) if fmt.is_int8 and options.int8_float_tail else None
+                data = convert_tflite(savedmodel, fmt.quantization, calibration, options.int8_io, float_ops, show_progress)
+                meta.extra = {"float_nodes": float_ops or []}
+                write_bytes(path, embed_tflite_metadata(data, meta))
+            else:
+                if float_onnx is None:
+                    float_onnx = convert_onnx(model, options.size)
+                proto = float_onnx
+                if fmt.is_int8:
+                    exclude = _onnx_float_tail(float_onnx) if options.int8_float_tail else []
+                    proto = quantize_onnx(float_onnx, calibration, options.onnx_per_channel, options.onnx_method, exclude, show_progress=show_progress)
+                    meta.extra = {"float_nodes": exclude, "calibration_method": options.onnx_method, "per_channel": options.onnx_per_channel}
+                    extra["quantize_linear_nodes"] = sum(n.op_type == "QuantizeLinear" for n in proto.graph.node)
+                embed_onnx_metadata(proto, meta)
+                write_bytes(path, proto.SerializeToString())
+            seconds = time.perf_counter() - t0
+
+            engine = open_engine(path, threads=options.threads)
+            got = run_in_batches(engine.run, pset.images)
+            report = compare_outputs(reference, got, meta.cam_weights, meta.cam_bias, pset.labels, (size, size))
+            problems = check_parity(report, fmt.quantization, options.tolerances)
+            entries.append(
+                {
+                    "file": path.name,
+                    "format": fmt.value,
+                    "engine": fmt.engine,
+                    "quantization": fmt.quantization,
+                    "input_shape": list(engine.input_shape),
+                    "size_bytes": path.stat().st_size,
+                    "sha256": sha256_file(path),
+                    "export_seconds": round(seconds, 2),
+                    "parity": report,
+                    "passed": not problems,
+                    "problems": problems,
+                    **extra,
+                }
+            )
+            status = "ok" if not problems else "FAILED: " + "; ".join(problems)
+            print(
+                f"{path.name:32s} {path.stat().st_size / 1e6:7.2f} MB  logits err {report['logits_rel_err']:.1e}  "
+                f"decision {report['decision_agreement']:.3f}  CAM corr {report['cam_corr_mean']:.3f} IoU {report['cam_iou_mean']:.3f}  {status}"
+            )
+            if problems:
+                failures.append(f"{path.name}: " + "; ".join(problems))
+
+    manifest = {
+        "source": {"path": str(model_path), "sha256": source_sha},
+        "shipcam_version": base_meta.shipcam_version,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "parity_set": pset.source,
+        "calibration": calibration.source if calibration is not None else None,
+        "options": options.to_dict(),
+        "recommended": _recommend(entries),
+        "files": entries,
+    }
+    write_json(out_dir / MANIFEST, manifest)
+    if failures and options.fail_on_parity:
+        raise ExportError("exported files missed their parity thresholds (see manifest.json):\n  " + "\n  ".join(failures))
+    return manifest
+
+
+def _recommend(entries: list[dict]) -> str | None:
+    """The smallest file that passed with the best CAM among quantized ones, else the float ONNX."""
+    passed = [e for e in entries if e["passed"]]
+    for fmt in ("tflite_int8", "onnx_int8", "tflite_fp32", "onnx_fp32"):
+        for e in passed:
+            if e["format"] == fmt:
+                return e["file"]
+    return None
+
+
+def _check_writable(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_dir):
+            pass
+    except OSError as e:
+        raise ExportError(f"{out_dir}: cannot write there ({e.strerror or e})") from None
+
+
+def _tflite_float_tail(model) -> list[str]:
+    """TFLite node names of the backbone's last block (kept in float for a faithful CAM): filled in by the CAM-fidelity work."""
+    return []
+
+
+def _onnx_float_tail(proto) -> list[str]:
+    return []

@@ -1,0 +1,94 @@
+"""ONNX export (tf2onnx) and int8 static QDQ quantization (ONNX Runtime's tools)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from shipcam.runtime.metadata import METADATA_KEY, ModelMetadata
+
+__all__ = ["convert_onnx", "quantize_onnx", "embed_onnx_metadata", "OPSET"]
+
+OPSET = 17
+
+
+def convert_onnx(model, size: int | None):
+    """Keras classifier -> ``onnx.ModelProto`` with input ``image`` and outputs ``logits``, ``features``.
+
+    Batch, height and width stay dynamic unless ``size`` fixes the spatial ones.
+    """
+    import tensorflow as tf
+    import tf2onnx
+
+    from shipcam.export.graph import INPUT_NAME, serving_function
+
+    serve = serving_function(model, size)
+    spec = (tf.TensorSpec([None, size, size, 3], tf.float32, name=INPUT_NAME),)
+    proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=OPSET)
+    _rename_outputs(proto)
+    return proto
+
+
+def _rename_outputs(proto) -> None:
+    """tf2onnx names outputs after the TF tensors; the contract is exactly ``logits`` and ``features``."""
+    wanted = {}
+    for out in proto.graph.output:
+        for key in ("logits", "features"):
+            if key in out.name and out.name != key:
+                wanted[out.name] = key
+    if not wanted:
+        return
+    for node in proto.graph.node:
+        node.output[:] = [wanted.get(o, o) for o in node.output]
+        node.input[:] = [wanted.get(i, i) for i in node.input]
+    for out in proto.graph.output:
+        out.name = wanted.get(out.name, out.name)
+
+
+def embed_onnx_metadata(proto, metadata: ModelMetadata):
+    kept = [(p.key, p.value) for p in proto.metadata_props if p.key != METADATA_KEY]
+    del proto.metadata_props[:]
+    for k, v in kept + [(METADATA_KEY, metadata.to_json())]:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    return proto
+
+
+def quantize_onnx(
+    float_proto,
+    calibration,
+    per_channel: bool = True,
+    method: str = "minmax",
+    exclude_nodes: list[str] | None = None,
+    activation_type: str = "quint8",
+    show_progress: bool = True,
+):
+    """Static QDQ int8 (weights int8, activations uint8 by default: the fast path on x86 CPUs)."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}
+    if method not in methods:
+        raise ValueError(f"Unknown calibration method. Expected one of {sorted(methods)}. Received: {method!r}")
+    act = {"quint8": QuantType.QUInt8, "qint8": QuantType.QInt8}[activation_type]
+    if calibration is None or len(calibration) == 0:
+        raise ValueError("int8 export needs calibration data (--calib N synthetic scenes or --calib-data DIR)")
+    with tempfile.TemporaryDirectory() as tmp:
+        src, pre, dst = Path(tmp) / "f.onnx", Path(tmp) / "pre.onnx", Path(tmp) / "q.onnx"
+        onnx.save(float_proto, src)
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        input_name = float_proto.graph.input[0].name
+        quantize_static(
+            str(pre),
+            str(dst),
+            calibration.reader(input_name, show_progress),
+            quant_format=QuantFormat.QDQ,
+            per_channel=per_channel,
+            activation_type=act,
+            weight_type=QuantType.QInt8,
+            calibrate_method=methods[method],
+            nodes_to_exclude=exclude_nodes or [],
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+        )
+        return onnx.load(dst)

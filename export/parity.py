@@ -1,0 +1,102 @@
+"""Parity of an exported file against the Keras model it came from.
+
+Per output: max abs error relative to the Keras output's standard deviation.
+Per decision: logit-sign agreement, probability max abs error, AUC on labelled
+held-out scenes. Per explanation: correlation of the CAMs and IoU of the CAMs
+thresholded at 20% of their maximum (the CAM paper's box rule), both upsampled
+to the image. Decision agreement alone would hide a broken CAM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from shipcam.runtime.cam import class_activation_map, resize_bilinear
+from shipcam.runtime.metrics import cam_mask, mask_iou, pearson, roc_auc, sigmoid
+
+__all__ = ["ParitySet", "Tolerances", "compare_outputs", "check_parity", "run_in_batches"]
+
+
+@dataclass
+class ParitySet:
+    images: np.ndarray  # (N, H, W, 3) float32, preprocessed
+    labels: np.ndarray  # (N,) 0/1
+    source: str
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """What an exported file must meet; every number is a CLI option of ``shipcam export``."""
+
+    float_rel: float = 1e-4  # float32: max |err| / std, per output
+    fp16_rel: float = 0.05  # float16 rounding: ~1e-3 relative per layer, compounded
+    min_decision_agreement: float = 0.98  # quantized files
+    max_auc_drop: float = 0.01
+    min_cam_corr: float = 0.0  # reported always; enforced when set (targets: 0.95)
+    min_cam_iou: float = 0.0  # reported always; enforced when set (targets: 0.8)
+
+
+def run_in_batches(fn, images: np.ndarray, batch: int = 16) -> dict[str, np.ndarray]:
+    outs: dict[str, list] = {"logits": [], "features": []}
+    for i in range(0, len(images), batch):
+        o = fn(images[i : i + batch])
+        for k in outs:
+            outs[k].append(np.asarray(o[k], np.float32))
+    return {k: np.concatenate(v) for k, v in outs.items()}
+
+
+def compare_outputs(ref: dict, got: dict, weights: np.ndarray, bias: float, labels: np.ndarray | None = None, image_size: tuple[int, int] | None = None) -> dict:
+    """All parity figures between two ``{"logits", "features"}`` results on the same images."""
+    lr, lg = ref["logits"].reshape(-1), got["logits"].reshape(-1)
+    report = {}
+    for name in ("logits", "features"):
+        a, b = ref[name], got[name]
+        if a.shape != b.shape:
+            raise ValueError(f"{name}: shapes differ, reference {a.shape} vs exported {b.shape}")
+        scale = float(a.std()) or 1.0
+        report[f"{name}_max_abs_err"] = float(np.abs(a - b).max())
+        report[f"{name}_rel_err"] = float(np.abs(a - b).max() / scale)
+    report["decision_agreement"] = float(np.mean((lr > 0) == (lg > 0)))
+    report["prob_max_abs_err"] = float(np.abs(sigmoid(lr) - sigmoid(lg)).max())
+
+    cam_r = class_activation_map(ref["features"], weights, bias)
+    cam_g = class_activation_map(got["features"], weights, bias)
+    corrs, ious = [], []
+    for r, g in zip(cam_r, cam_g):
+        if image_size is not None:
+            r, g = resize_bilinear(r, *image_size), resize_bilinear(g, *image_size)
+        corrs.append(pearson(r, g))
+        ious.append(mask_iou(cam_mask(r, 0.2), cam_mask(g, 0.2)))
+    report["cam_corr_mean"] = float(np.mean(corrs))
+    report["cam_corr_min"] = float(np.min(corrs))
+    report["cam_iou_mean"] = float(np.mean(ious))
+    report["features_corr"] = pearson(ref["features"], got["features"])
+    if labels is not None and len(np.unique(labels)) == 2:
+        report["auc_reference"] = roc_auc(labels, lr)
+        report["auc"] = roc_auc(labels, lg)
+        report["auc_drop"] = report["auc_reference"] - report["auc"]
+    return report
+
+
+def check_parity(report: dict, quantization: str, tol: Tolerances) -> list[str]:
+    """The tolerance violations of one file's report (empty when it passes)."""
+    problems = []
+    if quantization == "float32":
+        for name in ("logits", "features"):
+            if report[f"{name}_rel_err"] > tol.float_rel:
+                problems.append(f"{name} max error {report[f'{name}_rel_err']:.2e} x std > {tol.float_rel:.0e}")
+    elif quantization == "float16":
+        if report["logits_rel_err"] > tol.fp16_rel:
+            problems.append(f"logits max error {report['logits_rel_err']:.2e} x std > {tol.fp16_rel}")
+    if quantization != "float32":
+        if report["decision_agreement"] < tol.min_decision_agreement:
+            problems.append(f"decision agreement {report['decision_agreement']:.3f} < {tol.min_decision_agreement}")
+        if "auc_drop" in report and report["auc_drop"] > tol.max_auc_drop:
+            problems.append(f"AUC drop {report['auc_drop']:.4f} > {tol.max_auc_drop}")
+    if report["cam_corr_mean"] < tol.min_cam_corr:
+        problems.append(f"CAM correlation {report['cam_corr_mean']:.3f} < {tol.min_cam_corr}")
+    if report["cam_iou_mean"] < tol.min_cam_iou:
+        problems.append(f"CAM IoU {report['cam_iou_mean']:.3f} < {tol.min_cam_iou}")
+    return problems

@@ -1,0 +1,90 @@
+"""TFLite conversion (float32, float16, full-integer int8) and metadata embedding.
+
+int8 files keep **float inputs and outputs** with int8 inside: the converter
+adds one QUANTIZE at the input and DEQUANTIZE at the two outputs (microseconds
+next to the network), and every runtime path stays identical. The runtime also
+handles int8 I/O files (``int8_io=True``) by using the tensors' own
+scale/zero-point.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from shipcam.runtime.metadata import METADATA_KEY, ModelMetadata
+
+__all__ = ["convert_tflite", "embed_tflite_metadata"]
+
+
+def convert_tflite(
+    savedmodel_dir: str | Path,
+    quantization: str,
+    calibration=None,
+    int8_io: bool = False,
+    float_ops: list[str] | None = None,
+    show_progress: bool = True,
+) -> bytes:
+    """Convert the two-output SavedModel. ``quantization``: float32 | float16 | int8.
+
+    ``float_ops``: for int8, node names (or name prefixes) kept in float via
+    the quantization debugger's deny-list — the remedy for sensitive layers.
+    """
+    import tensorflow as tf
+
+    conv = tf.lite.TFLiteConverter.from_saved_model(str(savedmodel_dir), signature_keys=["serving_default"])
+    if quantization == "float16":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.target_spec.supported_types = [tf.float16]
+    elif quantization == "int8":
+        if calibration is None or len(calibration) == 0:
+            raise ValueError("int8 export needs calibration data (--calib N synthetic scenes or --calib-data DIR)")
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = lambda: calibration.representative_dataset("image", show_progress)
+        if float_ops:
+            # Selective quantization: builtins int8 where possible, float kernels allowed for the deny-listed nodes.
+            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+        else:
+            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if int8_io:
+            conv.inference_input_type = tf.int8
+            conv.inference_output_type = tf.int8
+        if float_ops:
+            return _convert_with_denylist(conv, calibration, float_ops, show_progress)
+    elif quantization != "float32":
+        raise ValueError(f"Unknown quantization. Expected float32, float16 or int8. Received: {quantization!r}")
+    return conv.convert()
+
+
+def _convert_with_denylist(conv, calibration, float_ops, show_progress) -> bytes:
+    import tensorflow as tf
+
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=conv,
+        debug_dataset=lambda: calibration.representative_dataset("image", False),
+        debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(float_ops)),
+    )
+    return debugger.get_nondebug_quantized_model()
+
+
+def embed_tflite_metadata(tflite_bytes: bytes, metadata: ModelMetadata) -> bytes:
+    """Add (or replace) the ``shipcam`` metadata entry: a named buffer in the flatbuffer."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite_bytes))
+    payload = np.frombuffer(metadata.to_json().encode("utf-8"), dtype=np.uint8)
+    buf = schema.BufferT()
+    buf.data = payload
+    model.buffers.append(buf)
+    entry = schema.MetadataT()
+    entry.name = METADATA_KEY
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = [m for m in (model.metadata or []) if _name(m) != METADATA_KEY] + [entry]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _name(entry) -> str:
+    n = entry.name
+    return n.decode() if isinstance(n, bytes) else str(n)

@@ -1,0 +1,50 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from shipcam.cli import build_parser, main
+
+COMMANDS = ["demo", "generate", "train", "lr-find", "check"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    assert e.value.code == 0
+    assert "usage: shipcam " + command in capsys.readouterr().out
+
+
+def test_train_help_groups_its_options(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    for group in ("model:", "data:", "schedule:", "system:"):
+        assert group in out
+
+
+def test_generate_writes_a_loadable_dataset(tmp_path, capsys):
+    from shipcam.train.data.sources import load_dataset
+
+    assert main(["generate", str(tmp_path / "d"), "-n", "12", "--size", "48", "--ship-fraction", "0.5"]) == 0
+    s = load_dataset(tmp_path / "d", show_progress=False)
+    assert len(s) == 12 and 0 < s.labels.sum() < 12
+    info = json.loads((tmp_path / "d" / "shipcam_dataset.json").read_text())
+    assert info["config"]["size"] == 48 and info["n"] == 12
+
+
+def test_user_errors_are_one_line_not_a_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "shipcam.cli", "train", "--data", str(tmp_path / "nowhere"), "--weights", "none", "--run-dir", str(tmp_path / "r")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "error:" in proc.stderr and "nowhere" in proc.stderr and "not a folder" in proc.stderr
+
+
+def test_weights_none_parses_to_none():
+    args = build_parser().parse_args(["train", "--weights", "none"])
+    assert args.weights is None
