@@ -25,18 +25,18 @@ def verify_file(path: str | Path, model_path: str | Path | None = None, n: int =
     from shipcam.runtime.engines import open_engine
 
     path = Path(path)
-    engine = open_engine(path, threads=threads)  # raises ModelFileError on truncated / foreign files
-    meta = engine.metadata
-    result: dict = {"file": str(path), "quantization": meta.quantization, "checks": {}}
-
+    checks: dict = {}
     manifest = path.parent / MANIFEST
-    if manifest.is_file():
+    if manifest.is_file() and path.is_file():  # the hash first: a damaged file is named as such
         entry = next((e for e in json.loads(manifest.read_text())["files"] if e["file"] == path.name), None)
         if entry is not None:
             digest = sha256_file(path)
             if digest != entry["sha256"]:
                 raise ModelFileError(f"{path}: sha256 {digest[:12]}... does not match {manifest} ({entry['sha256'][:12]}...); the file changed since export")
-            result["checks"]["manifest_sha256"] = "ok"
+            checks["manifest_sha256"] = "ok"
+    engine = open_engine(path, threads=threads)  # raises ModelFileError on truncated / foreign files
+    meta = engine.metadata
+    result: dict = {"file": str(path), "quantization": meta.quantization, "checks": checks}
 
     size = size or engine.fixed_size and engine.fixed_size[0] or meta.train_size or 96
     pset = parity_set(n, size, meta.input_scale, meta.input_offset, seed=777)
@@ -46,11 +46,11 @@ def verify_file(path: str | Path, model_path: str | Path | None = None, n: int =
     feats = got["features"].astype(np.float64)
     pooled = feats.max(axis=(1, 2)) if meta.pooling == "max" else feats.mean(axis=(1, 2))
     recomputed = pooled @ meta.cam_weights.astype(np.float64) + meta.cam_bias
-    err = float(np.abs(recomputed - got["logits"][:, 0]).max() / (np.std(got["logits"]) or 1.0))
+    err = float(np.abs(recomputed - got["logits"][:, 0]).max() / (np.sqrt(np.mean(np.square(got["logits"]))) or 1.0))
     limit = 1e-3 if meta.quantization.startswith("float") else 0.25  # int8 requantizes between the two
     result["checks"]["head_identity_rel_err"] = err
     if err > limit:
-        raise ModelFileError(f"{path}: logits disagree with pool(features).w + b by {err:.2e} x std (limit {limit}); metadata does not match the graph")
+        raise ModelFileError(f"{path}: logits disagree with pool(features).w + b by {err:.2e} x RMS (limit {limit}); metadata does not match the graph")
 
     if model_path is not None:
         from shipcam.train.model import load_classifier, two_output_model

@@ -30,3 +30,34 @@ def synthetic_dir(tmp_path_factory) -> Path:
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory, synthetic_dir) -> Path:
+    """MobileNetV2 alpha 0.35 trained for a few steps at 64 px: real (non-1e-10) activations, seconds to make."""
+    import keras
+
+    from shipcam.train.backbones import get_backbone
+    from shipcam.train.data.pipeline import make_dataset
+    from shipcam.train.data.sources import load_dataset
+    from shipcam.train.metrics import logit_loss
+    from shipcam.train.model import build_classifier, save_classifier
+
+    keras.utils.set_random_seed(0)
+    samples = load_dataset(synthetic_dir, show_progress=False)
+    ds = make_dataset(samples, get_backbone("mobilenet_v2"), 64, 16, training=True)
+    model = build_classifier("mobilenet_v2", "max", alpha=0.35, weights=None)
+    model.compile(keras.optimizers.Adam(2e-3), logit_loss(), jit_compile=False)
+    model.fit(ds.repeat(), steps_per_epoch=15, epochs=3, verbose=0)
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    return save_classifier(model, path, extra={"train_size": 64})
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory, tiny_model_path):
+    """Every format exported once for the session (parity reported, not enforced, for int8 on a barely-trained model)."""
+    from shipcam.export import ExportOptions, export_model
+
+    out = tmp_path_factory.mktemp("export")
+    manifest = export_model(tiny_model_path, out, ExportOptions(calib=16, parity_n=24, fail_on_parity=False), show_progress=False)
+    return out, manifest

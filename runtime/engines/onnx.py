@@ -41,7 +41,10 @@ class OnnxEngine(Engine):
             raise ModelFileError(f"{self.path}: expected one image input, found {[i.name for i in inputs]}")
         self.input_name = inputs[0].name
         self.input_shape = tuple(d if isinstance(d, int) else None for d in inputs[0].shape)
-        meta = self.session.get_modelmeta().custom_metadata_map
+        try:
+            meta = self.session.get_modelmeta().custom_metadata_map
+        except UnicodeDecodeError as e:
+            raise ModelFileError(f"{self.path}: corrupted metadata ({e})") from None
         if METADATA_KEY not in meta:
             raise ModelFileError(f"{self.path}: no shipcam metadata (metadata keys: {sorted(meta) or 'none'})")
         self.metadata = ModelMetadata.from_json(meta[METADATA_KEY], source=str(self.path))

@@ -1,0 +1,161 @@
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from shipcam.errors import ModelFileError
+from shipcam.export import ExportError, ExportFormat, ExportOptions, export_model, verify_file
+from shipcam.runtime.engines import open_engine
+
+FILES = {f: f.filename("tiny") for f in ExportFormat}
+
+
+def test_every_format_is_written_and_listed(exported):
+    out, manifest = exported
+    listed = {e["format"]: e for e in manifest["files"]}
+    assert set(listed) == {f.value for f in ExportFormat}
+    for fmt, name in FILES.items():
+        entry = listed[fmt.value]
+        assert (out / name).is_file() and entry["size_bytes"] == (out / name).stat().st_size
+        assert len(entry["sha256"]) == 64 and entry["quantization"] == fmt.quantization
+    assert json.loads((out / "manifest.json").read_text())["source"]["sha256"] == manifest["source"]["sha256"]
+    assert not list(out.glob(".*.part"))
+    # int8 files are smaller than float ones
+    assert listed["tflite_int8"]["size_bytes"] < 0.5 * listed["tflite_fp32"]["size_bytes"]
+
+
+@pytest.mark.parametrize("fmt", list(ExportFormat), ids=lambda f: f.value)
+def test_two_named_outputs_at_two_sizes(exported, fmt):
+    out, _ = exported
+    engine = open_engine(out / FILES[fmt], threads=1)
+    for size, cells in ((64, 2), (96, 3)):
+        res = engine.run(np.zeros((2, size, size, 3), np.float32))
+        assert res["logits"].shape == (2, 1)
+        assert res["features"].shape == (2, cells, cells, 1280)
+
+
+def test_metadata_read_without_tensorflow_equals_keras_head(exported, tiny_model_path):
+    from shipcam.train.model import head_weights, load_classifier
+
+    out, _ = exported
+    w, b = head_weights(load_classifier(tiny_model_path))
+    code = f"""
+import sys, json, numpy as np
+from shipcam.runtime.metadata import read_tflite_metadata
+from shipcam.runtime.engines import open_engine
+m = read_tflite_metadata({str(out / FILES[ExportFormat.TFLITE_INT8])!r})
+o = open_engine({str(out / FILES[ExportFormat.ONNX_FP32])!r}).metadata
+assert np.array_equal(m.cam_weights, o.cam_weights)
+print(json.dumps({{"w": m.cam_weights.tolist(), "b": m.cam_bias, "pool": m.pooling, "scale": m.input_scale,
+  "q": m.quantization, "heavy": [k for k in ("tensorflow", "keras", "tf2onnx") if k in sys.modules]}}))
+"""
+    got = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert got["heavy"] == []
+    np.testing.assert_array_equal(np.array(got["w"], np.float32), w)  # bit-identical
+    assert got["b"] == pytest.approx(b, abs=0) and got["pool"] == "max" and got["q"] == "int8"
+    assert got["scale"] == pytest.approx(1 / 127.5)
+
+
+def test_float_files_match_keras_and_each_other(exported):
+    out, manifest = exported
+    listed = {e["format"]: e for e in manifest["files"]}
+    for fmt in ("tflite_fp32", "onnx_fp32"):
+        p = listed[fmt]["parity"]
+        assert p["logits_rel_err"] < 1e-4 and p["features_rel_err"] < 1e-4, p
+        assert p["decision_agreement"] == 1.0 and p["cam_corr_mean"] > 0.9999
+        assert listed[fmt]["passed"]
+    x = np.random.default_rng(0).uniform(-1, 1, (3, 64, 64, 3)).astype(np.float32)
+    a = open_engine(out / FILES[ExportFormat.TFLITE_FP32]).run(x)
+    b = open_engine(out / FILES[ExportFormat.ONNX_FP32]).run(x)
+    for k in ("logits", "features"):
+        np.testing.assert_allclose(a[k], b[k], atol=1e-4 * float(np.std(a[k])) + 1e-7)
+
+
+def test_int8_graphs_are_really_quantized(exported):
+    import onnx
+    from ai_edge_litert.interpreter import Interpreter
+
+    out, manifest = exported
+    proto = onnx.load(out / FILES[ExportFormat.ONNX_INT8])
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops.count("QuantizeLinear") > 50 and ops.count("DequantizeLinear") > 50
+    float_ops = [n.op_type for n in onnx.load(out / FILES[ExportFormat.ONNX_FP32]).graph.node]
+    assert "QuantizeLinear" not in float_ops
+    it = Interpreter(model_path=str(out / FILES[ExportFormat.TFLITE_INT8]))
+    int8_tensors = sum(d["dtype"] == np.int8 for d in it.get_tensor_details())
+    assert int8_tensors > 100
+    it32 = Interpreter(model_path=str(out / FILES[ExportFormat.TFLITE_FP32]))
+    assert sum(d["dtype"] == np.int8 for d in it32.get_tensor_details()) == 0
+    # parity figures are reported for every file
+    for e in manifest["files"]:
+        assert {"decision_agreement", "cam_corr_mean", "cam_iou_mean", "auc_drop"} <= set(e["parity"])
+
+
+def test_verify_accepts_good_files_and_rejects_damaged_ones(exported, tmp_path, tiny_model_path):
+    out, _ = exported
+    good = out / FILES[ExportFormat.TFLITE_FP32]
+    res = verify_file(good, model_path=tiny_model_path, n=8)
+    assert res["checks"]["manifest_sha256"] == "ok" and res["parity"]["logits_rel_err"] < 1e-4
+    assert res["checks"]["head_identity_rel_err"] < 1e-3
+
+    for name in (FILES[ExportFormat.TFLITE_FP32], FILES[ExportFormat.ONNX_FP32]):
+        cut = tmp_path / name
+        cut.write_bytes((out / name).read_bytes()[: 5000])
+        with pytest.raises(ModelFileError, match=name):
+            verify_file(cut)
+
+    # Same bytes length, one flipped byte, beside the manifest: the hash check names it.
+    shutil.copytree(out, tmp_path / "copy")
+    tampered = tmp_path / "copy" / FILES[ExportFormat.ONNX_FP32]
+    data = bytearray(tampered.read_bytes())
+    data[-10] ^= 0xFF
+    tampered.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="sha256"):
+        verify_file(tampered)
+
+
+def test_files_without_features_or_metadata_are_refused(exported, tmp_path):
+    import onnx
+
+    out, _ = exported
+    proto = onnx.load(out / FILES[ExportFormat.ONNX_FP32])
+    keep = [o for o in proto.graph.output if o.name != "features"]
+    del proto.graph.output[:]
+    proto.graph.output.extend(keep)
+    onnx.save(proto, tmp_path / "nofeat.onnx")
+    with pytest.raises(ModelFileError, match=r"lacks output\(s\) \['features'\]"):
+        open_engine(tmp_path / "nofeat.onnx")
+
+    proto = onnx.load(out / FILES[ExportFormat.ONNX_FP32])
+    del proto.metadata_props[:]
+    onnx.save(proto, tmp_path / "nometa.onnx")
+    with pytest.raises(ModelFileError, match="no shipcam metadata"):
+        open_engine(tmp_path / "nometa.onnx")
+
+
+def test_export_bad_inputs_have_clear_errors(tiny_model_path, tmp_path):
+    (tmp_path / "notamodel.keras").write_text("hello")
+    with pytest.raises(ModelFileError, match="notamodel.keras"):
+        export_model(tmp_path / "notamodel.keras", tmp_path / "o")
+    blocked = tmp_path / "file_not_dir"
+    blocked.write_text("x")
+    with pytest.raises(ExportError, match="cannot write"):
+        export_model(tiny_model_path, blocked / "sub", ExportOptions(formats=[ExportFormat.ONNX_FP32]))
+    with pytest.raises(ExportError, match="calibration"):
+        export_model(tiny_model_path, tmp_path / "o2", ExportOptions(formats=[ExportFormat.TFLITE_INT8], calib=0))
+    with pytest.raises(ValueError, match="tflite_int4"):
+        from shipcam.export import parse_formats
+
+        parse_formats("tflite_fp32,tflite_int4")
+
+
+def test_fixed_size_export_refuses_other_sizes(tiny_model_path, tmp_path):
+    manifest = export_model(tiny_model_path, tmp_path, ExportOptions(formats=[ExportFormat.TFLITE_FP32, ExportFormat.ONNX_FP32], size=64, parity_n=8), show_progress=False)
+    for e in manifest["files"]:
+        engine = open_engine(tmp_path / e["file"])
+        assert engine.fixed_size == (64, 64) and e["passed"]
+        with pytest.raises(ValueError, match="exported for 64x64"):
+            engine.run(np.zeros((1, 96, 96, 3), np.float32))
