@@ -1,9 +1,32 @@
 """shipcam.runtime: run an exported shipcam model and explain it, with numpy only.
 
-Importing this package loads numpy and nothing else; the ONNX Runtime and
-LiteRT engines are imported when a model is loaded.
+Importing this package loads numpy and nothing else; ONNX Runtime or LiteRT
+is imported when a model is loaded, Pillow when an image file is read.
+
+    from shipcam.runtime import Detector
+    det = Detector.load("ship_int8.tflite", threads=1)
+    pred = det.predict(image)            # probability, CAM, boxes, timings
+    scene = det.scan(big_image)          # tiles, stitched heatmap, merged boxes
 """
 
+from shipcam.runtime.boxes import Box, boxes_from_cam, merge_boxes
 from shipcam.runtime.cam import class_activation_map, normalize_cam, resize_bilinear
+from shipcam.runtime.detector import Detector, Prediction, ScanResult
+from shipcam.runtime.engines import open_engine
+from shipcam.runtime.image import read_image
+from shipcam.runtime.metadata import ModelMetadata
 
-__all__ = ["class_activation_map", "normalize_cam", "resize_bilinear"]
+__all__ = [
+    "Detector",
+    "Prediction",
+    "ScanResult",
+    "Box",
+    "ModelMetadata",
+    "open_engine",
+    "read_image",
+    "class_activation_map",
+    "resize_bilinear",
+    "normalize_cam",
+    "boxes_from_cam",
+    "merge_boxes",
+]

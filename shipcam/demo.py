@@ -25,10 +25,10 @@ def run_demo(out: str | Path = "runs/demo", weights: str | None = None, quick: b
         size=size,
         synthetic_n=n,
         alpha=0.35,
-        batch_size=32,
+        batch_size=16,
         head_epochs=1 if quick else 3,
         finetune_epochs=1 if quick else 6,
-        scratch_epochs=2 if quick else 12,
+        scratch_epochs=2 if quick else 16,
         steps_per_epoch=None,
         verbose=2,
     )

@@ -54,7 +54,7 @@ class TrainConfig:
     dropout: float = 0.2
     # --- data
     size: int = 96
-    batch_size: int = 32
+    batch_size: int = 16  # more updates per minute: what from-scratch training lacks most
     val_fraction: float = 0.2
     balance: Balance = "weights"
     augment: bool = True
@@ -67,7 +67,7 @@ class TrainConfig:
     finetune_lr: float = 1e-4
     finetune_layers: int = 60  # top layers of the backbone to unfreeze; -1 = all
     scratch_lr: float = 2e-3
-    scratch_epochs: int = 12
+    scratch_epochs: int = 16
     clr: str | None = None  # "triangular" | "triangular2" | "exp_range" | None; else cosine decay
     clr_factor: float = 4.0  # max_lr = factor x base lr
     patience: int = 4

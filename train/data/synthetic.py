@@ -179,13 +179,16 @@ def _coast(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
         beach = (dist >= -2) & (dist < 0)
         img[beach] = np.array([215, 205, 180], np.float32) + rng.normal(0, 5, (int(beach.sum()), 3))
 
-    # Piers: bright rectangles leaving the shore, perpendicular to it.
+    # Piers: grey concrete leaving the shore, perpendicular to it. They start a few
+    # pixels inside the land so none floats free: a detached grey bar would be a
+    # boat in all but label.
     for _ in range(int(rng.integers(0, 4))):
         t = rng.uniform(-0.5, 0.5) * s
         cx, cy = s / 2 - ny * t + nx * (offset - s / 2), s / 2 + nx * t + ny * (offset - s / 2)
-        length, width = rng.uniform(8, 35), rng.uniform(1.5, 4)
-        cover = _rectangle(xx, yy, cx + nx * length / 2, cy + ny * length / 2, th, length, width)
-        _paint(img, cover, np.array([170, 170, 165], np.float32) + rng.normal(0, 10, 3))
+        length, width, inland = rng.uniform(8, 35), rng.uniform(1.5, 4), 6.0
+        mid = (length - inland) / 2
+        cover = _rectangle(xx, yy, cx + nx * mid, cy + ny * mid, th, length + inland, width)
+        _paint(img, cover, np.full(3, rng.uniform(150, 185), np.float32))
         land |= cover > 0.5
     return land
 

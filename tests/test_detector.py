@@ -1,0 +1,132 @@
+import json
+import shutil
+import threading
+
+import numpy as np
+import pytest
+
+from shipcam.errors import ImageError, ModelFileError
+from shipcam.export import ExportFormat
+from shipcam.runtime import Detector
+from shipcam.train.data.synthetic import SceneConfig, generate_scene
+
+FP32 = [ExportFormat.TFLITE_FP32, ExportFormat.ONNX_FP32]
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    cfg = SceneConfig(size=64, ship_fraction=0.5)
+    return np.stack([generate_scene(cfg, seed=99, index=i).image for i in range(8)])
+
+
+@pytest.fixture(scope="module")
+def keras_ref(tiny_model_path, scenes):
+    import keras
+
+    from shipcam.train.model import head_weights, load_classifier, two_output_model
+
+    model = load_classifier(tiny_model_path)
+    x = keras.applications.mobilenet_v2.preprocess_input(scenes.astype(np.float32))  # Keras' own preprocessing
+    out = two_output_model(model)(x, training=False)
+    w, b = head_weights(model)
+    feats = np.asarray(out["features"], np.float64)
+    return {"logits": np.asarray(out["logits"])[:, 0], "cam": feats @ w.astype(np.float64) + b}
+
+
+@pytest.mark.parametrize("fmt", FP32, ids=lambda f: f.value)
+def test_runtime_cam_equals_keras_cam(exported, keras_ref, scenes, fmt):
+    out, _ = exported
+    det = Detector.load(out / fmt.filename("tiny"), threads=1)
+    preds = det.predict(scenes)
+    cams = np.stack([p.cam for p in preds])
+    scale = np.sqrt(np.mean(keras_ref["cam"] ** 2))
+    assert np.abs(cams - keras_ref["cam"]).max() / scale < 1e-4
+    np.testing.assert_allclose([p.logit for p in preds], keras_ref["logits"], atol=1e-4 * np.abs(keras_ref["logits"]).max())
+    assert preds[0].cam_image.shape == (64, 64)
+    assert set(preds[0].timings_ms) == {"preprocess", "inference", "cam"}
+
+
+def test_preprocessing_matches_keras(exported, scenes):
+    import keras
+
+    out, _ = exported
+    det = Detector.load(out / ExportFormat.ONNX_FP32.filename("tiny"))
+    np.testing.assert_allclose(det.preprocess(scenes), keras.applications.mobilenet_v2.preprocess_input(scenes.astype(np.float32)), atol=1e-6)
+
+
+def test_litert_and_onnx_agree(exported, scenes):
+    out, _ = exported
+    a = Detector.load(out / ExportFormat.TFLITE_FP32.filename("tiny")).predict(scenes)
+    b = Detector.load(out / ExportFormat.ONNX_FP32.filename("tiny")).predict(scenes)
+    for p, q in zip(a, b):
+        assert p.logit == pytest.approx(q.logit, abs=1e-4)
+        np.testing.assert_allclose(p.cam, q.cam, atol=1e-4 * (np.abs(q.cam).max() + 1e-6))
+
+
+@pytest.mark.parametrize("fmt", FP32, ids=lambda f: f.value)
+def test_concurrent_callers_get_serial_results(exported, fmt):
+    out, _ = exported
+    det = Detector.load(out / fmt.filename("tiny"), threads=1)
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 255, (s, s, 3), dtype=np.uint8) for s in (64, 96, 64, 128) * 3]
+    serial = [det.predict(im).logit for im in images]
+    results: dict[int, list[float]] = {}
+
+    def worker(k):
+        results[k] = [det.predict(im).logit for im in images]
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k in range(4):
+        assert results[k] == serial
+
+
+def test_scan_stitches_tiles_in_scene_coordinates(exported):
+    out, _ = exported
+    det = Detector.load(out / ExportFormat.ONNX_FP32.filename("tiny"))
+    cfg = SceneConfig(size=128, ship_fraction=1.0)
+    scene = np.concatenate([np.concatenate([generate_scene(cfg, seed=4, index=2 * r + c).image for c in range(3)], 1) for r in range(2)], 0)
+    res = det.scan(scene, tile=128, overlap=0.25)
+    H, W = scene.shape[:2]
+    assert res.heatmap.shape == (-(-H // res.cell), -(-W // res.cell))
+    assert res.tiles == len(res.tile_probabilities) and res.tiles >= 6
+    for b in res.boxes:
+        assert 0 <= b.x0 < b.x1 <= W and 0 <= b.y0 < b.y1 <= H
+    # a scene that is exactly one tile gives the tile's prediction
+    one = det.scan(scene[:128, :128], tile=128)
+    assert one.tiles == 1 and one.tile_probabilities[0][2] == pytest.approx(det.predict(scene[:128, :128]).probability)
+
+
+def test_bad_inputs_are_named(exported, tmp_path):
+    out, _ = exported
+    det = Detector.load(out / ExportFormat.ONNX_FP32.filename("tiny"))
+    with pytest.raises(ImageError, match="NaN"):
+        det.predict(np.full((64, 64, 3), np.nan, np.float32))
+    with pytest.raises(ImageError, match=r"received shape \(64, 64, 4\)"):
+        det.predict(np.zeros((64, 64, 4), np.uint8))
+    with pytest.raises(ImageError, match="zero size"):
+        det.predict(np.zeros((0, 64, 3), np.uint8))
+    (tmp_path / "x.jpg").write_bytes(b"\xff\xd8garbage")
+    with pytest.raises(ImageError, match="x.jpg"):
+        det.predict(tmp_path / "x.jpg")
+    (tmp_path / "model.tflite").write_bytes(b"not a flatbuffer at all")
+    with pytest.raises(ModelFileError, match="model.tflite"):
+        Detector.load(tmp_path / "model.tflite")
+    with pytest.raises(ValueError, match="cannot pick an engine"):
+        Detector.load(tmp_path / "x.jpg")
+
+
+def test_manifest_hash_is_enforced_when_given(exported, tmp_path):
+    out, _ = exported
+    name = ExportFormat.TFLITE_FP32.filename("tiny")
+    Detector.load(out / name, manifest=out / "manifest.json")  # matches
+    shutil.copy(out / name, tmp_path / name)
+    manifest = json.loads((out / "manifest.json").read_text())
+    for e in manifest["files"]:
+        e["sha256"] = "0" * 64
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelFileError, match="sha256 does not match"):
+        Detector.load(tmp_path / name, manifest=tmp_path / "manifest.json")
