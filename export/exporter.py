@@ -48,7 +48,7 @@ class ExportOptions:
     int8_io: bool = False
     onnx_per_channel: bool = True
     onnx_method: str = "minmax"
-    int8_float_tail: bool = True  # keep the last block (the CAM's feature map) in float
+    float_tail: int = 1  # int8: keep the last N convolutions (the CAM's feature map) in float; 0 = all int8
     tolerances: Tolerances = field(default_factory=Tolerances)
     fail_on_parity: bool = True
     threads: int = 1
@@ -112,7 +112,7 @@ def export_model(model_path: str | Path, out_dir: str | Path, options: ExportOpt
     from shipcam.export.calibration import folder_calibration, synthetic_calibration
     from shipcam.export.graph import save_two_output_savedmodel
     from shipcam.export.onnx import convert_onnx, embed_onnx_metadata, quantize_onnx
-    from shipcam.export.tflite import convert_tflite, embed_tflite_metadata
+    from shipcam.export.tflite import convert_tflite, embed_tflite_metadata, float_tail_tensors
     from shipcam.runtime.engines import open_engine
     from shipcam.train.model import load_classifier, two_output_model
 
@@ -149,18 +149,19 @@ def export_model(model_path: str | Path, out_dir: str | Path, options: ExportOpt
             path = out_dir / fmt.filename(stem)
             extra = {}
             if fmt.suffix == ".tflite":
-                float_ops = _tflite_float_tail(model) if fmt.is_int8 and options.int8_float_tail else None
-                data = convert_tflite(savedmodel, fmt.quantization, calibration, options.int8_io, float_ops, show_progress)
-                meta.extra = {"float_nodes": float_ops or []}
+                float_nodes = None
+                if fmt.is_int8 and options.float_tail > 0:
+                    float_nodes = float_tail_tensors(convert_tflite(savedmodel, "float32"), options.float_tail)
+                data = convert_tflite(savedmodel, fmt.quantization, calibration, options.int8_io, float_nodes, show_progress)
+                meta.extra = {"float_nodes": float_nodes or []} if fmt.is_int8 else {}
                 write_bytes(path, embed_tflite_metadata(data, meta))
             else:
                 if float_onnx is None:
                     float_onnx = convert_onnx(model, options.size)
                 proto = float_onnx
                 if fmt.is_int8:
-                    exclude = _onnx_float_tail(float_onnx) if options.int8_float_tail else []
-                    proto = quantize_onnx(float_onnx, calibration, options.onnx_per_channel, options.onnx_method, exclude, show_progress=show_progress)
-                    meta.extra = {"float_nodes": exclude, "calibration_method": options.onnx_method, "per_channel": options.onnx_per_channel}
+                    proto, excluded = quantize_onnx(float_onnx, calibration, options.onnx_per_channel, options.onnx_method, options.float_tail, show_progress=show_progress)
+                    meta.extra = {"float_nodes": excluded, "calibration_method": options.onnx_method, "per_channel": options.onnx_per_channel}
                     extra["quantize_linear_nodes"] = sum(n.op_type == "QuantizeLinear" for n in proto.graph.node)
                 embed_onnx_metadata(proto, meta)
                 write_bytes(path, proto.SerializeToString())
@@ -227,12 +228,3 @@ def _check_writable(out_dir: Path) -> None:
             pass
     except OSError as e:
         raise ExportError(f"{out_dir}: cannot write there ({e.strerror or e})") from None
-
-
-def _tflite_float_tail(model) -> list[str]:
-    """TFLite node names of the backbone's last block (kept in float for a faithful CAM): filled in by the CAM-fidelity work."""
-    return []
-
-
-def _onnx_float_tail(proto) -> list[str]:
-    return []

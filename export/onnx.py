@@ -7,7 +7,7 @@ from pathlib import Path
 
 from shipcam.runtime.metadata import METADATA_KEY, ModelMetadata
 
-__all__ = ["convert_onnx", "quantize_onnx", "embed_onnx_metadata", "OPSET"]
+__all__ = ["convert_onnx", "quantize_onnx", "embed_onnx_metadata", "float_tail_nodes", "OPSET"]
 
 OPSET = 17
 
@@ -59,11 +59,16 @@ def quantize_onnx(
     calibration,
     per_channel: bool = True,
     method: str = "minmax",
-    exclude_nodes: list[str] | None = None,
+    float_tail: int = 0,
     activation_type: str = "quint8",
     show_progress: bool = True,
 ):
-    """Static QDQ int8 (weights int8, activations uint8 by default: the fast path on x86 CPUs)."""
+    """Static QDQ int8 (weights int8, activations uint8 by default: the fast path on x86 CPUs).
+
+    ``float_tail``: keep the last ``float_tail`` convolutions and everything
+    after them (the layers producing the CAM's feature map) in float.
+    Returns ``(proto, excluded_node_names)``.
+    """
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -79,6 +84,7 @@ def quantize_onnx(
         onnx.save(float_proto, src)
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         input_name = float_proto.graph.input[0].name
+        exclude = float_tail_nodes(onnx.load(pre), float_tail)
         quantize_static(
             str(pre),
             str(dst),
@@ -88,7 +94,17 @@ def quantize_onnx(
             activation_type=act,
             weight_type=QuantType.QInt8,
             calibrate_method=methods[method],
-            nodes_to_exclude=exclude_nodes or [],
+            nodes_to_exclude=exclude,
             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
         )
-        return onnx.load(dst)
+        return onnx.load(dst), exclude
+
+
+def float_tail_nodes(proto, n_convs: int) -> list[str]:
+    """Names of the nodes from the ``n_convs``-th last Conv to the end (ONNX nodes are topologically sorted)."""
+    if n_convs <= 0:
+        return []
+    nodes = list(proto.graph.node)
+    convs = [i for i, n in enumerate(nodes) if n.op_type == "Conv"]
+    start = convs[-n_convs] if len(convs) >= n_convs else 0
+    return [n.name for n in nodes[start:] if n.name]

@@ -15,7 +15,7 @@ import numpy as np
 
 from shipcam.runtime.metadata import METADATA_KEY, ModelMetadata
 
-__all__ = ["convert_tflite", "embed_tflite_metadata"]
+__all__ = ["convert_tflite", "embed_tflite_metadata", "float_tail_tensors"]
 
 
 def convert_tflite(
@@ -88,3 +88,21 @@ def embed_tflite_metadata(tflite_bytes: bytes, metadata: ModelMetadata) -> bytes
 def _name(entry) -> str:
     n = entry.name
     return n.decode() if isinstance(n, bytes) else str(n)
+
+
+def float_tail_tensors(float_tflite: bytes, n_convs: int) -> list[str]:
+    """Output tensor names of the ops from the ``n_convs``-th last convolution to the end.
+
+    Read from the float model's execution order; these names are what the
+    quantization debugger's ``denylisted_nodes`` matches.
+    """
+    if n_convs <= 0:
+        return []
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_content=float_tflite)
+    ops = it._get_ops_details()  # execution order; public API has no op listing
+    tensors = {t["index"]: t["name"] for t in it.get_tensor_details()}
+    convs = [i for i, op in enumerate(ops) if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")]
+    start = convs[-n_convs] if len(convs) >= n_convs else 0
+    return [tensors[o] for op in ops[start:] for o in op["outputs"] if o in tensors]

@@ -30,6 +30,12 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dropout", type=float, default=0.2)
 
 
+def _add_engine_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("engine")
+    g.add_argument("--engine", default="auto", choices=["auto", "onnx", "litert"], help="auto: by file type")
+    g.add_argument("--threads", type=int, default=1, help="inference threads (always set explicitly; default: 1)")
+
+
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--data", help="dataset folder (Airbus CSV+RLE, ship/ + no_ship/, or ShipsNet); default: generate synthetic scenes")
@@ -127,7 +133,7 @@ def cmd_export(args) -> int:
         int8_io=args.int8_io,
         onnx_method=args.onnx_method,
         onnx_per_channel=not args.per_tensor,
-        int8_float_tail=not args.all_int8,
+        float_tail=args.float_tail,
         tolerances=tol,
         fail_on_parity=not args.no_fail,
         threads=args.threads,
@@ -146,6 +152,22 @@ def cmd_verify(args) -> int:
     if "parity" in result:
         p = result["parity"]
         print(f"  vs Keras: logits err {p['logits_rel_err']:.2e} x RMS, decision agreement {p['decision_agreement']:.3f}, CAM corr {p['cam_corr_mean']:.3f}, CAM IoU {p['cam_iou_mean']:.3f}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from shipcam.runtime.cli import predict_files
+
+    s = predict_files(args.model, args.images, args.out, overlay=args.overlay, engine=args.engine, threads=args.threads)
+    print(f"{s['images']} images, {s['ships']} with ships, {s['errors']} unreadable -> {Path(args.out) / 'predictions.jsonl'}")
+    return 0
+
+
+def cmd_scan(args) -> int:
+    from shipcam.runtime.cli import scan_file
+
+    s = scan_file(args.model, args.scene, args.out, tile=args.tile, overlap=args.overlap, engine=args.engine, threads=args.threads)
+    print(f"{s['scene']}: {s['boxes']} ships in {s['tiles']} tiles ({s['positive_tiles']} positive), {s['scan_seconds']:.1f}s, peak RSS {s['peak_rss_mb']:.0f} MB -> {args.out}")
     return 0
 
 
@@ -199,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--clr-factor", type=float, default=4.0)
     g.add_argument("--patience", type=int, default=4, help="early stopping on val AUC")
     g.add_argument("--steps-per-epoch", type=int)
+    g.add_argument("--head-only", action="store_true", help="train only the head on a frozen backbone (even a random one: for comparisons)")
     g.add_argument("--balance", choices=["none", "weights", "sample"], default="weights", help="class imbalance: loss weights (default), balanced sampling, or none")
     g = p.add_argument_group("system")
     g.add_argument("--strategy", choices=["default", "mirrored", "multiworker"], default="default", help="tf.distribute strategy")
@@ -228,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--calib-size", type=int, help="calibration image size (default: the training size)")
     g.add_argument("--onnx-method", default="minmax", choices=["minmax", "entropy", "percentile"])
     g.add_argument("--per-tensor", action="store_true", help="ONNX int8 weights per tensor (default: per channel)")
-    g.add_argument("--all-int8", action="store_true", help="quantize the last block too (default: keep the CAM's feature layers in float)")
+    g.add_argument("--float-tail", type=int, default=1, help="int8: keep the last N convolutions (the CAM's feature map) in float; 0 = all int8 (default: 1)")
     g = p.add_argument_group("parity thresholds")
     g.add_argument("--parity-n", type=int, default=120, help="held-out labelled scenes for parity")
     g.add_argument("--float-rel", type=float, default=1e-4, help="float32: max error / output RMS")
@@ -246,6 +269,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=int, default=32, help="scenes to check on")
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("predict", help="probability, CAM and boxes for images (runtime only, no TensorFlow)", description="Run an exported .tflite/.onnx file on images or folders; writes predictions.jsonl (+ overlays).")
+    p.add_argument("model", help="an exported .tflite or .onnx file")
+    p.add_argument("images", nargs="+", help="image files or folders")
+    p.add_argument("--out", default="runs/predict")
+    p.add_argument("--overlay", action="store_true", help="write a PNG per image with the CAM heatmap and boxes")
+    _add_engine_args(p)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("scan", help="find ships in a large scene by tiles (runtime only)", description="Tile a large scene, stitch the CAMs into one heatmap, merge boxes across tiles.")
+    p.add_argument("model", help="an exported .tflite or .onnx file")
+    p.add_argument("scene", help="a large image (PNG/JPEG/TIFF; GeoTIFF + rasterio gives geographic boxes)")
+    p.add_argument("--out", default="runs/scan")
+    p.add_argument("--tile", type=int, help="tile size in px (default: twice the training size)")
+    p.add_argument("--overlap", type=float, default=0.25)
+    _add_engine_args(p)
+    p.set_defaults(func=cmd_scan)
 
     p = sub.add_parser("check", help="overfit one batch: fails loudly if the model cannot learn", description="Sanity check before a long run.")
     p.add_argument("--out", default="runs/check")

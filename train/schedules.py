@@ -79,13 +79,25 @@ def diverged(smoothed_loss: float, best_loss: float, factor: float = 4.0) -> boo
     return not math.isfinite(smoothed_loss) or smoothed_loss > factor * best_loss
 
 
-def suggest_lr(lrs, smoothed, skip_start: int = 5, skip_end: int = 3) -> dict[str, float]:
-    """Two classic picks: the steepest descent of loss vs log(lr), and the minimum / 10."""
+def suggest_lr(lrs, smoothed, skip_start: float = 0.1, skip_end: int = 3, window: int = 5) -> dict[str, float]:
+    """Two classic picks from a range test: the steepest descent of loss vs log(lr), and the minimum / 10.
+
+    The first ``skip_start`` fraction of points is ignored (the smoothed loss
+    is still warming up there), and the slope is taken on a further
+    ``window``-point moving average, so one noisy batch cannot pick the rate.
+    """
     lrs, smoothed = np.asarray(lrs, np.float64), np.asarray(smoothed, np.float64)
-    if len(lrs) != len(smoothed) or len(lrs) < skip_start + skip_end + 3:
+    lo = max(1, int(len(lrs) * skip_start))
+    hi = len(lrs) - skip_end
+    if len(lrs) != len(smoothed) or hi - lo < window + 2:
         raise ValueError(f"need more points to suggest a rate (received {len(lrs)})")
-    lo, hi = skip_start, len(lrs) - skip_end
-    slope = np.gradient(smoothed[lo:hi], np.log(lrs[lo:hi]))
-    steepest = float(lrs[lo + int(np.argmin(slope))])
-    minimum = float(lrs[lo + int(np.argmin(smoothed[lo:hi]))])
+    finite = np.isfinite(smoothed[lo:hi])
+    seg_lr, seg = lrs[lo:hi][finite], smoothed[lo:hi][finite]
+    kernel = np.ones(window) / window
+    avg = np.convolve(seg, kernel, mode="same")
+    edge = window // 2  # 'same' convolution is biased at the ends
+    inner = slice(edge, len(avg) - edge)
+    slope = np.gradient(avg[inner], np.log(seg_lr[inner]))
+    steepest = float(seg_lr[inner][int(np.argmin(slope))])
+    minimum = float(seg_lr[inner][int(np.argmin(avg[inner]))])
     return {"steepest": steepest, "min_over_10": minimum / 10.0}

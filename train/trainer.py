@@ -71,6 +71,7 @@ class TrainConfig:
     clr: str | None = None  # "triangular" | "triangular2" | "exp_range" | None; else cosine decay
     clr_factor: float = 4.0  # max_lr = factor x base lr
     patience: int = 4
+    head_only: bool = False  # only the frozen-backbone phase, whatever the weights (for comparisons)
     steps_per_epoch: int | None = None  # cap, for quick runs
     # --- system
     strategy: Strategy = "default"
@@ -123,6 +124,8 @@ def prepare_data(config: TrainConfig, show_progress: bool = True):
 
 
 def _phases(config: TrainConfig) -> list[tuple[Phase, int, float]]:
+    if config.head_only:
+        return [("head", config.head_epochs, config.head_lr)]
     if not config.pretrained:
         return [("scratch", config.scratch_epochs, config.scratch_lr)]
     return [("head", config.head_epochs, config.head_lr), ("finetune", config.finetune_epochs, config.finetune_lr)]

@@ -1,0 +1,56 @@
+"""Pictures of what the model saw: CAM heatmaps over images, with boxes (numpy + Pillow)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from shipcam.runtime.boxes import Box
+from shipcam.runtime.cam import normalize_cam
+
+__all__ = ["colorize", "overlay", "save_png"]
+
+# A perceptually ordered dark-blue -> cyan -> yellow -> red ramp (jet-like, without the muddy green).
+_STOPS = np.array([[0, 0, 0.35], [0, 0.45, 1.0], [0.1, 0.9, 0.9], [1.0, 0.95, 0.2], [1.0, 0.45, 0.0], [0.8, 0.0, 0.0]], np.float32)
+
+
+def colorize(values01: np.ndarray) -> np.ndarray:
+    """Map [0, 1] values to uint8 RGB."""
+    v = np.clip(np.asarray(values01, np.float32), 0, 1) * (len(_STOPS) - 1)
+    i = np.minimum(v.astype(int), len(_STOPS) - 2)
+    f = (v - i)[..., None]
+    return ((_STOPS[i] * (1 - f) + _STOPS[i + 1] * f) * 255).astype(np.uint8)
+
+
+def overlay(image: np.ndarray, cam_image: np.ndarray, boxes: list[Box] = (), alpha: float = 0.45, label: str | None = None, vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
+    """Blend the CAM (normalised, or clipped to ``vmin..vmax`` in logit units) over ``image`` and draw boxes."""
+    from PIL import Image, ImageDraw
+
+    if vmin is not None and vmax is not None:
+        cam01 = (np.asarray(cam_image, np.float32) - vmin) / max(vmax - vmin, 1e-6)
+    else:
+        cam01 = normalize_cam(cam_image)
+    heat = colorize(cam01).astype(np.float32)
+    a = alpha * np.clip(cam01, 0.15, 1)[..., None]  # cool regions stay readable
+    out = (image.astype(np.float32) * (1 - a) + heat * a).astype(np.uint8)
+    im = Image.fromarray(out)
+    draw = ImageDraw.Draw(im)
+    width = max(1, round(max(image.shape[:2]) / 200))
+    for b in boxes:
+        draw.rectangle([b.x0, b.y0, b.x1 - 1, b.y1 - 1], outline=(255, 255, 255), width=width)
+    if label:
+        draw.rectangle([0, 0, 7 * len(label) + 6, 14], fill=(0, 0, 0))
+        draw.text((3, 1), label, fill=(255, 255, 255))
+    return np.asarray(im)
+
+
+def save_png(array: np.ndarray, path: str | Path) -> Path:
+    from PIL import Image
+
+    from shipcam._io import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(array).save(tmp, format="PNG")
+    return path
