@@ -171,6 +171,41 @@ def cmd_scan(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from shipcam.benchmarks.bench import BenchConfig, run_bench
+
+    cfg = BenchConfig(
+        model=args.model,
+        export_dir=args.exports,
+        sizes=[int(v) for v in args.sizes.split(",")],
+        threads=[int(v) for v in args.threads.split(",")],
+        batch=args.batch,
+        warmup=args.warmup,
+        runs=args.runs,
+        quality_n=args.quality_n,
+        keras=not args.no_keras,
+    )
+    result = run_bench(cfg, args.out)
+    from shipcam.benchmarks.bench import to_markdown
+
+    print(to_markdown(result))
+    print(f"-> {Path(args.out) / 'bench.json'}, bench.md, bench.png")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from shipcam.benchmarks.evaluate import evaluate
+
+    r = evaluate(args.model, args.data, args.out, threshold=args.threshold, limit=args.limit, threads=args.threads)
+    c = r["classification"]
+    print(f"{r['model']}: accuracy {c['accuracy']:.3f} (majority baseline {c['majority_baseline']:.3f}), precision {c['precision']:.3f}, recall {c['recall']:.3f}, F1 {c['f1']:.3f}, AUC {c['auc']:.3f} at threshold {c['threshold']}")
+    if "localisation" in r:
+        loc = r["localisation"]
+        print(f"  CAM: pointing game {loc['pointing_game']:.3f}, box recall@0.3 {loc['box_recall@0.3']:.3f}, @0.5 {loc['box_recall@0.5']:.3f}, MaxBoxAcc@0.5 {loc['maxboxacc@0.5']:.3f} (fraction {loc['maxboxacc_fraction']})")
+    print(f"-> {Path(args.out) / 'eval.json'}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from shipcam.demo import run_demo
 
@@ -215,8 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--finetune-epochs", type=int, default=6)
     g.add_argument("--finetune-lr", type=float, default=1e-4)
     g.add_argument("--finetune-layers", type=int, default=60, help="top backbone layers to unfreeze (-1: all)")
-    g.add_argument("--scratch-lr", type=float, default=2e-3, help="rate when --weights none (one phase, all layers)")
-    g.add_argument("--scratch-epochs", type=int, default=16, help="epochs when --weights none")
+    g.add_argument("--scratch-lr", type=float, default=3e-3, help="rate when --weights none (one phase, all layers)")
+    g.add_argument("--scratch-epochs", type=int, default=20, help="epochs when --weights none")
     g.add_argument("--clr", choices=["triangular", "triangular2", "exp_range"], help="cyclical learning rate between lr and clr-factor x lr (default: cosine decay)")
     g.add_argument("--clr-factor", type=float, default=4.0)
     g.add_argument("--patience", type=int, default=4, help="early stopping on val AUC")
@@ -286,6 +321,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlap", type=float, default=0.25)
     _add_engine_args(p)
     p.set_defaults(func=cmd_scan)
+
+    p = sub.add_parser("bench", help="CPU latency and quality of Keras, Grad-CAM and every exported file", description="Median/p90 latency, end-to-end with CAM, throughput, memory and quality; writes JSON, Markdown and a chart.")
+    p.add_argument("model", help="the source .keras model (Keras rows and quality reference)")
+    p.add_argument("--exports", help="folder written by `shipcam export` (its manifest.json lists the files)")
+    p.add_argument("--out", default="runs/bench")
+    g = p.add_argument_group("matrix")
+    g.add_argument("--sizes", default="224", help="comma list of input sizes (e.g. 96,224,299,768)")
+    g.add_argument("--threads", default="1,2", help="comma list of thread counts")
+    g.add_argument("--batch", type=int, default=8, help="batch size for the throughput column")
+    g.add_argument("--warmup", type=int, default=3)
+    g.add_argument("--runs", type=int, default=20)
+    g.add_argument("--quality-n", type=int, default=64, help="held-out scenes for agreement/AUC/CAM columns")
+    g.add_argument("--no-keras", action="store_true", help="skip the Keras rows")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("eval", help="classification and CAM localisation metrics on a dataset", description="Works on .keras models and exported files alike; writes eval.json and worst-case overlays.")
+    p.add_argument("model", help=".keras, .onnx or .tflite")
+    p.add_argument("data", help="dataset folder (Airbus layout with masks for localisation)")
+    p.add_argument("--out", default="runs/eval")
+    p.add_argument("--threshold", type=float, help="decision threshold on the probability (default: the model's)")
+    p.add_argument("--limit", type=int, help="evaluate the first N images only")
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("check", help="overfit one batch: fails loudly if the model cannot learn", description="Sanity check before a long run.")
     p.add_argument("--out", default="runs/check")

@@ -6,7 +6,7 @@ import pytest
 
 from shipcam.cli import build_parser, main
 
-COMMANDS = ["demo", "generate", "train", "lr-find", "check", "export", "verify", "predict", "scan"]
+COMMANDS = ["demo", "generate", "train", "lr-find", "check", "export", "verify", "predict", "scan", "bench", "eval"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -66,8 +66,8 @@ class TrainConfig:
     finetune_epochs: int = 6
     finetune_lr: float = 1e-4
     finetune_layers: int = 60  # top layers of the backbone to unfreeze; -1 = all
-    scratch_lr: float = 2e-3
-    scratch_epochs: int = 16
+    scratch_lr: float = 3e-3  # from the range test: flat loss up to ~5e-3; 1e-3 and 2e-3 learned slower
+    scratch_epochs: int = 20
     clr: str | None = None  # "triangular" | "triangular2" | "exp_range" | None; else cosine decay
     clr_factor: float = 4.0  # max_lr = factor x base lr
     patience: int = 4
