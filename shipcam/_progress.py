@@ -18,7 +18,8 @@ def progress(items: Iterable[T], total: int | None = None, desc: str = "", enabl
     except ImportError:
         yield from _plain(items, total, desc)
         return
-    yield from tqdm(items, total=total, desc=desc, dynamic_ncols=True, leave=False)
+    tty = sys.stderr.isatty()  # in logs, a line every 10 s instead of a redraw per item
+    yield from tqdm(items, total=total, desc=desc, dynamic_ncols=True, leave=False, mininterval=0.1 if tty else 10.0)
 
 
 def _plain(items: Iterable[T], total: int | None, desc: str) -> Iterator[T]:

@@ -98,7 +98,7 @@ def write_report(run: str | Path) -> Path:
         parts.append("<h2>4. Export and parity with Keras</h2><p>Each file has two outputs, <code>logits</code> and the pre-pooling <code>features</code>, and carries "
                      "its dense weights, preprocessing and threshold in its own metadata. Each is compared with Keras on held-out scenes. Errors are relative to the output's RMS. "
                      "<b>CAM corr/IoU</b> ask whether the heatmap survived export: int8 can keep every decision and still lose the heatmap.</p>")
-        parts.append(_table(["file", "MB", "logit err", "decision agreement", "AUC", "AUC vs Keras", "CAM corr", "CAM IoU@20%", "parity"], rows))
+        parts.append(_table(["file", "MB", "logit err", "decision agreement", "AUC", "AUC drop vs Keras", "CAM corr", "CAM IoU@20%", "parity"], rows))
 
     if evals:
         rows = []
@@ -127,5 +127,8 @@ def write_report(run: str | Path) -> Path:
 
     parts.append("<p class='note'>Reproduce: <code>make demo</code>. Every number on this page comes from the files in this folder "
                  "(<code>train/metrics.json</code>, <code>export/manifest.json</code>, <code>eval/*/eval.json</code>, <code>bench/bench.json</code>).</p>")
+    # Lets a headless browser (and the test) confirm every picture decoded, not just that the HTML parsed.
+    parts.append("<script>addEventListener('load',()=>{const i=[...document.images];"
+                 "document.body.dataset.images=i.length;document.body.dataset.imagesOk=i.every(x=>x.complete&&x.naturalWidth>0);});</script>")
     parts.append("</body></html>")
     return write_text(run / "report.html", "\n".join(parts))
