@@ -62,7 +62,7 @@ def _convert_with_denylist(conv, calibration, float_ops, show_progress) -> bytes
 
     debugger = tf.lite.experimental.QuantizationDebugger(
         converter=conv,
-        debug_dataset=lambda: calibration.representative_dataset("image", False),
+        debug_dataset=lambda: ([x[None]] for x in calibration.images),  # the debugger wants lists, not dicts
         debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(float_ops)),
     )
     return debugger.get_nondebug_quantized_model()
