@@ -84,11 +84,12 @@ def _stats(ms: np.ndarray) -> dict:
 def _peak_rss_mb(path: str, threads: int, size: int) -> float:
     """Peak RSS of a fresh process that imports only the runtime, loads ``path`` and predicts once."""
     code = (
-        "import resource, numpy as np\n"
+        "import numpy as np\n"
+        "from shipcam._memory import peak_rss_mb\n"
         "from shipcam.runtime import Detector\n"
         f"d = Detector.load({path!r}, threads={threads})\n"
         f"d.predict(np.zeros(({size}, {size}, 3), np.uint8))\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+        "print(peak_rss_mb())\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     return float(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else float("nan")

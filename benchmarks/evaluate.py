@@ -2,7 +2,8 @@
 
 Classification: accuracy beside the majority-class baseline, precision,
 recall, F1, AUC at the model's threshold. Localisation (datasets with masks,
-on the images that contain ships): the pointing game (CAM peak on a ship),
+on the images that contain ships): the pointing game (CAM peak within 15 px
+of a ship, as Zhang et al. 2016 define it; the strict 0 px version too),
 box recall and precision at IoU 0.3 and 0.5 with the CAM paper's rule (20%
 of the max), and a MaxBoxAcc-style sweep of that fraction.
 """
@@ -22,6 +23,7 @@ from shipcam.runtime.metrics import binary_report, box_iou, pointing_game_hit, s
 __all__ = ["evaluate", "localisation_scores", "mask_boxes", "FRACTIONS"]
 
 FRACTIONS = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2))
+POINTING_TOLERANCE = 15  # pixels, as in the pointing game's definition
 
 
 def mask_boxes(masks: list[np.ndarray]) -> list[tuple[int, int, int, int]]:
@@ -98,7 +100,7 @@ def evaluate(model: str | Path, data: str | Path, out_dir: str | Path, threshold
         samples = samples.subset(np.arange(min(limit, len(samples))))
 
     logits, records = [], []
-    hits, n_point = 0, 0
+    hits, strict_hits, n_point = 0, 0, 0
     counts = {iou: [0, 0, 0, 0] for iou in (0.3, 0.5)}  # gt matched, gt total, pred matched, pred total
     sweep = {f: [0, 0] for f in FRACTIONS}  # gt matched at IoU 0.5, gt total
     for i, path in enumerate(progress(samples.paths, total=len(samples), desc="evaluating", enabled=show_progress)):
@@ -112,8 +114,9 @@ def evaluate(model: str | Path, data: str | Path, out_dir: str | Path, threshold
             gt = mask_boxes(masks)
             union = np.any(masks, axis=0)
             cam_img = resize_bilinear(cam, H, W)
-            hit = pointing_game_hit(cam_img, union)
+            hit = pointing_game_hit(cam_img, union, tolerance=POINTING_TOLERANCE)
             hits += hit
+            strict_hits += pointing_game_hit(cam_img, union)
             n_point += 1
             pred = [b.as_tuple() for b in boxes_from_cam(cam, (H, W), fraction=0.2)]
             for iou, c in counts.items():
@@ -136,6 +139,8 @@ def evaluate(model: str | Path, data: str | Path, out_dir: str | Path, threshold
         report["localisation"] = {
             "images_with_ships": n_point,
             "pointing_game": hits / n_point,
+            "pointing_game_tolerance_px": POINTING_TOLERANCE,
+            "pointing_game_strict": strict_hits / n_point,
             **{f"box_recall@{iou}": c[0] / max(1, c[1]) for iou, c in counts.items()},
             **{f"box_precision@{iou}": c[2] / max(1, c[3]) for iou, c in counts.items()},
             "cam_fraction": 0.2,

@@ -4,8 +4,9 @@ The CAM paper's rule: keep the pixels above ``fraction`` (default 20%) of the
 map's maximum, take connected components, one box per component. Each box
 carries its peak CAM value (logit units) so callers can rank and filter.
 
-Components are labelled on the CAM upsampled ``upsample`` times (8 by
-default: 4 px box precision at stride 32), not at image resolution: the CAM
+Components are labelled on the CAM upsampled ``upsample`` times (4 by
+default: 8 px box precision at stride 32, a quarter of a CAM cell), not at
+image resolution: the CAM
 comes from a map 32x coarser than the image, so a finer grid adds cost and no
 information. Labelling is vectorised label propagation, not a per-pixel
 Python loop. Boxes are returned in image pixels, max corners exclusive.
@@ -79,7 +80,7 @@ def boxes_from_cam(
     cam: np.ndarray,
     image_size: tuple[int, int],
     fraction: float = 0.2,
-    upsample: int = 8,
+    upsample: int = 4,
     min_score: float | None = None,
 ) -> list[Box]:
     """Boxes around the regions of ``cam`` above ``fraction`` of its maximum (after min-max scaling).

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 from pathlib import Path
 
 from shipcam._io import write_json, write_text
+from shipcam._memory import peak_rss_mb
 from shipcam._progress import progress
 from shipcam.errors import ImageError, ShipcamError
 from shipcam.runtime.image import IMAGE_SUFFIXES
@@ -92,7 +92,7 @@ def scan_file(model: str, scene: str, out: str, tile: int | None = None, overlap
         "positive_tiles": res.positive_tiles,
         "scan_seconds": round(res.seconds, 3),
         "total_seconds": round(time.perf_counter() - t0, 3),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
         "engine": det.engine.describe(),
         "tile": tile,
         "overlap": overlap,

@@ -151,7 +151,7 @@ def cmd_verify(args) -> int:
     print(f"{args.file}: ok ({checks})")
     if "parity" in result:
         p = result["parity"]
-        print(f"  vs Keras: logits err {p['logits_rel_err']:.2e} x RMS, decision agreement {p['decision_agreement']:.3f}, CAM corr {p['cam_corr_mean']:.3f}, CAM IoU {p['cam_iou_mean']:.3f}")
+        print(f"  vs Keras: logits err {p['logits_rel_err']:.2e} x range, decision agreement {p['decision_agreement']:.3f}, CAM corr {p['cam_corr_mean']:.3f}, CAM IoU {p['cam_iou_mean']:.3f}")
     return 0
 
 
@@ -289,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--float-tail", type=int, default=1, help="int8: keep the last N convolutions (the CAM's feature map) in float; 0 = all int8 (default: 1)")
     g = p.add_argument_group("parity thresholds")
     g.add_argument("--parity-n", type=int, default=120, help="held-out labelled scenes for parity")
-    g.add_argument("--float-rel", type=float, default=1e-4, help="float32: max error / output RMS")
+    g.add_argument("--float-rel", type=float, default=1e-4, help="float32: max error / output range (max |ref|)")
     g.add_argument("--min-agreement", type=float, default=0.98, help="int8/fp16: decision agreement")
     g.add_argument("--max-auc-drop", type=float, default=0.01)
     g.add_argument("--min-cam-corr", type=float, default=0.0, help="enforce a CAM correlation (reported always)")

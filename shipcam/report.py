@@ -96,7 +96,7 @@ def write_report(run: str | Path) -> Path:
             status = "<span class='ok'>pass</span>" if e["passed"] else "<span class='bad'>" + html.escape("; ".join(e["problems"])) + "</span>"
             rows.append([e["file"], _f(e["size_bytes"] / 1e6, ".2f"), _f(p["logits_rel_err"], ".1e"), _f(p["decision_agreement"]), _f(p.get("auc")), _f(p.get("auc_drop"), "+.4f"), _f(p["cam_corr_mean"]), _f(p["cam_iou_mean"]), status])
         parts.append("<h2>4. Export and parity with Keras</h2><p>Each file has two outputs, <code>logits</code> and the pre-pooling <code>features</code>, and carries "
-                     "its dense weights, preprocessing and threshold in its own metadata. Each is compared with Keras on held-out scenes. Errors are relative to the output's RMS. "
+                     "its dense weights, preprocessing and threshold in its own metadata. Each is compared with Keras on held-out scenes. Errors are relative to the output's range. "
                      "<b>CAM corr/IoU</b> ask whether the heatmap survived export: int8 can keep every decision and still lose the heatmap.</p>")
         parts.append(_table(["file", "MB", "logit err", "decision agreement", "AUC", "AUC drop vs Keras", "CAM corr", "CAM IoU@20%", "parity"], rows))
 
