@@ -20,7 +20,7 @@ import numpy as np
 
 from shipcam.runtime.cam import resize_bilinear
 
-__all__ = ["Box", "boxes_from_cam", "label_components", "merge_boxes"]
+__all__ = ["Box", "boxes_from_cam", "boxes_from_heatmap", "label_components", "merge_boxes"]
 
 
 @dataclass(frozen=True)
@@ -101,10 +101,29 @@ def boxes_from_cam(
     if hi - lo < 1e-12:
         return []
     mask = (grid - lo) / (hi - lo) >= fraction
+    return _component_boxes(mask, grid, cam, H / gh, W / gw, min_score)
+
+
+def boxes_from_heatmap(heatmap: np.ndarray, cell: int, image_size: tuple[int, int], threshold: float = 0.0) -> list[Box]:
+    """Boxes around the regions of a scene heatmap (logit units) whose CAM clears ``threshold``.
+
+    For whole scenes an absolute rule beats "20% of the max": the max of one
+    scene says nothing about another, and a location counts as a ship where
+    its own CAM value reaches the decision threshold in logit units (0 for
+    p = 0.5). ``cell`` is the heatmap's pixels per cell.
+    """
+    heat = np.asarray(heatmap, np.float32)
+    H, W = image_size
+    boxes = _component_boxes(heat > threshold, heat, None, float(cell), float(cell), None)
+    return [Box(b.x0, b.y0, min(b.x1, W), min(b.y1, H), b.score) for b in boxes]
+
+
+def _component_boxes(mask, grid, cam, sy: float, sx: float, min_score) -> list[Box]:
+    """One box per 4-connected component of ``mask`` (on ``grid``), scaled by (sy, sx), scored by its peak."""
     labels, n = label_components(mask)
     if n == 0:
         return []
-    sy, sx = H / gh, W / gw
+    gh, gw = grid.shape
     flat = labels.ravel()
     keep = np.flatnonzero(flat)
     lab, vals = flat[keep], grid.ravel()[keep]
@@ -118,13 +137,14 @@ def boxes_from_cam(
     np.maximum.at(x1, lab, xs)
     np.maximum.at(y1, lab, ys)
     np.maximum.at(peak, lab, vals)
-    # Exact peaks: the feature cells whose centres fall in a component (the grid is smoothed).
-    h, w = cam.shape
-    cy = np.minimum(((np.arange(h) + 0.5) * gh / h).astype(int), gh - 1)
-    cx = np.minimum(((np.arange(w) + 0.5) * gw / w).astype(int), gw - 1)
-    cell_lab = labels[np.ix_(cy, cx)]
-    hit = cell_lab > 0
-    np.maximum.at(peak, cell_lab[hit], cam[hit])
+    if cam is not None:
+        # Exact peaks: the feature cells whose centres fall in a component (the grid is smoothed).
+        h, w = cam.shape
+        cy = np.minimum(((np.arange(h) + 0.5) * gh / h).astype(int), gh - 1)
+        cx = np.minimum(((np.arange(w) + 0.5) * gw / w).astype(int), gw - 1)
+        cell_lab = labels[np.ix_(cy, cx)]
+        hit = cell_lab > 0
+        np.maximum.at(peak, cell_lab[hit], cam[hit])
     boxes = [
         Box(float(x0[k] * sx), float(y0[k] * sy), float((x1[k] + 1) * sx), float((y1[k] + 1) * sy), float(peak[k]))
         for k in range(1, n + 1)

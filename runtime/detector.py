@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from shipcam.errors import ImageError, ModelFileError
-from shipcam.runtime.boxes import Box, boxes_from_cam, merge_boxes
+from shipcam.runtime.boxes import Box, boxes_from_cam, boxes_from_heatmap
 from shipcam.runtime.cam import class_activation_map, resize_bilinear
 from shipcam.runtime.engines import Engine, open_engine
 from shipcam.runtime.image import check_array, read_image
@@ -178,8 +178,9 @@ class Detector:
         Overlapping square tiles (default: twice the training size) run in
         batches; each tile's CAM goes into a scene heatmap kept at a cell of
         ``stride / 4`` pixels (so memory stays bounded: a 20,000 px scene needs
-        a 2,500 x 2,500 float map), and tiles whose probability clears the
-        threshold contribute boxes, merged across tile seams.
+        a 2,500 x 2,500 float map). Boxes come from the stitched heatmap with an
+        absolute rule: connected regions whose CAM clears the decision threshold
+        in logit units, so tile seams and per-tile normalisation play no part.
         """
         from shipcam._progress import progress as bar
 
@@ -200,24 +201,22 @@ class Detector:
         cell = max(1, m.feature_stride // 4)
         heat = np.full((-(-H // cell), -(-W // cell)), -np.inf, np.float32)
         positions = [(x, y) for y in ys for x in xs]
-        boxes: list[Box] = []
         tile_probs = []
         t0 = time.perf_counter()
         chunks = [positions[i : i + batch] for i in range(0, len(positions), batch)]
         for chunk in bar(chunks, total=len(chunks), desc="scanning tiles", enabled=progress):
             crops = np.stack([_crop(scene, x, y, tile) for x, y in chunk])
-            for (x, y), pred in zip(chunk, self._predict_same_size(crops, with_boxes=True)):
+            for (x, y), pred in zip(chunk, self._predict_same_size(crops, with_boxes=False)):
                 tile_probs.append((x, y, pred.probability))
                 h_cells, w_cells = -(-tile // cell), -(-tile // cell)
                 small = resize_bilinear(pred.cam, h_cells, w_cells)
                 cy, cx = y // cell, x // cell
                 region = heat[cy : cy + h_cells, cx : cx + w_cells]
                 np.maximum(region, small[: region.shape[0], : region.shape[1]], out=region)
-                boxes.extend(b.shifted(x, y) for b in pred.boxes)
         heat[~np.isfinite(heat)] = float(np.min(heat[np.isfinite(heat)])) if np.isfinite(heat).any() else 0.0
-        merged = [Box(max(0, b.x0), max(0, b.y0), min(W, b.x1), min(H, b.y1), b.score) for b in merge_boxes(boxes)]
+        threshold_logit = float(np.log(self.threshold / (1 - self.threshold)))
         return ScanResult(
-            boxes=merged,
+            boxes=boxes_from_heatmap(heat, cell, (H, W), threshold_logit),
             heatmap=heat,
             cell=cell,
             tiles=len(positions),
