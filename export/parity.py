@@ -34,7 +34,10 @@ class ParitySet:
 class Tolerances:
     """What an exported file must meet; every number is a CLI option of ``shipcam export``."""
 
-    float_rel: float = 1e-4  # float32: max |err| / max |ref|, per output
+    # float32: max |err| / max |ref| per output. XNNPACK's summation order leaves ~1.5e-4
+    # on the worst of 7.5 M feature values of MobileNetV2-1.0 at 224 (logits ~5e-6);
+    # a broken export shows up at 1e-2 and worse.
+    float_rel: float = 5e-4
     fp16_rel: float = 0.05  # float16 rounding: ~1e-3 relative per layer, compounded
     min_decision_agreement: float = 0.98  # quantized files
     max_auc_drop: float = 0.01

@@ -289,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--float-tail", type=int, default=1, help="int8: keep the last N convolutions (the CAM's feature map) in float; 0 = all int8 (default: 1)")
     g = p.add_argument_group("parity thresholds")
     g.add_argument("--parity-n", type=int, default=120, help="held-out labelled scenes for parity")
-    g.add_argument("--float-rel", type=float, default=1e-4, help="float32: max error / output range (max |ref|)")
+    g.add_argument("--float-rel", type=float, default=5e-4, help="float32: max error / output range (max |ref|)")
     g.add_argument("--min-agreement", type=float, default=0.98, help="int8/fp16: decision agreement")
     g.add_argument("--max-auc-drop", type=float, default=0.01)
     g.add_argument("--min-cam-corr", type=float, default=0.0, help="enforce a CAM correlation (reported always)")
