@@ -23,8 +23,9 @@ def test_every_format_is_written_and_listed(exported):
         assert len(entry["sha256"]) == 64 and entry["quantization"] == fmt.quantization
     assert json.loads((out / "manifest.json").read_text())["source"]["sha256"] == manifest["source"]["sha256"]
     assert not list(out.glob(".*.part"))
-    # int8 files are smaller than float ones
-    assert listed["tflite_int8"]["size_bytes"] < 0.5 * listed["tflite_fp32"]["size_bytes"]
+    # int8 files are smaller than float ones (the default keeps the last conv, the CAM's map, in float)
+    assert listed["tflite_int8"]["size_bytes"] < 0.75 * listed["tflite_fp32"]["size_bytes"]
+    assert listed["onnx_int8"]["size_bytes"] < 0.75 * listed["onnx_fp32"]["size_bytes"]
 
 
 @pytest.mark.parametrize("fmt", list(ExportFormat), ids=lambda f: f.value)
