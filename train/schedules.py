@@ -97,7 +97,11 @@ def suggest_lr(lrs, smoothed, skip_start: float = 0.1, skip_end: int = 3, window
     avg = np.convolve(seg, kernel, mode="same")
     edge = window // 2  # 'same' convolution is biased at the ends
     inner = slice(edge, len(avg) - edge)
-    slope = np.gradient(avg[inner], np.log(seg_lr[inner]))
-    steepest = float(seg_lr[inner][int(np.argmin(slope))])
-    minimum = float(seg_lr[inner][int(np.argmin(avg[inner]))])
-    return {"steepest": steepest, "min_over_10": minimum / 10.0}
+    lr_in, avg_in = seg_lr[inner], avg[inner]
+    i_min = int(np.argmin(avg_in))
+    # The steepest descent is searched only up to the loss minimum: past it the
+    # curve is diverging, and noise there can look like a steep fall.
+    stop = max(i_min + 1, min(3, len(avg_in)))
+    slope = np.gradient(avg_in, np.log(lr_in))[:stop]
+    steepest = float(lr_in[int(np.argmin(slope))])
+    return {"steepest": steepest, "min_over_10": float(lr_in[i_min]) / 10.0}

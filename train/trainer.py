@@ -26,6 +26,7 @@ import csv
 import dataclasses
 import json
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -34,6 +35,9 @@ import numpy as np
 
 from shipcam._io import write_json
 from shipcam.errors import ShipcamError
+
+# Keras warns on every fit that it ignores shuffle=True for a tf.data input: the pipeline shuffles.
+warnings.filterwarnings("ignore", message=r".*`shuffle=True` was passed.*")
 
 __all__ = ["TrainConfig", "train", "load_config", "prepare_data", "make_strategy", "set_trainable", "Phase"]
 
