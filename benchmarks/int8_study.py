@@ -12,7 +12,6 @@ int8 broke; the CAM columns are the point.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path

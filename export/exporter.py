@@ -23,7 +23,7 @@ import numpy as np
 
 from shipcam._io import write_bytes, write_json
 from shipcam.errors import ShipcamError
-from shipcam.export.formats import ExportFormat, parse_formats
+from shipcam.export.formats import ExportFormat
 from shipcam.export.parity import ParitySet, Tolerances, check_parity, compare_outputs, run_in_batches
 from shipcam.runtime.metadata import ModelMetadata
 
@@ -107,7 +107,6 @@ def parity_set(n: int, size: int, scale: float, offset: float, seed: int) -> Par
 
 def export_model(model_path: str | Path, out_dir: str | Path, options: ExportOptions | None = None, show_progress: bool = True) -> dict:
     """Export ``model_path`` (.keras) to ``out_dir``; returns the manifest dict."""
-    import onnx
 
     from shipcam.export.calibration import folder_calibration, synthetic_calibration
     from shipcam.export.graph import save_two_output_savedmodel

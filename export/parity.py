@@ -13,7 +13,7 @@ to the image. Decision agreement alone would hide a broken CAM.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 

@@ -9,7 +9,6 @@ tensorflow, keras and tf2onnx were never imported.
 import json
 import os
 import subprocess
-import sys
 import venv
 from pathlib import Path
 

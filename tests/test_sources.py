@@ -1,5 +1,3 @@
-import csv
-import warnings
 
 import numpy as np
 import pytest

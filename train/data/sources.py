@@ -168,7 +168,7 @@ def _drop_unreadable(samples: Samples, show_progress: bool) -> Samples:
     for p, why in skipped[:20]:
         warnings.warn(f"skipping unreadable image {why}", stacklevel=3)
     if skipped:
-        more = f" (first 20 listed)" if len(skipped) > 20 else ""
+        more = " (first 20 listed)" if len(skipped) > 20 else ""
         warnings.warn(f"skipped {len(skipped)} of {len(samples)} images that could not be read{more}", stacklevel=3)
     out = samples.subset(keep)
     out.skipped = skipped
