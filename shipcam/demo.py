@@ -130,7 +130,10 @@ def _overlays(model_file: Path, out: Path, size: int, n: int = 4) -> None:
     big = max(size, 160)  # show the CAM on scenes larger than the training size: the model is fully convolutional
     ships = [generate_scene(SceneConfig(size=big, ship_fraction=1.0), seed=31, index=i) for i in range(n)]
     empty = [generate_scene(SceneConfig(size=big, ship_fraction=0.0, coast_prob=0.5, confuser_prob=1.0), seed=32, index=i) for i in range(n)]
+    preds = {kind: [det.predict(s.image) for s in scenes] for kind, scenes in (("ship", ships), ("no_ship", empty))}
+    # One absolute colour scale for the whole gallery (logit units: 0 is the p = 0.5 threshold).
+    # Per-image min-max scaling would paint a "hot spot" on every empty scene.
+    vmax = max(float(p.cam.max()) for ps in preds.values() for p in ps)
     for kind, scenes in (("ship", ships), ("no_ship", empty)):
-        for i, s in enumerate(scenes):
-            p = det.predict(s.image)
-            save_png(overlay(s.image, p.cam_image, p.boxes, label=f"p={p.probability:.2f}"), out / f"{kind}_{i}_p{p.probability:.2f}.png")
+        for i, (s, p) in enumerate(zip(scenes, preds[kind])):
+            save_png(overlay(s.image, p.cam_image, p.boxes, label=f"p={p.probability:.2f}", vmin=0.0, vmax=max(vmax, 1e-3)), out / f"{kind}_{i}_p{p.probability:.2f}.png")

@@ -112,6 +112,7 @@ def write_report(run: str | Path) -> Path:
     overlays = sorted((run / "overlays").glob("*.png"))
     if overlays:
         parts.append("<h2>6. Where the model looks</h2><p>The CAM (features · w + b from the exported file, no gradients) over ship and no-ship scenes, with its boxes. "
+                     "One colour scale for all: blue is at or below the decision threshold (logit 0), red the strongest ship evidence. "
                      "Boxes are drawn only when the probability clears the threshold.</p><div class='grid'>")
         for p in overlays:
             parts.append(f"<figure>{_img(p, p.stem)}<figcaption>{html.escape(p.stem.replace('_', ' '))}</figcaption></figure>")
