@@ -25,6 +25,9 @@ VARIANTS = [
     ("tflite int8, 200 calib, all int8", "tflite", {"quant": "int8", "calib": 200, "tail": 0}),
     ("tflite int8, 200 calib, last conv float", "tflite", {"quant": "int8", "calib": 200, "tail": 1}),
     ("tflite int8, 200 calib, last block float", "tflite", {"quant": "int8", "calib": 200, "tail": 3}),
+    ("tflite int8, 200 calib, all int8, bias correction", "tflite", {"quant": "int8", "calib": 200, "tail": 0, "bc": True}),
+    ("tflite int8, 200 calib, last conv float, bias correction", "tflite", {"quant": "int8", "calib": 200, "tail": 1, "bc": True}),
+    ("tflite int16x8 (int16 activations), 200 calib", "tflite", {"quant": "int16x8", "calib": 200, "tail": 0}),
     ("onnx fp32", "onnx", {"quant": "float32"}),
     ("onnx int8 QDQ, 32 calib, minmax, per-channel", "onnx", {"quant": "int8", "calib": 32, "method": "minmax", "per_channel": True, "tail": 0}),
     ("onnx int8 QDQ, 200 calib, minmax, per-tensor", "onnx", {"quant": "int8", "calib": 200, "method": "minmax", "per_channel": False, "tail": 0}),
@@ -32,6 +35,8 @@ VARIANTS = [
     ("onnx int8 QDQ, 200 calib, percentile, per-channel", "onnx", {"quant": "int8", "calib": 200, "method": "percentile", "per_channel": True, "tail": 0}),
     ("onnx int8 QDQ, 200 calib, minmax, per-channel, last conv float", "onnx", {"quant": "int8", "calib": 200, "method": "minmax", "per_channel": True, "tail": 1}),
     ("onnx int8 QDQ, 200 calib, minmax, per-channel, last block float", "onnx", {"quant": "int8", "calib": 200, "method": "minmax", "per_channel": True, "tail": 3}),
+    ("onnx int8 QDQ, 200 calib, minmax, per-channel, bias correction", "onnx", {"quant": "int8", "calib": 200, "method": "minmax", "per_channel": True, "tail": 0, "bc": True}),
+    ("onnx int8 QDQ, 200 calib, minmax, per-channel, last conv float, bias correction", "onnx", {"quant": "int8", "calib": 200, "method": "minmax", "per_channel": True, "tail": 1, "bc": True}),
 ]
 
 
@@ -48,6 +53,7 @@ def main(argv=None) -> int:
     import onnx
 
     from shipcam._io import write_json, write_text
+    from shipcam.export.bias_correction import correct_for_int8
     from shipcam.export.calibration import synthetic_calibration
     from shipcam.export.exporter import model_metadata, parity_set, sha256_file
     from shipcam.export.graph import save_two_output_savedmodel
@@ -73,6 +79,11 @@ def main(argv=None) -> int:
         sm = save_two_output_savedmodel(model, Path(tmp) / "sm", None)
         float_tflite = convert_tflite(sm, "float32")
         float_onnx = convert_onnx(model, None)
+        if any(o.get("bc") for _, _, o in chosen):  # the int8-ready copy: weights on the grid, biases corrected
+            fixed = load_classifier(args.model)
+            print("bias correction:", correct_for_int8(fixed, calibs[200].images, show_progress=False).to_dict())
+            sm_bc = save_two_output_savedmodel(fixed, Path(tmp) / "sm_bc", None)
+            onnx_bc = convert_onnx(fixed, None)
         for name, engine, o in chosen:
             t0 = time.perf_counter()
             path = Path(tmp) / (name.replace(" ", "_").replace(",", "") + (".tflite" if engine == "tflite" else ".onnx"))
@@ -81,12 +92,12 @@ def main(argv=None) -> int:
                     data = float_tflite
                 else:
                     tail = float_tail_tensors(float_tflite, o["tail"]) if o["tail"] else None
-                    data = convert_tflite(sm, "int8", calibs[o["calib"]], float_ops=tail, show_progress=False)
+                    data = convert_tflite(sm_bc if o.get("bc") else sm, o["quant"], calibs[o["calib"]], float_ops=tail, show_progress=False)
                 path.write_bytes(embed_tflite_metadata(data, meta))
             else:
                 proto = float_onnx
                 if o["quant"] == "int8":
-                    proto, _ = quantize_onnx(float_onnx, calibs[o["calib"]], o["per_channel"], o["method"], o["tail"], show_progress=False)
+                    proto, _ = quantize_onnx(onnx_bc if o.get("bc") else float_onnx, calibs[o["calib"]], o["per_channel"], o["method"], o["tail"], show_progress=False)
                 embed_onnx_metadata(proto, meta)
                 onnx.save(proto, path)
             build_s = time.perf_counter() - t0
@@ -102,18 +113,18 @@ def main(argv=None) -> int:
                 ts.append(time.perf_counter() - t)
             row = {"variant": name, "engine": engine, **o, "size_mb": path.stat().st_size / 1e6, "median_ms": float(np.median(ts) * 1e3), "build_s": build_s, **rep}
             rows.append(row)
-            print(f"{name:66s} {row['size_mb']:6.2f} MB {row['median_ms']:7.2f} ms  agree {rep['decision_agreement']:.3f}  AUC {rep.get('auc', float('nan')):.3f} (keras {rep.get('auc_reference', float('nan')):.3f})  feat corr {rep['features_corr']:.3f}  CAM corr {rep['cam_corr_mean']:.3f} (min {rep['cam_corr_min']:.3f})  IoU {rep['cam_iou_mean']:.3f}", flush=True)
+            print(f"{name:66s} {row['size_mb']:6.2f} MB {row['median_ms']:7.2f} ms  agree {rep['decision_agreement']:.3f}  AUC {rep.get('auc', float('nan')):.3f} (keras {rep.get('auc_reference', float('nan')):.3f})  feat corr {rep['features_corr']:.3f}  CAM corr {rep['cam_corr_mean']:.3f} (min {rep['cam_corr_min']:.3f}, ship {rep['cam_corr_ship_mean']:.3f})  IoU {rep['cam_iou_mean']:.3f}", flush=True)
 
     for r in rows:
         base = next((b for b in rows if b["engine"] == r["engine"] and b["quant"] == "float32"), None)
         r["speedup_vs_float"] = base["median_ms"] / r["median_ms"] if base else None
     result = {"model": args.model, "size": args.size, "parity_n": args.parity_n, "threads": 1, "rows": rows}
     write_json(out / "int8_study.json", result)
-    md = ["| variant | MB | ms (1 thread) | × float | decision agreement | AUC (Keras) | features corr | CAM corr mean (min) | CAM IoU@20% |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    md = ["| variant | MB | ms (1 thread) | × float | decision agreement | AUC (Keras) | features corr | CAM corr mean (min) | CAM corr, ship shown | CAM IoU@20% |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         md.append(
             f"| {r['variant']} | {r['size_mb']:.2f} | {r['median_ms']:.2f} | {r['speedup_vs_float']:.2f} | {r['decision_agreement']:.3f} | "
-            f"{r.get('auc', float('nan')):.3f} ({r.get('auc_reference', float('nan')):.3f}) | {r['features_corr']:.3f} | {r['cam_corr_mean']:.3f} ({r['cam_corr_min']:.3f}) | {r['cam_iou_mean']:.3f} |"
+            f"{r.get('auc', float('nan')):.3f} ({r.get('auc_reference', float('nan')):.3f}) | {r['features_corr']:.3f} | {r['cam_corr_mean']:.3f} ({r['cam_corr_min']:.3f}) | {r['cam_corr_ship_mean']:.3f} | {r['cam_iou_mean']:.3f} |"
         )
     write_text(out / "int8_study.md", "\n".join(md) + "\n")
     print("\n".join(md))

@@ -78,9 +78,15 @@ def compare_outputs(ref: dict, got: dict, weights: np.ndarray, bias: float, labe
             r, g = resize_bilinear(r, *image_size), resize_bilinear(g, *image_size)
         corrs.append(pearson(r, g))
         ious.append(mask_iou(cam_mask(r, 0.2), cam_mask(g, 0.2)))
+    corrs, ious = np.asarray(corrs), np.asarray(ious)
     report["cam_corr_mean"] = float(np.mean(corrs))
     report["cam_corr_min"] = float(np.min(corrs))
     report["cam_iou_mean"] = float(np.mean(ious))
+    # Where the float model says ship, i.e. the CAMs a user looks at; a no-ship CAM is
+    # low-contrast noise whose correlation says little. Reported next to the mean, not instead.
+    shown = lr > 0
+    report["cam_corr_ship_mean"] = float(np.mean(corrs[shown])) if shown.any() else float("nan")
+    report["cam_iou_ship_mean"] = float(np.mean(ious[shown])) if shown.any() else float("nan")
     report["features_corr"] = pearson(ref["features"], got["features"])
     if labels is not None and len(np.unique(labels)) == 2:
         report["auc_reference"] = roc_auc(labels, lr)

@@ -26,7 +26,10 @@ def convert_tflite(
     float_ops: list[str] | None = None,
     show_progress: bool = True,
 ) -> bytes:
-    """Convert the two-output SavedModel. ``quantization``: float32 | float16 | int8.
+    """Convert the two-output SavedModel. ``quantization``: float32 | float16 | int8 | int16x8.
+
+    ``int16x8``: int8 weights with int16 activations (LiteRT's 16x8 mode):
+    256x finer activations than int8, but reference kernels (no XNNPACK).
 
     ``float_ops``: for int8, node names (or name prefixes) kept in float via
     the quantization debugger's deny-list — the remedy for sensitive layers.
@@ -37,23 +40,25 @@ def convert_tflite(
     if quantization == "float16":
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.target_spec.supported_types = [tf.float16]
-    elif quantization == "int8":
+    elif quantization in ("int8", "int16x8"):
         if calibration is None or len(calibration) == 0:
             raise ValueError("int8 export needs calibration data (--calib N synthetic scenes or --calib-data DIR)")
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.representative_dataset = lambda: calibration.representative_dataset("image", show_progress)
-        if float_ops:
+        if quantization == "int16x8":
+            conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+        elif float_ops:
             # Selective quantization: builtins int8 where possible, float kernels allowed for the deny-listed nodes.
             conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
         else:
             conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        if int8_io:
+        if int8_io and quantization == "int8":
             conv.inference_input_type = tf.int8
             conv.inference_output_type = tf.int8
-        if float_ops:
+        if float_ops and quantization == "int8":
             return _convert_with_denylist(conv, calibration, float_ops, show_progress)
     elif quantization != "float32":
-        raise ValueError(f"Unknown quantization. Expected float32, float16 or int8. Received: {quantization!r}")
+        raise ValueError(f"Unknown quantization. Expected float32, float16, int8 or int16x8. Received: {quantization!r}")
     return conv.convert()
 
 

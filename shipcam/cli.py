@@ -134,6 +134,7 @@ def cmd_export(args) -> int:
         onnx_method=args.onnx_method,
         onnx_per_channel=not args.per_tensor,
         float_tail=args.float_tail,
+        bias_correction=args.bias_correction,
         tolerances=tol,
         fail_on_parity=not args.no_fail,
         threads=args.threads,
@@ -250,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--finetune-epochs", type=int, default=6)
     g.add_argument("--finetune-lr", type=float, default=1e-4)
     g.add_argument("--finetune-layers", type=int, default=60, help="top backbone layers to unfreeze (-1: all)")
+    g.add_argument("--finetune-bn", action="store_true", help="also train BatchNorm in fine-tuning: statistics of your imagery instead of ImageNet's (int8 exports keep the CAM)")
     g.add_argument("--scratch-lr", type=float, default=3e-3, help="rate when --weights none (one phase, all layers)")
     g.add_argument("--scratch-epochs", type=int, default=20, help="epochs when --weights none")
     g.add_argument("--clr", choices=["triangular", "triangular2", "exp_range"], help="cyclical learning rate between lr and clr-factor x lr (default: cosine decay)")
@@ -286,7 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--calib-size", type=int, help="calibration image size (default: the training size)")
     g.add_argument("--onnx-method", default="minmax", choices=["minmax", "entropy", "percentile"])
     g.add_argument("--per-tensor", action="store_true", help="ONNX int8 weights per tensor (default: per channel)")
-    g.add_argument("--float-tail", type=int, default=1, help="int8: keep the last N convolutions (the CAM's feature map) in float; 0 = all int8 (default: 1)")
+    g.add_argument("--float-tail", type=int, help="int8: keep the last N convolutions (the CAM's feature map) in float; 0 = all int8 (default: TFLite 0, ONNX 1, the best measured)")
+    g.add_argument("--no-bias-correction", dest="bias_correction", action="store_false", help="plain post-training int8: skip putting the weights on the int8 grid with corrected biases")
     g = p.add_argument_group("parity thresholds")
     g.add_argument("--parity-n", type=int, default=120, help="held-out labelled scenes for parity")
     g.add_argument("--float-rel", type=float, default=5e-4, help="float32: max error / output range (max |ref|)")

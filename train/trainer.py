@@ -70,6 +70,7 @@ class TrainConfig:
     finetune_epochs: int = 6
     finetune_lr: float = 1e-4
     finetune_layers: int = 60  # top layers of the backbone to unfreeze; -1 = all
+    finetune_bn: bool = False  # also train BatchNorm (batch statistics, momentum 0.9): adapts it to the target domain
     scratch_lr: float = 3e-3  # from the range test: flat loss up to ~5e-3; 1e-3 and 2e-3 learned slower
     scratch_epochs: int = 20
     clr: str | None = None  # "triangular" | "triangular2" | "exp_range" | None; else cosine decay
@@ -135,8 +136,10 @@ def _phases(config: TrainConfig) -> list[tuple[Phase, int, float]]:
     return [("head", config.head_epochs, config.head_lr), ("finetune", config.finetune_epochs, config.finetune_lr)]
 
 
-def set_trainable(model, phase: Phase, finetune_layers: int) -> None:
+def set_trainable(model, phase: Phase, finetune_layers: int, train_bn: bool = False) -> None:
     import keras
+
+    from shipcam.train.model import set_bn_momentum
 
     base = model.get_layer("backbone")
     if phase == "scratch":
@@ -149,7 +152,9 @@ def set_trainable(model, phase: Phase, finetune_layers: int) -> None:
     layers = base.layers
     cut = 0 if finetune_layers < 0 else max(0, len(layers) - finetune_layers)
     for i, layer in enumerate(layers):
-        layer.trainable = i >= cut and not isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = i >= cut and (train_bn or not isinstance(layer, keras.layers.BatchNormalization))
+    if train_bn:  # Keras' 0.999 would keep the ImageNet statistics for thousands of steps
+        set_bn_momentum(base, 0.9)
 
 
 def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | None = None, show_progress: bool = True) -> dict:
@@ -201,7 +206,7 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
                 model = load_classifier(run / "head.keras")
             else:
                 model = build_classifier(config.backbone, config.pooling, config.alpha, config.weights, config.dropout, config.size)
-            set_trainable(model, phase, config.finetune_layers)
+            set_trainable(model, phase, config.finetune_layers, config.finetune_bn)
             steps = config.steps_per_epoch or max(1, int(np.ceil(len(train_s) / config.batch_size)))
             if config.clr:
                 schedule = CyclicLR(lr, lr * config.clr_factor, step_size=2 * steps, mode=config.clr)
