@@ -26,7 +26,6 @@ VARIANTS = [
     ("tflite int8, 200 calib, last conv float", "tflite", {"quant": "int8", "calib": 200, "tail": 1}),
     ("tflite int8, 200 calib, last block float", "tflite", {"quant": "int8", "calib": 200, "tail": 3}),
     ("tflite int8, 200 calib, all int8, bias correction", "tflite", {"quant": "int8", "calib": 200, "tail": 0, "bc": True}),
-    ("tflite int8, 200 calib, last conv float, bias correction", "tflite", {"quant": "int8", "calib": 200, "tail": 1, "bc": True}),
     ("tflite int16x8 (int16 activations), 200 calib", "tflite", {"quant": "int16x8", "calib": 200, "tail": 0}),
     ("onnx fp32", "onnx", {"quant": "float32"}),
     ("onnx int8 QDQ, 32 calib, minmax, per-channel", "onnx", {"quant": "int8", "calib": 32, "method": "minmax", "per_channel": True, "tail": 0}),
@@ -36,7 +35,8 @@ VARIANTS = [
     ("onnx int8 QDQ, 200 calib, minmax, per-channel, last conv float", "onnx", {"quant": "int8", "calib": 200, "method": "minmax", "per_channel": True, "tail": 1}),
     ("onnx int8 QDQ, 200 calib, minmax, per-channel, last block float", "onnx", {"quant": "int8", "calib": 200, "method": "minmax", "per_channel": True, "tail": 3}),
     ("onnx int8 QDQ, 200 calib, minmax, per-channel, bias correction", "onnx", {"quant": "int8", "calib": 200, "method": "minmax", "per_channel": True, "tail": 0, "bc": True}),
-    ("onnx int8 QDQ, 200 calib, minmax, per-channel, last conv float, bias correction", "onnx", {"quant": "int8", "calib": 200, "method": "minmax", "per_channel": True, "tail": 1, "bc": True}),
+    ("onnx int8 QDQ, 200 calib, minmax, per-channel, 7-bit weights", "onnx", {"quant": "int8", "calib": 200, "method": "minmax", "per_channel": True, "tail": 0, "bits": 7}),
+    ("onnx int8 QDQ, 200 calib, minmax, per-channel, 7-bit weights, bias correction", "onnx", {"quant": "int8", "calib": 200, "method": "minmax", "per_channel": True, "tail": 0, "bits": 7, "bc": True}),
 ]
 
 
@@ -79,11 +79,13 @@ def main(argv=None) -> int:
         sm = save_two_output_savedmodel(model, Path(tmp) / "sm", None)
         float_tflite = convert_tflite(sm, "float32")
         float_onnx = convert_onnx(model, None)
-        if any(o.get("bc") for _, _, o in chosen):  # the int8-ready copy: weights on the grid, biases corrected
+        corrected = {}  # weight grid (qmax) -> the int8-ready copy: weights on that grid, biases corrected
+        for qmax in sorted({127 if o.get("bits", 8) == 8 else 64 for _, _, o in chosen if o.get("bc")}):
             fixed = load_classifier(args.model)
-            print("bias correction:", correct_for_int8(fixed, calibs[200].images, show_progress=False).to_dict())
-            sm_bc = save_two_output_savedmodel(fixed, Path(tmp) / "sm_bc", None)
-            onnx_bc = convert_onnx(fixed, None)
+            print("bias correction:", correct_for_int8(fixed, calibs[200].images, qmax=qmax, show_progress=False).to_dict())
+            corrected[qmax] = fixed
+        sm_bc = save_two_output_savedmodel(corrected[127], Path(tmp) / "sm_bc", None) if 127 in corrected else None
+        onnx_bc = {q: convert_onnx(m, None) for q, m in corrected.items()}
         for name, engine, o in chosen:
             t0 = time.perf_counter()
             path = Path(tmp) / (name.replace(" ", "_").replace(",", "") + (".tflite" if engine == "tflite" else ".onnx"))
@@ -97,7 +99,9 @@ def main(argv=None) -> int:
             else:
                 proto = float_onnx
                 if o["quant"] == "int8":
-                    proto, _ = quantize_onnx(onnx_bc if o.get("bc") else float_onnx, calibs[o["calib"]], o["per_channel"], o["method"], o["tail"], show_progress=False)
+                    bits = o.get("bits", 8)
+                    source = onnx_bc[127 if bits == 8 else 64] if o.get("bc") else float_onnx
+                    proto, _ = quantize_onnx(source, calibs[o["calib"]], o["per_channel"], o["method"], o["tail"], weight_bits=bits, show_progress=False)
                 embed_onnx_metadata(proto, meta)
                 onnx.save(proto, path)
             build_s = time.perf_counter() - t0

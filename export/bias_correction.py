@@ -31,14 +31,17 @@ __all__ = ["quantize_per_channel", "correct_for_int8", "CorrectionReport"]
 QMAX = 127  # symmetric int8 weights, as both converters quantize them
 
 
-def quantize_per_channel(kernel: np.ndarray, axis: int = -1) -> np.ndarray:
-    """``kernel`` rounded to the symmetric int8 grid of each slice along ``axis`` (scale ``max|w| / 127``)."""
+def quantize_per_channel(kernel: np.ndarray, axis: int = -1, qmax: int = QMAX) -> np.ndarray:
+    """``kernel`` rounded to the symmetric grid of each slice along ``axis``: scale ``max|w| / qmax``.
+
+    ``qmax`` 127 is int8; 64 is ONNX Runtime's ``reduce_range`` (7-bit) weights.
+    """
     kernel = np.asarray(kernel, np.float32)
     axis = axis % kernel.ndim
     reduce = tuple(i for i in range(kernel.ndim) if i != axis)
     amax = np.max(np.abs(kernel), axis=reduce, keepdims=True)
-    scale = np.where(amax > 0, amax / QMAX, 1.0).astype(np.float32)
-    return (np.clip(np.round(kernel / scale), -QMAX, QMAX) * scale).astype(np.float32)
+    scale = np.where(amax > 0, amax / qmax, 1.0).astype(np.float32)
+    return (np.clip(np.round(kernel / scale), -qmax, qmax) * scale).astype(np.float32)
 
 
 @dataclass
@@ -46,9 +49,16 @@ class CorrectionReport:
     corrected: list[str]  # layers put on the grid with their shift corrected
     skipped: list[str]  # conv layers with neither a bias nor a BatchNorm to absorb the shift (left to the converter)
     max_shift: float  # largest |expected output shift| corrected, in the layer's output units
+    qmax: int = QMAX
 
     def to_dict(self) -> dict:
-        return {"method": "per-channel int8 weight grid + bias correction", "corrected_layers": len(self.corrected), "skipped_layers": self.skipped, "max_shift": self.max_shift}
+        return {
+            "method": "per-channel weight grid + bias correction",
+            "weight_qmax": self.qmax,
+            "corrected_layers": len(self.corrected),
+            "skipped_layers": self.skipped,
+            "max_shift": self.max_shift,
+        }
 
 
 def _kernels(layer) -> list[tuple]:
@@ -64,13 +74,13 @@ def _kernels(layer) -> list[tuple]:
     return []
 
 
-def _grid(kernel: np.ndarray, depthwise: bool) -> np.ndarray:
+def _grid(kernel: np.ndarray, depthwise: bool, qmax: int = QMAX) -> np.ndarray:
     """The converters' grid: per output channel. Conv2D (kh, kw, in, out): the last axis.
     Depthwise (kh, kw, C, multiplier): each (C, multiplier) pair is an output channel."""
     if not depthwise:
-        return quantize_per_channel(kernel, -1)
+        return quantize_per_channel(kernel, -1, qmax)
     kh, kw, c, m = kernel.shape
-    return quantize_per_channel(kernel.reshape(kh, kw, c * m), -1).reshape(kernel.shape)
+    return quantize_per_channel(kernel.reshape(kh, kw, c * m), -1, qmax).reshape(kernel.shape)
 
 
 def _absorber(layer, candidates):
@@ -99,8 +109,10 @@ def _response_to_mean(layer, mean: np.ndarray) -> np.ndarray:
     return y[0, y.shape[1] // 2, y.shape[2] // 2].astype(np.float64)
 
 
-def correct_for_int8(model, images: np.ndarray, batch: int = 8, show_progress: bool = True) -> CorrectionReport:
+def correct_for_int8(model, images: np.ndarray, qmax: int = QMAX, batch: int = 8, show_progress: bool = True) -> CorrectionReport:
     """Put ``model``'s backbone conv kernels on the int8 grid and cancel the mean shift. Modifies ``model``.
+
+    ``qmax``: the converter's weight grid, 127 (int8) or 64 (7-bit, ONNX ``reduce_range`` weights).
 
     ``images``: preprocessed calibration images (N, H, W, 3); their per-channel
     means at each conv's input are what the shift is computed from.
@@ -131,7 +143,7 @@ def correct_for_int8(model, images: np.ndarray, batch: int = 8, show_progress: b
             continue
         before = _response_to_mean(layer, mean)
         for var, depthwise in _kernels(layer):
-            var.assign(_grid(np.asarray(var), depthwise))
+            var.assign(_grid(np.asarray(var), depthwise, qmax))
         shift = _response_to_mean(layer, mean) - before
         if kind == "bias":
             target.bias.assign(np.asarray(target.bias) - shift.astype(np.float32))
@@ -139,4 +151,4 @@ def correct_for_int8(model, images: np.ndarray, batch: int = 8, show_progress: b
             target.moving_mean.assign(np.asarray(target.moving_mean) + shift.astype(np.float32))
         corrected.append(layer.name)
         max_shift = max(max_shift, float(np.abs(shift).max()))
-    return CorrectionReport(corrected, skipped, max_shift)
+    return CorrectionReport(corrected, skipped, max_shift, qmax)

@@ -48,12 +48,14 @@ class ExportOptions:
     int8_io: bool = False
     onnx_per_channel: bool = True
     onnx_method: str = "minmax"
-    # int8: weights put on the int8 grid with their mean shift corrected (export/bias_correction.py):
-    # CAM correlation 0.86 -> 0.94 on the ImageNet MobileNetV2 (TFLite). False = plain post-training int8.
+    # int8: weights put on the converter's grid with their mean shift corrected (export/bias_correction.py).
+    # ImageNet MobileNetV2 at 224, TFLite: CAM correlation 0.86 -> 0.98. False = plain post-training int8.
     bias_correction: bool = True
+    # ONNX int8 weights in 7 bits: ORT's uint8 x int8 kernels saturate on x86 without VNNI (export/onnx.py).
+    onnx_weight_bits: int = 7
     # int8: keep the last N convolutions (the CAM's feature map) in float; 0 = all int8.
-    # None = the best measured per engine: TFLite 0 (no gain, +1.2 MB), ONNX 1 (+0.04 CAM correlation).
-    float_tail: int | None = None
+    # With bias correction it gains nothing measurable and costs 1.2 MB and ~10% latency.
+    float_tail: int = 0
     tolerances: Tolerances = field(default_factory=Tolerances)
     fail_on_parity: bool = True
     threads: int = 1
@@ -147,38 +149,48 @@ def export_model(model_path: str | Path, out_dir: str | Path, options: ExportOpt
     entries, failures = [], []
     with tempfile.TemporaryDirectory(prefix="shipcam_export_") as tmp:
         savedmodel = save_two_output_savedmodel(model, Path(tmp) / "savedmodel", options.size)
-        # int8 files come from a copy whose weights are on the int8 grid with corrected biases;
-        # parity still compares them with the untouched Keras model.
-        int8_model, int8_savedmodel, correction = model, savedmodel, None
-        if calibration is not None and options.bias_correction:
-            int8_model = load_classifier(model_path)
-            correction = correct_for_int8(int8_model, calibration.images, show_progress=show_progress).to_dict()
-            int8_savedmodel = save_two_output_savedmodel(int8_model, Path(tmp) / "savedmodel_int8", options.size)
-        float_onnx = int8_onnx = None
+        float_onnx = None
+
+        def int8_source(qmax: int):
+            """A copy with weights on the converter's grid and corrected biases (parity still uses the original)."""
+            if not options.bias_correction:
+                return model, None
+            corrected = load_classifier(model_path)
+            return corrected, correct_for_int8(corrected, calibration.images, qmax=qmax, show_progress=show_progress).to_dict()
         for fmt in options.formats:
             t0 = time.perf_counter()
             meta = dataclasses.replace(base_meta, quantization=fmt.quantization)
             path = out_dir / fmt.filename(stem)
             extra = {}
             if fmt.suffix == ".tflite":
-                float_nodes = None
-                tail = _float_tail(options, "tflite")
-                source = int8_savedmodel if fmt.is_int8 else savedmodel
-                if fmt.is_int8 and tail > 0:
-                    float_nodes = float_tail_tensors(convert_tflite(source, "float32"), tail)
+                float_nodes, source = None, savedmodel
+                if fmt.is_int8:
+                    corrected, correction = int8_source(127)
+                    if correction is not None:
+                        source = save_two_output_savedmodel(corrected, Path(tmp) / "savedmodel_int8", options.size)
+                    if options.float_tail > 0:
+                        float_nodes = float_tail_tensors(convert_tflite(source, "float32"), options.float_tail)
+                    meta.extra = {"float_nodes": float_nodes or [], "weight_correction": correction}
                 data = convert_tflite(source, fmt.quantization, calibration, options.int8_io, float_nodes, show_progress)
-                meta.extra = {"float_nodes": float_nodes or [], "weight_correction": correction} if fmt.is_int8 else {}
                 write_bytes(path, embed_tflite_metadata(data, meta))
             else:
                 if float_onnx is None:
                     float_onnx = convert_onnx(model, options.size)
                 proto = float_onnx
                 if fmt.is_int8:
-                    if int8_onnx is None:
-                        int8_onnx = float_onnx if int8_model is model else convert_onnx(int8_model, options.size)
-                    tail = _float_tail(options, "onnx")
-                    proto, excluded = quantize_onnx(int8_onnx, calibration, options.onnx_per_channel, options.onnx_method, tail, show_progress=show_progress)
-                    meta.extra = {"float_nodes": excluded, "calibration_method": options.onnx_method, "per_channel": options.onnx_per_channel, "weight_correction": correction}
+                    corrected, correction = int8_source(64 if options.onnx_weight_bits == 7 else 127)
+                    source = float_onnx if correction is None else convert_onnx(corrected, options.size)
+                    proto, excluded = quantize_onnx(
+                        source, calibration, options.onnx_per_channel, options.onnx_method, options.float_tail,
+                        weight_bits=options.onnx_weight_bits, show_progress=show_progress,
+                    )
+                    meta.extra = {
+                        "float_nodes": excluded,
+                        "calibration_method": options.onnx_method,
+                        "per_channel": options.onnx_per_channel,
+                        "weight_bits": options.onnx_weight_bits,
+                        "weight_correction": correction,
+                    }
                     extra["quantize_linear_nodes"] = sum(n.op_type == "QuantizeLinear" for n in proto.graph.node)
                 embed_onnx_metadata(proto, meta)
                 write_bytes(path, proto.SerializeToString())
@@ -226,12 +238,6 @@ def export_model(model_path: str | Path, out_dir: str | Path, options: ExportOpt
     if failures and options.fail_on_parity:
         raise ExportError("exported files missed their parity thresholds (see manifest.json):\n  " + "\n  ".join(failures))
     return manifest
-
-
-def _float_tail(options: ExportOptions, engine: str) -> int:
-    if options.float_tail is not None:
-        return options.float_tail
-    return {"tflite": 0, "onnx": 1}[engine]
 
 
 def _recommend(entries: list[dict]) -> str | None:

@@ -61,9 +61,16 @@ def quantize_onnx(
     method: str = "minmax",
     float_tail: int = 0,
     activation_type: str = "quint8",
+    weight_bits: int = 8,
     show_progress: bool = True,
 ):
     """Static QDQ int8 (weights int8, activations uint8 by default: the fast path on x86 CPUs).
+
+    ``weight_bits=7``: weights in [-64, 64] while activations keep 8 bits. ONNX
+    Runtime's uint8 x int8 kernels on AVX2/AVX-512 without VNNI sum pairs of
+    products in int16 (VPMADDUBSW), which saturates with full-range weights;
+    7-bit weights cannot overflow it. (ORT's global ``reduce_range`` would cut
+    the activations to 7 bits as well.)
 
     ``float_tail``: keep the last ``float_tail`` convolutions and everything
     after them (the layers producing the CAM's feature map) in float.
@@ -84,7 +91,14 @@ def quantize_onnx(
         onnx.save(float_proto, src)
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         input_name = float_proto.graph.input[0].name
-        exclude = float_tail_nodes(onnx.load(pre), float_tail)
+        prepared = onnx.load(pre)
+        exclude = float_tail_nodes(prepared, float_tail)
+        extra = {"ActivationSymmetric": False, "WeightSymmetric": True}
+        if weight_bits == 7:
+            # "axis" keeps them per channel: an override without it silently makes the tensor per-tensor
+            extra["TensorQuantOverrides"] = {name: [{"axis": 0, "reduce_range": True}] for name in _conv_weights(prepared)}
+        elif weight_bits != 8:
+            raise ValueError(f"weight_bits must be 8 or 7. Received: {weight_bits!r}")
         quantize_static(
             str(pre),
             str(dst),
@@ -95,9 +109,15 @@ def quantize_onnx(
             weight_type=QuantType.QInt8,
             calibrate_method=methods[method],
             nodes_to_exclude=exclude,
-            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+            extra_options=extra,
         )
         return onnx.load(dst), exclude
+
+
+def _conv_weights(proto) -> list[str]:
+    """Initializers used as Conv weights (output channels on axis 0)."""
+    inits = {i.name for i in proto.graph.initializer}
+    return sorted({n.input[1] for n in proto.graph.node if n.op_type == "Conv" and n.input[1] in inits})
 
 
 def float_tail_nodes(proto, n_convs: int) -> list[str]:

@@ -135,6 +135,7 @@ def cmd_export(args) -> int:
         onnx_per_channel=not args.per_tensor,
         float_tail=args.float_tail,
         bias_correction=args.bias_correction,
+        onnx_weight_bits=args.onnx_weight_bits,
         tolerances=tol,
         fail_on_parity=not args.no_fail,
         threads=args.threads,
@@ -288,7 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--calib-size", type=int, help="calibration image size (default: the training size)")
     g.add_argument("--onnx-method", default="minmax", choices=["minmax", "entropy", "percentile"])
     g.add_argument("--per-tensor", action="store_true", help="ONNX int8 weights per tensor (default: per channel)")
-    g.add_argument("--float-tail", type=int, help="int8: keep the last N convolutions (the CAM's feature map) in float; 0 = all int8 (default: TFLite 0, ONNX 1, the best measured)")
+    g.add_argument("--float-tail", type=int, default=0, help="int8: keep the last N convolutions (the CAM's feature map) in float (default: 0, all int8)")
+    g.add_argument("--onnx-weight-bits", type=int, choices=[7, 8], default=7, help="ONNX int8 weight bits: 7 avoids ORT's int16 saturation on x86 CPUs without VNNI (default: 7)")
     g.add_argument("--no-bias-correction", dest="bias_correction", action="store_false", help="plain post-training int8: skip putting the weights on the int8 grid with corrected biases")
     g = p.add_argument_group("parity thresholds")
     g.add_argument("--parity-n", type=int, default=120, help="held-out labelled scenes for parity")

@@ -6,15 +6,16 @@ import pytest
 from shipcam.export.bias_correction import QMAX, quantize_per_channel
 
 
-def test_grid_closed_form(rng):
+@pytest.mark.parametrize("qmax", [QMAX, 64])
+def test_grid_closed_form(rng, qmax):
     w = rng.normal(size=(3, 3, 4, 5)).astype(np.float32)
-    q = quantize_per_channel(w, -1)
-    scale = np.abs(w).max(axis=(0, 1, 2)) / QMAX
+    q = quantize_per_channel(w, -1, qmax)
+    scale = np.abs(w).max(axis=(0, 1, 2)) / qmax
     steps = q / scale
     assert np.allclose(steps, np.round(steps), atol=1e-4)  # on the grid
-    assert np.allclose(np.abs(steps).max(axis=(0, 1, 2)), QMAX)  # the largest weight of each channel is +-127 steps
+    assert np.allclose(np.abs(steps).max(axis=(0, 1, 2)), qmax)  # the largest weight of each channel is +-qmax steps
     assert np.all(np.abs(q - w) <= scale / 2 + 1e-7)  # rounding, never more than half a step
-    assert np.array_equal(quantize_per_channel(q, -1), q)  # idempotent: the converters leave it unchanged
+    assert np.array_equal(quantize_per_channel(q, -1, qmax), q)  # idempotent: the converters leave it unchanged
 
 
 def test_grid_survives_batchnorm_folding(rng):
@@ -133,3 +134,4 @@ def test_export_records_the_correction(exported, fmt):
     meta = open_engine(path).metadata
     corr = meta.extra["weight_correction"]
     assert corr["corrected_layers"] == 52 and corr["skipped_layers"] == []  # every MobileNetV2 conv has a BN
+    assert corr["weight_qmax"] == (127 if fmt == "tflite_int8" else 64)  # each engine's own weight grid
