@@ -35,8 +35,8 @@ VARIANTS = [
     ("onnx int8 QDQ, 200 calib, minmax, per-channel, last conv float", "onnx", {"quant": "int8", "calib": 200, "method": "minmax", "per_channel": True, "tail": 1}),
     ("onnx int8 QDQ, 200 calib, minmax, per-channel, last block float", "onnx", {"quant": "int8", "calib": 200, "method": "minmax", "per_channel": True, "tail": 3}),
     ("onnx int8 QDQ, 200 calib, minmax, per-channel, bias correction", "onnx", {"quant": "int8", "calib": 200, "method": "minmax", "per_channel": True, "tail": 0, "bc": True}),
-    ("onnx int8 QDQ, 200 calib, minmax, per-channel, 7-bit weights", "onnx", {"quant": "int8", "calib": 200, "method": "minmax", "per_channel": True, "tail": 0, "bits": 7}),
-    ("onnx int8 QDQ, 200 calib, minmax, per-channel, 7-bit weights, bias correction", "onnx", {"quant": "int8", "calib": 200, "method": "minmax", "per_channel": True, "tail": 0, "bits": 7, "bc": True}),
+    ("onnx int8 QDQ, 200 calib, minmax, per-channel, 7-bit weights (depthwise 8)", "onnx", {"quant": "int8", "calib": 200, "method": "minmax", "per_channel": True, "tail": 0, "bits": 7}),
+    ("onnx int8 QDQ, 200 calib, minmax, per-channel, 7-bit weights (depthwise 8), bias correction", "onnx", {"quant": "int8", "calib": 200, "method": "minmax", "per_channel": True, "tail": 0, "bits": 7, "bc": True}),
 ]
 
 
@@ -82,7 +82,7 @@ def main(argv=None) -> int:
         corrected = {}  # weight grid (qmax) -> the int8-ready copy: weights on that grid, biases corrected
         for qmax in sorted({127 if o.get("bits", 8) == 8 else 64 for _, _, o in chosen if o.get("bc")}):
             fixed = load_classifier(args.model)
-            print("bias correction:", correct_for_int8(fixed, calibs[200].images, qmax=qmax, show_progress=False).to_dict())
+            print("bias correction:", correct_for_int8(fixed, calibs[200].images, qmax=qmax, depthwise_qmax=127, show_progress=False).to_dict())
             corrected[qmax] = fixed
         sm_bc = save_two_output_savedmodel(corrected[127], Path(tmp) / "sm_bc", None) if 127 in corrected else None
         onnx_bc = {q: convert_onnx(m, None) for q, m in corrected.items()}

@@ -50,11 +50,13 @@ class CorrectionReport:
     skipped: list[str]  # conv layers with neither a bias nor a BatchNorm to absorb the shift (left to the converter)
     max_shift: float  # largest |expected output shift| corrected, in the layer's output units
     qmax: int = QMAX
+    depthwise_qmax: int = QMAX
 
     def to_dict(self) -> dict:
         return {
             "method": "per-channel weight grid + bias correction",
             "weight_qmax": self.qmax,
+            "depthwise_qmax": self.depthwise_qmax,
             "corrected_layers": len(self.corrected),
             "skipped_layers": self.skipped,
             "max_shift": self.max_shift,
@@ -109,16 +111,20 @@ def _response_to_mean(layer, mean: np.ndarray) -> np.ndarray:
     return y[0, y.shape[1] // 2, y.shape[2] // 2].astype(np.float64)
 
 
-def correct_for_int8(model, images: np.ndarray, qmax: int = QMAX, batch: int = 8, show_progress: bool = True) -> CorrectionReport:
+def correct_for_int8(
+    model, images: np.ndarray, qmax: int = QMAX, depthwise_qmax: int | None = None, batch: int = 8, show_progress: bool = True
+) -> CorrectionReport:
     """Put ``model``'s backbone conv kernels on the int8 grid and cancel the mean shift. Modifies ``model``.
 
-    ``qmax``: the converter's weight grid, 127 (int8) or 64 (7-bit, ONNX ``reduce_range`` weights).
+    ``qmax``: the converter's weight grid, 127 (int8) or 64 (7-bit, ONNX ``reduce_range`` weights);
+    ``depthwise_qmax`` for depthwise kernels (default: the same).
 
     ``images``: preprocessed calibration images (N, H, W, 3); their per-channel
     means at each conv's input are what the shift is computed from.
     """
     import keras
 
+    depthwise_qmax = qmax if depthwise_qmax is None else depthwise_qmax
     base = model.get_layer("backbone")
     convs = [layer for layer in base.layers if _kernels(layer)]
     bns = [layer for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)]
@@ -143,7 +149,7 @@ def correct_for_int8(model, images: np.ndarray, qmax: int = QMAX, batch: int = 8
             continue
         before = _response_to_mean(layer, mean)
         for var, depthwise in _kernels(layer):
-            var.assign(_grid(np.asarray(var), depthwise, qmax))
+            var.assign(_grid(np.asarray(var), depthwise, depthwise_qmax if depthwise else qmax))
         shift = _response_to_mean(layer, mean) - before
         if kind == "bias":
             target.bias.assign(np.asarray(target.bias) - shift.astype(np.float32))
@@ -151,4 +157,4 @@ def correct_for_int8(model, images: np.ndarray, qmax: int = QMAX, batch: int = 8
             target.moving_mean.assign(np.asarray(target.moving_mean) + shift.astype(np.float32))
         corrected.append(layer.name)
         max_shift = max(max_shift, float(np.abs(shift).max()))
-    return CorrectionReport(corrected, skipped, max_shift, qmax)
+    return CorrectionReport(corrected, skipped, max_shift, qmax, depthwise_qmax)

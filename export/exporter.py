@@ -51,7 +51,7 @@ class ExportOptions:
     # int8: weights put on the converter's grid with their mean shift corrected (export/bias_correction.py).
     # ImageNet MobileNetV2 at 224, TFLite: CAM correlation 0.86 -> 0.98. False = plain post-training int8.
     bias_correction: bool = True
-    # ONNX int8 weights in 7 bits: ORT's uint8 x int8 kernels saturate on x86 without VNNI (export/onnx.py).
+    # ONNX int8 conv weights in 7 bits (depthwise 8): ORT's uint8 x int8 GEMM saturates on x86 without VNNI (export/onnx.py).
     onnx_weight_bits: int = 7
     # int8: keep the last N convolutions (the CAM's feature map) in float; 0 = all int8.
     # With bias correction it gains nothing measurable and costs 1.2 MB and ~10% latency.
@@ -151,12 +151,13 @@ def export_model(model_path: str | Path, out_dir: str | Path, options: ExportOpt
         savedmodel = save_two_output_savedmodel(model, Path(tmp) / "savedmodel", options.size)
         float_onnx = None
 
-        def int8_source(qmax: int):
+        def int8_source(qmax: int, depthwise_qmax: int):
             """A copy with weights on the converter's grid and corrected biases (parity still uses the original)."""
             if not options.bias_correction:
                 return model, None
             corrected = load_classifier(model_path)
-            return corrected, correct_for_int8(corrected, calibration.images, qmax=qmax, show_progress=show_progress).to_dict()
+            report = correct_for_int8(corrected, calibration.images, qmax, depthwise_qmax, show_progress=show_progress)
+            return corrected, report.to_dict()
         for fmt in options.formats:
             t0 = time.perf_counter()
             meta = dataclasses.replace(base_meta, quantization=fmt.quantization)
@@ -165,7 +166,7 @@ def export_model(model_path: str | Path, out_dir: str | Path, options: ExportOpt
             if fmt.suffix == ".tflite":
                 float_nodes, source = None, savedmodel
                 if fmt.is_int8:
-                    corrected, correction = int8_source(127)
+                    corrected, correction = int8_source(127, 127)
                     if correction is not None:
                         source = save_two_output_savedmodel(corrected, Path(tmp) / "savedmodel_int8", options.size)
                     if options.float_tail > 0:
@@ -178,7 +179,7 @@ def export_model(model_path: str | Path, out_dir: str | Path, options: ExportOpt
                     float_onnx = convert_onnx(model, options.size)
                 proto = float_onnx
                 if fmt.is_int8:
-                    corrected, correction = int8_source(64 if options.onnx_weight_bits == 7 else 127)
+                    corrected, correction = int8_source(64 if options.onnx_weight_bits == 7 else 127, 127)  # depthwise stay 8-bit
                     source = float_onnx if correction is None else convert_onnx(corrected, options.size)
                     proto, excluded = quantize_onnx(
                         source, calibration, options.onnx_per_channel, options.onnx_method, options.float_tail,

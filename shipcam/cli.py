@@ -252,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--finetune-epochs", type=int, default=6)
     g.add_argument("--finetune-lr", type=float, default=1e-4)
     g.add_argument("--finetune-layers", type=int, default=60, help="top backbone layers to unfreeze (-1: all)")
-    g.add_argument("--finetune-bn", action="store_true", help="also train BatchNorm in fine-tuning: statistics of your imagery instead of ImageNet's (int8 exports keep the CAM)")
+    g.add_argument("--finetune-bn", action="store_true", help="also train BatchNorm in fine-tuning (batch statistics, momentum 0.9): its statistics come from your imagery instead of ImageNet")
     g.add_argument("--scratch-lr", type=float, default=3e-3, help="rate when --weights none (one phase, all layers)")
     g.add_argument("--scratch-epochs", type=int, default=20, help="epochs when --weights none")
     g.add_argument("--clr", choices=["triangular", "triangular2", "exp_range"], help="cyclical learning rate between lr and clr-factor x lr (default: cosine decay)")

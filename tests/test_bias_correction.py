@@ -135,3 +135,4 @@ def test_export_records_the_correction(exported, fmt):
     corr = meta.extra["weight_correction"]
     assert corr["corrected_layers"] == 52 and corr["skipped_layers"] == []  # every MobileNetV2 conv has a BN
     assert corr["weight_qmax"] == (127 if fmt == "tflite_int8" else 64)  # each engine's own weight grid
+    assert corr["depthwise_qmax"] == 127
