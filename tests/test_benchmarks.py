@@ -1,6 +1,7 @@
 """bench and eval on tiny settings: the table's rows and columns, and metrics against hand-computed cases."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -59,3 +60,17 @@ def test_eval_on_a_dataset_with_masks(exported, tmp_path):
     assert 0 <= loc["pointing_game"] <= 1 and loc["images_with_ships"] == c["tp"] + c["fn"]
     assert loc["box_recall@0.5"] <= loc["box_recall@0.3"] and loc["maxboxacc@0.5"] >= loc["box_recall@0.5"] - 1e-9
     assert json.loads((tmp_path / "e" / "eval.json").read_text())["classification"]["n"] == 16
+
+
+def test_ab_interleaves_every_file_and_writes_json(tmp_path):
+    from shipcam.benchmarks.ab import main
+
+    fixtures = Path(__file__).parent / "fixtures"
+    files = [str(fixtures / "tiny_fp32.onnx"), str(fixtures / "tiny_int8.tflite")]
+    assert main([*files, "--size", "64", "--runs", "5", "--out", str(tmp_path / "ab.json")]) == 0
+    rows = json.loads((tmp_path / "ab.json").read_text())["rows"]
+    assert [r["file"] for r in rows] == files and [r["engine"] for r in rows] == ["OnnxEngine", "LiteRTEngine"]
+    assert rows[0]["speedup_vs_first"] == pytest.approx(1.0)
+    for r in rows:
+        assert r["threads"] == 1 and r["median_ms"] > 0 and r["p90_ms"] >= r["median_ms"]
+        assert r["speedup_vs_first"] == pytest.approx(rows[0]["median_ms"] / r["median_ms"])
