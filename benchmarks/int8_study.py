@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     import onnx
 
     from shipcam._io import write_json, write_text
-    from shipcam.export.bias_correction import correct_for_int8
+    from shipcam.export.bias_correction import conv_input_means, correct_for_int8
     from shipcam.export.calibration import synthetic_calibration
     from shipcam.export.exporter import model_metadata, parity_set, sha256_file
     from shipcam.export.graph import save_two_output_savedmodel
@@ -80,9 +80,11 @@ def main(argv=None) -> int:
         float_tflite = convert_tflite(sm, "float32")
         float_onnx = convert_onnx(model, None)
         corrected = {}  # weight grid (qmax) -> the int8-ready copy: weights on that grid, biases corrected
-        for qmax in sorted({127 if o.get("bits", 8) == 8 else 64 for _, _, o in chosen if o.get("bc")}):
+        grids = sorted({127 if o.get("bits", 8) == 8 else 64 for _, _, o in chosen if o.get("bc")})
+        means = conv_input_means(model, calibs[200].images, show_progress=False) if grids else None
+        for qmax in grids:
             fixed = load_classifier(args.model)
-            print("bias correction:", correct_for_int8(fixed, calibs[200].images, qmax=qmax, depthwise_qmax=127, show_progress=False).to_dict())
+            print("bias correction:", correct_for_int8(fixed, qmax=qmax, depthwise_qmax=127, means=means).to_dict())
             corrected[qmax] = fixed
         sm_bc = save_two_output_savedmodel(corrected[127], Path(tmp) / "sm_bc", None) if 127 in corrected else None
         onnx_bc = {q: convert_onnx(m, None) for q, m in corrected.items()}

@@ -28,7 +28,7 @@ import numpy as np
 
 from shipcam._progress import progress
 
-__all__ = ["quantize_per_channel", "correct_for_int8", "CorrectionReport"]
+__all__ = ["quantize_per_channel", "conv_input_means", "correct_for_int8", "CorrectionReport"]
 
 QMAX = 127  # symmetric int8 weights, as both converters quantize them
 
@@ -113,25 +113,19 @@ def _response_to_mean(layer, mean: np.ndarray) -> np.ndarray:
     return y[0, y.shape[1] // 2, y.shape[2] // 2].astype(np.float64)
 
 
-def correct_for_int8(
-    model, images: np.ndarray, qmax: int = QMAX, depthwise_qmax: int | None = None, batch: int = 8, show_progress: bool = True
-) -> CorrectionReport:
-    """Put ``model``'s backbone conv kernels on the int8 grid and cancel the mean shift. Modifies ``model``.
+def _convs(model) -> list:
+    return [layer for layer in model.get_layer("backbone").layers if _kernels(layer)]
 
-    ``qmax``: the converter's weight grid, 127 (int8) or 64 (7-bit, ONNX ``reduce_range`` weights);
-    ``depthwise_qmax`` for depthwise kernels (default: the same).
 
-    ``images``: preprocessed calibration images (N, H, W, 3); their per-channel
-    means at each conv's input are what the shift is computed from.
+def conv_input_means(model, images: np.ndarray, batch: int = 8, show_progress: bool = True) -> dict[str, np.ndarray]:
+    """Per-channel mean of every backbone conv's input over ``images``, by layer name, in one pass.
+
+    Computed on the float model; the same dict serves every copy corrected for a different grid.
     """
     import keras
 
-    depthwise_qmax = qmax if depthwise_qmax is None else depthwise_qmax
     base = model.get_layer("backbone")
-    convs = [layer for layer in base.layers if _kernels(layer)]
-    bns = [layer for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)]
-
-    # Input means of every conv, from the float model, in one pass over the images.
+    convs = _convs(model)
     probe = keras.Model(base.input, [layer.input for layer in convs])
     sums = [np.zeros(layer.input.shape[-1], np.float64) for layer in convs]
     count = 0
@@ -141,10 +135,40 @@ def correct_for_int8(
         for s, o in zip(sums, outs):
             s += np.asarray(o, np.float64).mean(axis=(1, 2)).sum(axis=0)
         count += len(images[i : i + batch])
-    means = [s / count for s in sums]
+    return {layer.name: s / count for layer, s in zip(convs, sums)}
+
+
+def correct_for_int8(
+    model,
+    images: np.ndarray | None = None,
+    qmax: int = QMAX,
+    depthwise_qmax: int | None = None,
+    batch: int = 8,
+    show_progress: bool = True,
+    means: dict[str, np.ndarray] | None = None,
+) -> CorrectionReport:
+    """Put ``model``'s backbone conv kernels on the int8 grid and cancel the mean shift. Modifies ``model``.
+
+    ``qmax``: the converter's weight grid, 127 (int8) or 64 (7-bit, ONNX ``reduce_range`` weights);
+    ``depthwise_qmax`` for depthwise kernels (default: the same).
+
+    ``images``: preprocessed calibration images (N, H, W, 3); their per-channel
+    means at each conv's input are what the shift is computed from. Pass
+    ``means`` (from :func:`conv_input_means` on the float model) instead to
+    skip that pass.
+    """
+    import keras
+
+    depthwise_qmax = qmax if depthwise_qmax is None else depthwise_qmax
+    if means is None:
+        if images is None:
+            raise ValueError("correct_for_int8 needs calibration images or their conv input means")
+        means = conv_input_means(model, images, batch, show_progress)
+    bns = [layer for layer in model.get_layer("backbone").layers if isinstance(layer, keras.layers.BatchNormalization)]
 
     corrected, skipped, max_shift = [], [], 0.0
-    for layer, mean in zip(convs, means):
+    for layer in _convs(model):
+        mean = means[layer.name]
         kind, target = _absorber(layer, bns)
         if kind is None:
             skipped.append(layer.name)

@@ -115,7 +115,7 @@ def parity_set(n: int, size: int, scale: float, offset: float, seed: int) -> Par
 def export_model(model_path: str | Path, out_dir: str | Path, options: ExportOptions | None = None, show_progress: bool = True) -> dict:
     """Export ``model_path`` (.keras) to ``out_dir``; returns the manifest dict."""
 
-    from shipcam.export.bias_correction import correct_for_int8
+    from shipcam.export.bias_correction import conv_input_means, correct_for_int8
     from shipcam.export.calibration import folder_calibration, synthetic_calibration
     from shipcam.export.graph import save_two_output_savedmodel
     from shipcam.export.onnx import convert_onnx, embed_onnx_metadata, quantize_onnx
@@ -151,13 +151,17 @@ def export_model(model_path: str | Path, out_dir: str | Path, options: ExportOpt
         savedmodel = save_two_output_savedmodel(model, Path(tmp) / "savedmodel", options.size)
         float_onnx = None
 
+        means = None  # conv input means of the float model: one pass, shared by the TFLite and ONNX copies
+
         def int8_source(qmax: int, depthwise_qmax: int):
             """A copy with weights on the converter's grid and corrected biases (parity still uses the original)."""
+            nonlocal means
             if not options.bias_correction:
                 return model, None
+            if means is None:
+                means = conv_input_means(model, calibration.images, show_progress=show_progress)
             corrected = load_classifier(model_path)
-            report = correct_for_int8(corrected, calibration.images, qmax, depthwise_qmax, show_progress=show_progress)
-            return corrected, report.to_dict()
+            return corrected, correct_for_int8(corrected, qmax=qmax, depthwise_qmax=depthwise_qmax, means=means).to_dict()
         for fmt in options.formats:
             t0 = time.perf_counter()
             meta = dataclasses.replace(base_meta, quantization=fmt.quantization)
