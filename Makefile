@@ -21,6 +21,7 @@ demo: $(STAMP)
 	$(BIN)/shipcam demo
 
 test: $(STAMP)
+	LINT_IMPORTS=$(BIN)/lint-imports .ci/lint-imports
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="runs/ab.json")
     args = ap.parse_args(argv)
 
-    from shipcam._io import write_json
+    from shipcam._utils.io import write_json
 
     if args.threads > 1:
         print(f"note: --threads {args.threads}: interleaved worker pools disturb each other; read these numbers with care")

@@ -85,7 +85,7 @@ def _peak_rss_mb(path: str, threads: int, size: int) -> float:
     """Peak RSS of a fresh process that imports only the runtime, loads ``path`` and predicts once."""
     code = (
         "import numpy as np\n"
-        "from shipcam._memory import peak_rss_mb\n"
+        "from shipcam._utils.memory import peak_rss_mb\n"
         "from shipcam.runtime import Detector\n"
         f"d = Detector.load({path!r}, threads={threads})\n"
         f"d.predict(np.zeros(({size}, {size}, 3), np.uint8))\n"
@@ -206,7 +206,7 @@ def worker(cfg: BenchConfig, threads: int) -> list[dict]:
 
 def run_bench(cfg: BenchConfig, out_dir: str | Path, show_progress: bool = True) -> dict:
     """Run every thread count in a worker process; write ``bench.json``, ``bench.md`` and ``bench.png``."""
-    from shipcam._io import write_json, write_text
+    from shipcam._utils.io import write_json, write_text
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -267,7 +267,7 @@ def plot(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from shipcam._io import atomic_path
+    from shipcam._utils.io import atomic_path
 
     rows = result["rows"]
     keys = sorted({(r["input"], r["threads"]) for r in rows})

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from shipcam._io import write_json
-from shipcam._progress import progress
+from shipcam._utils.io import write_json
+from shipcam._utils.progress import progress
 from shipcam.runtime.boxes import boxes_from_cam
-from shipcam.runtime.cam import resize_bilinear
+from shipcam.runtime.resize import resize_bilinear
 from shipcam.runtime.metrics import binary_report, box_iou, pointing_game_hit, sigmoid
 
 __all__ = ["evaluate", "localisation_scores", "mask_boxes", "FRACTIONS"]

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shipcam._progress import progress
+from shipcam._utils.progress import progress
 
 __all__ = ["quantize_per_channel", "conv_input_means", "correct_for_int8", "CorrectionReport"]
 

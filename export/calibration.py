@@ -18,8 +18,8 @@ from typing import Iterator
 
 import numpy as np
 
-from shipcam._progress import progress
-from shipcam.errors import DatasetError
+from shipcam._utils.progress import progress
+from shipcam.errors import DatasetError, ImageError
 
 __all__ = ["CalibrationSet", "synthetic_calibration", "folder_calibration"]
 
@@ -71,8 +71,8 @@ def synthetic_calibration(n: int, size: int, scale: float, offset: float, seed: 
 
 def folder_calibration(folder: str | Path, n: int, size: int, scale: float, offset: float, seed: int = 0) -> CalibrationSet:
     """``n`` images drawn from a dataset folder (any layout ``load_dataset`` reads), ships first-class."""
-    from shipcam.runtime.cam import resize_bilinear
     from shipcam.runtime.image import read_image
+    from shipcam.runtime.resize import resize_antialiased
     from shipcam.train.data.sources import load_dataset
 
     samples = load_dataset(folder, check=False, show_progress=False)
@@ -83,11 +83,11 @@ def folder_calibration(folder: str | Path, n: int, size: int, scale: float, offs
     for i in progress(order, total=len(order), desc="reading calibration images"):
         try:
             img = read_image(samples.paths[i]).astype(np.float32)
-        except Exception:
+        except ImageError:
             bad += 1
             continue
         if img.shape[:2] != (size, size):
-            img = resize_bilinear(img, size, size)
+            img = resize_antialiased(img, size, size)  # what training's tf.image.resize(antialias=True) gives
         imgs.append(img)
     if not imgs:
         raise DatasetError(f"{folder}: no readable calibration images ({bad} unreadable)")

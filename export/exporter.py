@@ -21,13 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from shipcam._io import write_bytes, write_json
+from shipcam._utils.io import write_bytes, write_json
 from shipcam.errors import ShipcamError
 from shipcam.export.formats import ExportFormat
 from shipcam.export.parity import ParitySet, Tolerances, check_parity, compare_outputs, run_in_batches
 from shipcam.runtime.metadata import ModelMetadata
+from shipcam.train.engine import model_metadata
 
-__all__ = ["ExportOptions", "export_model", "ExportError", "model_metadata", "sha256_file", "parity_set"]
+__all__ = ["ExportOptions", "export_model", "ExportError", "sha256_file", "parity_set"]
 
 MANIFEST = "manifest.json"
 
@@ -72,34 +73,6 @@ def sha256_file(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def model_metadata(model, source_sha256: str, input_size: int | None, quantization: str) -> ModelMetadata:
-    from shipcam import __version__
-    from shipcam.train.backbones import get_backbone
-    from shipcam.train.model import head_weights, model_info
-
-    info = model_info(model)
-    spec = get_backbone(info["backbone"])
-    w, b = head_weights(model)
-    return ModelMetadata(
-        cam_weights=w,
-        cam_bias=b,
-        pooling=info.get("pooling", "max"),
-        backbone=info["backbone"],
-        alpha=info.get("alpha"),
-        feature_channels=int(w.size),
-        input_scale=spec.scale,
-        input_offset=spec.offset,
-        input_size=input_size,
-        train_size=info.get("train_size") or info.get("input_size"),
-        class_name=info.get("class_name", "ship"),
-        feature_stride=spec.stride,
-        threshold=float(info.get("threshold", 0.5)),
-        quantization=quantization,
-        source_sha256=source_sha256,
-        shipcam_version=__version__,
-    )
 
 
 def parity_set(n: int, size: int, scale: float, offset: float, seed: int) -> ParitySet:

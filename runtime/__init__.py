@@ -6,21 +6,28 @@ is imported when a model is loaded, Pillow when an image file is read.
     from shipcam.runtime import Detector
     det = Detector.load("ship_int8.tflite", threads=1)
     pred = det.predict(image)            # probability, CAM, boxes, timings
-    scene = det.scan(big_image)          # tiles, stitched heatmap, merged boxes
+    scene = det.scan(big_image, gsd=3.0) # tiles, stitched heatmap, one detection per CAM peak
 """
 
-from shipcam.runtime.boxes import Box, boxes_from_cam, merge_boxes
-from shipcam.runtime.cam import class_activation_map, normalize_cam, resize_bilinear
+from shipcam.runtime.boxes import Box, boxes_from_cam
+from shipcam.runtime.cam import class_activation_map, normalize_cam
+from shipcam.runtime.detections import Detection, DetectionRule, detect, find_peaks
 from shipcam.runtime.detector import Detector, Prediction, ScanResult
 from shipcam.runtime.engines import open_engine
 from shipcam.runtime.image import read_image
 from shipcam.runtime.metadata import ModelMetadata
+from shipcam.runtime.resize import resize_antialiased, resize_bilinear
 
 __all__ = [
     "Detector",
     "Prediction",
     "ScanResult",
     "Box",
+    "Detection",
+    "DetectionRule",
+    "detect",
+    "find_peaks",
+    "resize_antialiased",
     "ModelMetadata",
     "open_engine",
     "read_image",
@@ -28,5 +35,4 @@ __all__ = [
     "resize_bilinear",
     "normalize_cam",
     "boxes_from_cam",
-    "merge_boxes",
 ]

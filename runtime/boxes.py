@@ -1,6 +1,11 @@
-"""Boxes from a CAM, numpy only (no scipy or OpenCV at run time).
+"""Boxes from a single image's CAM, numpy only (no scipy or OpenCV at run time).
 
-The CAM paper's rule: keep the pixels above ``fraction`` (default 20%) of the
+This is the CAM paper's localisation rule, kept for the localisation metrics
+(``shipcam eval``'s box recall and MaxBoxAcc sweep). Detections in the
+runtime come from peaks instead (``detections.py``): a relative threshold
+cannot tell a ship from a scene that is warm everywhere.
+
+The rule: keep the pixels above ``fraction`` (default 20%) of the
 map's maximum, take connected components, one box per component. Each box
 carries its peak CAM value (logit units) so callers can rank and filter.
 
@@ -18,9 +23,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from shipcam.runtime.cam import resize_bilinear
+from shipcam.runtime.resize import resize_bilinear
 
-__all__ = ["Box", "boxes_from_cam", "boxes_from_heatmap", "label_components", "merge_boxes"]
+__all__ = ["Box", "boxes_from_cam", "label_components"]
 
 
 @dataclass(frozen=True)
@@ -36,9 +41,6 @@ class Box:
 
     def to_dict(self) -> dict:
         return {k: round(float(v), 3) for k, v in asdict(self).items()}
-
-    def shifted(self, dx: float, dy: float) -> "Box":
-        return Box(self.x0 + dx, self.y0 + dy, self.x1 + dx, self.y1 + dy, self.score)
 
 
 def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -104,20 +106,6 @@ def boxes_from_cam(
     return _component_boxes(mask, grid, cam, H / gh, W / gw, min_score)
 
 
-def boxes_from_heatmap(heatmap: np.ndarray, cell: int, image_size: tuple[int, int], threshold: float = 0.0) -> list[Box]:
-    """Boxes around the regions of a scene heatmap (logit units) whose CAM clears ``threshold``.
-
-    For whole scenes an absolute rule beats "20% of the max": the max of one
-    scene says nothing about another, and a location counts as a ship where
-    its own CAM value reaches the decision threshold in logit units (0 for
-    p = 0.5). ``cell`` is the heatmap's pixels per cell.
-    """
-    heat = np.asarray(heatmap, np.float32)
-    H, W = image_size
-    boxes = _component_boxes(heat > threshold, heat, None, float(cell), float(cell), None)
-    return [Box(b.x0, b.y0, min(b.x1, W), min(b.y1, H), b.score) for b in boxes]
-
-
 def _component_boxes(mask, grid, cam, sy: float, sx: float, min_score) -> list[Box]:
     """One box per 4-connected component of ``mask`` (on ``grid``), scaled by (sy, sx), scored by its peak."""
     labels, n = label_components(mask)
@@ -151,39 +139,3 @@ def _component_boxes(mask, grid, cam, sy: float, sx: float, min_score) -> list[B
         if min_score is None or peak[k] >= min_score
     ]
     return sorted(boxes, key=lambda b: -b.score)
-
-
-def _iou(a: Box, b: Box) -> float:
-    ix = max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0))
-    iy = max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))
-    inter = ix * iy
-    union = (a.x1 - a.x0) * (a.y1 - a.y0) + (b.x1 - b.x0) * (b.y1 - b.y0) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def _overlap_small(a: Box, b: Box) -> float:
-    """Intersection over the smaller box: a tile-clipped half of a ship inside the whole ship counts as one."""
-    ix = max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0))
-    iy = max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))
-    smaller = min((a.x1 - a.x0) * (a.y1 - a.y0), (b.x1 - b.x0) * (b.y1 - b.y0))
-    return ix * iy / smaller if smaller > 0 else 0.0
-
-
-def merge_boxes(boxes: list[Box], iou: float = 0.3, containment: float = 0.7) -> list[Box]:
-    """Non-maximum merging: boxes overlapping a stronger one (IoU >= ``iou`` or
-    ``containment`` of the smaller inside the other) are absorbed into it (union
-    extent, max score). Repeats until stable, so chains collapse."""
-    out = sorted(boxes, key=lambda b: -b.score)
-    changed = True
-    while changed:
-        changed, merged = False, []
-        for b in out:
-            for i, m in enumerate(merged):
-                if _iou(m, b) >= iou or _overlap_small(m, b) >= containment:
-                    merged[i] = Box(min(m.x0, b.x0), min(m.y0, b.y0), max(m.x1, b.x1), max(m.y1, b.y1), max(m.score, b.score))
-                    changed = True
-                    break
-            else:
-                merged.append(b)
-        out = merged
-    return out

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from shipcam.runtime.resize import resize_bilinear  # re-exported: the CAM is upsampled with it
+
 __all__ = ["class_activation_map", "resize_bilinear", "normalize_cam"]
 
 
@@ -27,35 +29,6 @@ def class_activation_map(features: np.ndarray, weights: np.ndarray, bias: float 
             f"{weights.shape[0]}; received features.shape={features.shape}"
         )
     return features.astype(np.float32, copy=False) @ weights + np.float32(bias)
-
-
-def resize_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear resize of (h, w) or (h, w, C) with half-pixel centres.
-
-    Matches ``tf.image.resize(..., "bilinear", antialias=False)`` and
-    ``PIL``'s bilinear for upsampling, so a CAM upsampled here lines up with the
-    image pixels the same way it would in TensorFlow.
-    """
-    image = np.asarray(image)
-    if image.ndim not in (2, 3):
-        raise ValueError(f"expected an (h, w) or (h, w, C) array, received shape {image.shape}")
-    if height < 1 or width < 1:
-        raise ValueError(f"output size must be positive, received {height}x{width}")
-    src = image.astype(np.float32, copy=False)
-    y0, y1, fy = _sample_positions(src.shape[0], height)
-    x0, x1, fx = _sample_positions(src.shape[1], width)
-    if src.ndim == 3:
-        fy, fx = fy[:, None], fx[:, None]
-    rows = src[y0] * (1 - fy[:, None]) + src[y1] * fy[:, None]
-    return rows[:, x0] * (1 - fx) + rows[:, x1] * fx
-
-
-def _sample_positions(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    pos = (np.arange(n_out, dtype=np.float32) + 0.5) * (n_in / n_out) - 0.5
-    pos = np.clip(pos, 0.0, n_in - 1)
-    i0 = np.floor(pos).astype(np.intp)
-    i1 = np.minimum(i0 + 1, n_in - 1)
-    return i0, i1, (pos - i0).astype(np.float32)
 
 
 def normalize_cam(cam: np.ndarray) -> np.ndarray:

@@ -17,13 +17,16 @@ from typing import Sequence
 import numpy as np
 
 from shipcam.errors import ImageError, ModelFileError
-from shipcam.runtime.boxes import Box, boxes_from_cam, boxes_from_heatmap
-from shipcam.runtime.cam import class_activation_map, resize_bilinear
+from shipcam.runtime.boxes import Box
+from shipcam.runtime.cam import class_activation_map
+from shipcam.runtime.detections import Detection, DetectionRule, detect, sigmoid
 from shipcam.runtime.engines import Engine, open_engine
 from shipcam.runtime.image import check_array, read_image
-from shipcam.runtime.metrics import sigmoid
+from shipcam.runtime.resize import resize_antialiased, resize_bilinear
 
-__all__ = ["Detector", "Prediction", "ScanResult"]
+__all__ = ["Detector", "Prediction", "ScanResult", "DEFAULT_GSD"]
+
+DEFAULT_GSD = 3.0  # metres/pixel assumed for files exported before the GSD was recorded (PlanetScope)
 
 
 @dataclass
@@ -32,7 +35,7 @@ class Prediction:
     logit: float
     cam: np.ndarray  # (h, w) at feature resolution, logit units
     image_size: tuple[int, int]  # (H, W) of the image explained
-    boxes: list[Box]
+    detections: list[Detection]
     timings_ms: dict[str, float]
     is_ship: bool
     _cam_image: np.ndarray | None = field(default=None, repr=False)
@@ -44,13 +47,17 @@ class Prediction:
             self._cam_image = resize_bilinear(self.cam, *self.image_size)
         return self._cam_image
 
+    @property
+    def boxes(self) -> list[Box]:
+        return [d.box for d in self.detections]
+
     def to_dict(self) -> dict:
         """JSON-friendly summary (maps left out)."""
         return {
             "probability": round(self.probability, 6),
             "logit": round(self.logit, 6),
             "is_ship": self.is_ship,
-            "boxes": [b.to_dict() for b in self.boxes],
+            "boxes": [d.to_dict() for d in self.detections],
             "cam_shape": list(self.cam.shape),
             "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
         }
@@ -58,13 +65,19 @@ class Prediction:
 
 @dataclass
 class ScanResult:
-    boxes: list[Box]  # scene pixel coordinates
-    heatmap: np.ndarray  # (ceil(H / cell), ceil(W / cell)) max CAM over tiles, logit units
-    cell: int  # scene pixels per heatmap cell
+    detections: list[Detection]  # scene pixel coordinates, strongest first
+    heatmap: np.ndarray  # max CAM over tiles, logit units, one cell = ``cell`` scene pixels
+    cell: float  # scene pixels per heatmap cell
     tiles: int
     positive_tiles: int
     seconds: float
-    tile_probabilities: list[tuple[int, int, float]] = field(default_factory=list)  # (x, y, p)
+    tile_probabilities: list[tuple[int, int, float]] = field(default_factory=list)  # (x, y, p) in resampled pixels
+    resample: float = 1.0  # the scene was resized by this factor to the model's GSD before tiling
+    gsd: float | None = None  # the scene's metres/pixel, when known
+
+    @property
+    def boxes(self) -> list[Box]:
+        return [d.box for d in self.detections]
 
 
 class Detector:
@@ -74,7 +87,13 @@ class Detector:
         m = self.metadata
         self._scale, self._offset = np.float32(m.input_scale), np.float32(m.input_offset)
         self._w, self._b = m.cam_weights.astype(np.float32), np.float32(m.cam_bias)
-        self.threshold = float(m.threshold)
+        self.rule = DetectionRule(threshold=float(m.threshold))
+        self.gsd = float(m.gsd) if m.gsd else DEFAULT_GSD  # the model's metres/pixel
+
+    @property
+    def threshold(self) -> float:
+        """The decision threshold on the probability (the rule's; set ``rule`` to change it)."""
+        return self.rule.threshold
 
     # --- construction -----------------------------------------------------------
 
@@ -115,6 +134,10 @@ class Detector:
 
     def _predict_same_size(self, batch: np.ndarray, with_boxes: bool) -> list[Prediction]:
         n, H, W = batch.shape[:3]
+        least = self.metadata.feature_stride
+        if self.engine.fixed_size is None and (H < least or W < least):
+            # Refused, not padded: a ship in a few pixels is below what the model resolves.
+            raise ImageError(f"image is {W}x{H} px; this model needs at least {least}x{least} (its feature stride)")
         t0 = time.perf_counter()
         x = self.preprocess(batch)
         fixed = self.engine.fixed_size
@@ -130,7 +153,7 @@ class Detector:
         for i in range(n):
             c0 = time.perf_counter()
             p = float(sigmoid(logits[i]))
-            found = boxes_from_cam(cams[i], (H, W)) if with_boxes and p >= self.threshold else []
+            found = self.detect_in_cam(cams[i], (H, W)) if with_boxes and p >= self.threshold else []
             c1 = time.perf_counter()
             preds.append(
                 Prediction(
@@ -138,7 +161,7 @@ class Detector:
                     logit=float(logits[i]),
                     cam=cams[i],
                     image_size=(H, W),
-                    boxes=found,
+                    detections=found,
                     is_ship=p >= self.threshold,
                     timings_ms={
                         "preprocess": (t1 - t0) * 1e3 / n,
@@ -148,6 +171,20 @@ class Detector:
                 )
             )
         return preds
+
+    def detect_in_cam(self, cam: np.ndarray, image_size: tuple[int, int]) -> list[Detection]:
+        """The scan's peak rule on one image's CAM (upsampled 4x: a quarter-cell grid).
+
+        An image called a ship always gets at least its strongest peak, even
+        when no single cell clears the threshold (max pooling can reach it
+        from several channels peaking at different places).
+        """
+        H, W = image_size
+        gh, gw = min(H, cam.shape[0] * 4), min(W, cam.shape[1] * 4)
+        grid = resize_bilinear(cam, gh, gw)
+        cell = (H / gh, W / gw)
+        found = detect(grid, cell, self.gsd, self.rule, (H, W))
+        return found or detect(grid, cell, self.gsd, self.rule, (H, W), min_score=float(grid.max()))[:1]
 
     def _as_images(self, obj) -> tuple[bool, list[np.ndarray]]:
         if isinstance(obj, (str, os.PathLike)):
@@ -172,21 +209,43 @@ class Detector:
 
     # --- whole scenes ------------------------------------------------------------
 
-    def scan(self, scene, tile: int | None = None, overlap: float = 0.25, batch: int = 8, progress: bool = False) -> ScanResult:
+    def scan(
+        self,
+        scene,
+        tile: int | None = None,
+        overlap: float = 0.25,
+        batch: int = 8,
+        progress: bool = False,
+        gsd: float | None = None,
+        min_score: float | None = None,
+    ) -> ScanResult:
         """Detect ships in an image far larger than the training size.
 
-        Overlapping square tiles (default: twice the training size) run in
-        batches; each tile's CAM goes into a scene heatmap kept at a cell of
-        ``stride / 4`` pixels (so memory stays bounded: a 20,000 px scene needs
-        a 2,500 x 2,500 float map). Boxes come from the stitched heatmap with an
-        absolute rule: connected regions whose CAM clears the decision threshold
-        in logit units, so tile seams and per-tile normalisation play no part.
+        With ``gsd`` (the scene's metres/pixel) the scene is first resampled to
+        the model's GSD, so a model trained at 1.5 m/px sees ships at the
+        size it learned. Overlapping square tiles (default: twice the
+        training size) run in batches; each tile's CAM goes into a scene
+        heatmap kept at a cell of ``stride / 4`` pixels (memory stays
+        bounded: a 20,000 px scene needs a 2,500 x 2,500 float map).
+        Detections are the heatmap's peaks (``detections.detect``), in scene
+        pixels; ``min_score`` (logit units) overrides the threshold, e.g. to
+        sweep a precision-recall curve from one scan.
         """
-        from shipcam._progress import progress as bar
+        from shipcam._utils.progress import progress as bar
 
         if isinstance(scene, (str, os.PathLike)):
             scene = read_image(scene)
         scene = check_array(scene, "scene")
+        H0, W0 = scene.shape[:2]
+        factor = 1.0
+        if gsd is not None:
+            if gsd <= 0:
+                raise ValueError(f"gsd must be positive metres/pixel, received {gsd}")
+            factor = gsd / self.gsd
+            if abs(factor - 1.0) > 0.01:  # a 1% size change is below what the model can tell
+                scene = resize_antialiased(scene, max(1, round(H0 * factor)), max(1, round(W0 * factor)))
+            else:
+                factor = 1.0
         H, W = scene.shape[:2]
         m = self.metadata
         tile = int(tile or (self.engine.fixed_size or (2 * (m.train_size or 112),))[0])
@@ -204,25 +263,37 @@ class Detector:
         tile_probs = []
         t0 = time.perf_counter()
         chunks = [positions[i : i + batch] for i in range(0, len(positions), batch)]
+        # Each tile writes only its core: the CAM near a tile's edge comes from zero-padded
+        # features, and max-stitching would let those border values win. Cores of half the
+        # overlap inside each edge (none at the scene's edges) still cover every pixel.
+        margin = int((tile - step) // 2 // cell)
+        n = -(-tile // cell)
         for chunk in bar(chunks, total=len(chunks), desc="scanning tiles", enabled=progress):
             crops = np.stack([_crop(scene, x, y, tile) for x, y in chunk])
             for (x, y), pred in zip(chunk, self._predict_same_size(crops, with_boxes=False)):
                 tile_probs.append((x, y, pred.probability))
-                h_cells, w_cells = -(-tile // cell), -(-tile // cell)
-                small = resize_bilinear(pred.cam, h_cells, w_cells)
+                small = resize_bilinear(pred.cam, n, n)
                 cy, cx = y // cell, x // cell
-                region = heat[cy : cy + h_cells, cx : cx + w_cells]
-                np.maximum(region, small[: region.shape[0], : region.shape[1]], out=region)
+                t0y = margin if y > 0 else 0
+                t0x = margin if x > 0 else 0
+                t1y = n - margin if y + tile < H else n
+                t1x = n - margin if x + tile < W else n
+                region = heat[cy + t0y : cy + t1y, cx + t0x : cx + t1x]
+                np.maximum(region, small[t0y : t0y + region.shape[0], t0x : t0x + region.shape[1]], out=region)
         heat[~np.isfinite(heat)] = float(np.min(heat[np.isfinite(heat)])) if np.isfinite(heat).any() else 0.0
-        threshold_logit = float(np.log(self.threshold / (1 - self.threshold)))
+        found = detect(heat, cell, self.gsd, self.rule, (H, W), min_score=min_score)
+        if factor != 1.0:
+            found = [d.scaled(1.0 / factor) for d in found]
         return ScanResult(
-            boxes=boxes_from_heatmap(heat, cell, (H, W), threshold_logit),
+            detections=found,
             heatmap=heat,
-            cell=cell,
+            cell=cell / factor,
             tiles=len(positions),
             positive_tiles=sum(p >= self.threshold for _, _, p in tile_probs),
             seconds=time.perf_counter() - t0,
             tile_probabilities=tile_probs,
+            resample=factor,
+            gsd=gsd,
         )
 
 

@@ -46,6 +46,7 @@ class ModelMetadata:
     class_name: str = "ship"
     feature_stride: int = 32
     threshold: float = 0.5  # recommended decision threshold on the probability
+    gsd: float | None = None  # ground sample distance of the training images, metres/pixel; scan resamples scenes to it
     quantization: str = "float32"
     source_sha256: str = ""
     shipcam_version: str = ""

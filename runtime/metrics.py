@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from shipcam.runtime.detections import sigmoid  # re-exported for parity and eval
+
 __all__ = [
     "roc_auc",
     "pearson",
@@ -17,11 +19,6 @@ __all__ = [
     "binary_report",
     "sigmoid",
 ]
-
-
-def sigmoid(x):
-    x = np.asarray(x, dtype=np.float64)
-    return np.where(x >= 0, 1 / (1 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x))))
 
 
 def roc_auc(labels, scores) -> float:

@@ -48,7 +48,7 @@ def overlay(image: np.ndarray, cam_image: np.ndarray, boxes: list[Box] = (), alp
 def save_png(array: np.ndarray, path: str | Path) -> Path:
     from PIL import Image
 
-    from shipcam._io import atomic_path
+    from shipcam._utils.io import atomic_path
 
     path = Path(path)
     with atomic_path(path) as tmp:

@@ -7,8 +7,10 @@ The distribution installs four packages under this namespace:
 - ``shipcam.runtime``    numpy + one engine: predictions, CAMs and boxes
 - ``shipcam.benchmarks`` latency and quality tables
 
-This umbrella package holds only the CLI and a few helpers shared by all of
-them; importing it loads nothing but the standard library.
+The package root holds only ``errors`` and the small utilities in
+``_utils``; the command line, demo and report live in ``shipcam.cli`` (the
+application tier, on top of everything). Importing it loads nothing but the
+standard library.
 """
 
 from shipcam.errors import ShipcamError

@@ -14,7 +14,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 
 @pytest.mark.slow
 def test_quick_demo_writes_a_report_that_renders(tmp_path):
-    from shipcam.demo import run_demo
+    from shipcam.cli.demo import run_demo
 
     out = tmp_path / "demo"
     result = run_demo(out, quick=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from shipcam._io import write_json
+from shipcam._utils.io import write_json
 from shipcam.train.schedules import CycleMode, cyclic_lr, diverged, lr_sweep, smooth_losses
 
 __all__ = ["CyclicLR", "LRRangeTest", "MajorityBaseline", "BestCheckpoint", "PhaseLogger", "StopAfterEpoch"]

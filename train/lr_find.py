@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shipcam._io import write_json
+from shipcam._utils.io import write_json
 from shipcam.train.schedules import smooth_losses, suggest_lr
 
 __all__ = ["lr_range_test", "lr_find_for_config"]

@@ -162,7 +162,7 @@ def _has(model, name: str) -> bool:
 
 def save_classifier(model, path: str | os.PathLike, extra: dict | None = None) -> Path:
     """Save as ``.keras`` (atomically) with shipcam's info inside the archive."""
-    from shipcam._io import atomic_path
+    from shipcam._utils.io import atomic_path
 
     path = Path(path)
     if path.suffix != ".keras":

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shipcam._io import atomic_path
+from shipcam._utils.io import atomic_path
 
 __all__ = ["plot_lr_finder", "plot_history", "plot_samples"]
 

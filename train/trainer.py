@@ -33,7 +33,7 @@ from typing import Literal
 
 import numpy as np
 
-from shipcam._io import write_json
+from shipcam._utils.io import write_json
 from shipcam.errors import ShipcamError
 
 # Keras warns on every fit that it ignores shuffle=True for a tf.data input: the pipeline shuffles.
@@ -63,7 +63,7 @@ class TrainConfig:
     balance: Balance = "weights"
     augment: bool = True
     synthetic_n: int = 2000
-    synthetic_gsd: float = 3.0
+    gsd: float | None = None  # metres/pixel of the training images: synthetic 3.0, Airbus 1.5, ShipsNet 3.0 unless given
     # --- schedule
     head_epochs: int = 3
     head_lr: float = 1e-3
@@ -93,6 +93,10 @@ class TrainConfig:
         return self.weights is not None
 
 
+# Ground sample distance of each public layout when --gsd is not given (metres/pixel).
+LAYOUT_GSD = {"airbus": 1.5, "shipsnet": 3.0, "folders": 3.0}
+
+
 def load_config(run_dir: str | Path) -> TrainConfig:
     path = Path(run_dir) / "config.json"
     if not path.is_file():
@@ -120,11 +124,15 @@ def prepare_data(config: TrainConfig, show_progress: bool = True):
 
     data = config.data
     if data is None:
-        data = str(Path(config.run_dir).parent / f"synthetic_{config.size}px_{config.synthetic_n}")
-        scene = SceneConfig(size=config.size, gsd=config.synthetic_gsd)
+        # Inside the run folder: a cache shared between runs would need every generator parameter in its name.
+        config.gsd = config.gsd or 3.0
+        scene = SceneConfig(size=config.size, gsd=config.gsd)
+        data = str(Path(config.run_dir) / f"synthetic_{config.size}px_{config.synthetic_n}_seed{config.seed}")
         write_synthetic_dataset(data, config.synthetic_n, scene, seed=config.seed, show_progress=show_progress)
         config.data = data
     samples = load_dataset(data, show_progress=show_progress)
+    if config.gsd is None:
+        config.gsd = LAYOUT_GSD.get(samples.layout.value if samples.layout else "", 3.0)
     return samples.split(config.val_fraction, seed=config.seed)
 
 
@@ -219,7 +227,7 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
             keras.callbacks.BackupAndRestore(str(run / "backup" / phase)),
             MajorityBaseline(val_s.labels),
             keras.callbacks.EarlyStopping("val_auc", mode="max", patience=config.patience, restore_best_weights=True),
-            BestCheckpoint(run / "best.keras", state, state_path, extra={"train_size": config.size, "class_name": "ship"}),
+            BestCheckpoint(run / "best.keras", state, state_path, extra={"train_size": config.size, "class_name": "ship", "gsd": config.gsd}),
             PhaseLogger(run / "history.csv", phase),
             *(extra_callbacks or []),
         ]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shipcam._progress import progress
+from shipcam._utils.progress import progress
 from shipcam.errors import DatasetError, ImageError
 from shipcam.runtime.image import IMAGE_SUFFIXES, read_image
 

@@ -24,7 +24,7 @@ from typing import Iterator
 
 import numpy as np
 
-from shipcam.runtime.cam import resize_bilinear
+from shipcam.runtime.resize import resize_bilinear
 
 __all__ = ["SceneConfig", "Scene", "generate_scene", "generate_scenes"]
 

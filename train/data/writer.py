@@ -8,7 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
-from shipcam._progress import progress
+from shipcam._utils.progress import progress
 from shipcam.train.data.rle import rle_encode
 from shipcam.train.data.sources import AIRBUS_CSV, AIRBUS_IMAGES
 from shipcam.train.data.synthetic import SceneConfig, generate_scene

@@ -11,7 +11,7 @@ import html
 import json
 from pathlib import Path
 
-from shipcam._io import write_text
+from shipcam._utils.io import write_text
 
 __all__ = ["write_report"]
 

@@ -98,7 +98,7 @@ def run_demo(out: str | Path = "runs/demo", weights: str | None = None, quick: b
 
         run_bench(BenchConfig(model=str(run / "best.keras"), export_dir=str(export_dir), sizes=[size], threads=[1] if quick else [1, 2], runs=5 if quick else 30, quality_n=16 if quick else 64), out / "bench")
 
-    from shipcam.report import write_report
+    from shipcam.cli.report import write_report
 
     report = write_report(out)
     print(f"demo done in {time.perf_counter() - t0:.0f}s: validation AUC {metrics['auc']:.3f} (accuracy {metrics['accuracy']:.3f}, majority baseline {metrics['majority_baseline']:.3f}) -> {report}")

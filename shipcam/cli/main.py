@@ -44,6 +44,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--val-fraction", type=float, default=0.2)
     g.add_argument("--synthetic-n", type=int, default=2000, help="scenes to generate when --data is not given")
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--gsd", type=float, help="metres/pixel of the training images, recorded in exported files so scan resamples scenes to it (default: synthetic 3.0, Airbus 1.5, ShipsNet 3.0)")
 
 
 def _config_from_args(args) -> "object":
@@ -76,7 +77,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_lr_find(args) -> int:
-    from shipcam._io import write_json
+    from shipcam._utils.io import write_json
     from shipcam.train.lr_find import lr_find_for_config
 
     config = _config_from_args(args)
@@ -158,19 +159,41 @@ def cmd_verify(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from shipcam.runtime.cli import predict_files
+    from shipcam.cli.run import predict_files
 
     s = predict_files(args.model, args.images, args.out, overlay=args.overlay, engine=args.engine, threads=args.threads)
-    print(f"{s['images']} images, {s['ships']} with ships, {s['errors']} unreadable -> {Path(args.out) / 'predictions.jsonl'}")
+    print(f"{s['images']} images, {s['ships']} with ships, {s['errors']} not processed -> {Path(args.out) / 'predictions.jsonl'}")
+    if s["failed"]:  # like gzip and cp: the rest was done, but the exit status says not everything was
+        print(f"shipcam predict: {len(s['failed'])} input(s) not processed: {', '.join(s['failed'])}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _rule(args) -> dict:
+    """Detection-rule options the user set (the rest stay the file's defaults)."""
+    given = {"threshold": args.threshold, "nms_radius_m": args.nms_radius_m, "max_length_m": args.max_length_m}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def cmd_scan(args) -> int:
-    from shipcam.runtime.cli import scan_file
+    from shipcam.cli.run import scan_file
 
-    s = scan_file(args.model, args.scene, args.out, tile=args.tile, overlap=args.overlap, engine=args.engine, threads=args.threads)
-    print(f"{s['scene']}: {s['boxes']} ships in {s['tiles']} tiles ({s['positive_tiles']} positive), {s['scan_seconds']:.1f}s, peak RSS {s['peak_rss_mb']:.0f} MB -> {args.out}")
+    s = scan_file(args.model, args.scene, args.out, tile=args.tile, overlap=args.overlap, engine=args.engine, threads=args.threads, gsd=args.gsd, rule=_rule(args))
+    print(f"{s['scene']}: {s['detections']} ships in {s['tiles']} tiles ({s['positive_tiles']} positive), {s['scan_seconds']:.1f}s, peak RSS {s['peak_rss_mb']:.0f} MB -> {args.out}")
     return 0
+
+
+def cmd_eval_scenes(args) -> int:
+    from shipcam.benchmarks.scenes import evaluate_scenes
+
+    r = evaluate_scenes(args.model, args.scenes, args.labels, args.out, gsd=args.gsd, threads=args.threads, radius_m=args.radius_m)
+    t = r["total"]
+    print(
+        f"{r['model']}: recall {t['recall']:.3f} ({t['found']}/{t['ships']} ships), precision {t['precision']:.3f}, F1 {t['f1']:.3f}, "
+        f"{t['false_alarms']} false alarms = {t['fa_per_mpx']:.2f}/Mpx, {t['fa_per_km2']:.3f}/km2 at threshold {r['threshold']}"
+    )
+    print(f"-> {Path(args.out) / 'eval.json'}, pr_curve.png, overlays")
+    return 1 if r.get("failed") else 0
 
 
 def cmd_bench(args) -> int:
@@ -209,7 +232,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from shipcam.demo import run_demo
+    from shipcam.cli.demo import run_demo
 
     run_demo(args.out, weights=args.weights, quick=args.quick)
     return 0
@@ -324,8 +347,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/scan")
     p.add_argument("--tile", type=int, help="tile size in px (default: twice the training size)")
     p.add_argument("--overlap", type=float, default=0.25)
+    p.add_argument("--gsd", type=float, help="the scene's metres/pixel (default: from a GeoTIFF transform; else the model's, with a note)")
+    g = p.add_argument_group("detections")
+    g.add_argument("--threshold", type=float, help="probability a CAM peak must reach (default: the file's)")
+    g.add_argument("--nms-radius-m", type=float, help="peaks closer than this to a stronger one are dropped (default: 150 m, about one ship)")
+    g.add_argument("--max-length-m", type=float, help="longest box (default: 400 m)")
     _add_engine_args(p)
     p.set_defaults(func=cmd_scan)
+
+    p = sub.add_parser(
+        "eval-scenes",
+        help="recall, precision and false alarms on labelled real scenes",
+        description="Scan labelled scenes and match detections to ships: a ship is found when a detection lies within "
+        "max(60 m, half its length); detections near an 'ignore' label count neither way. Writes eval.json, pr_curve.png/json and an overlay per scene.",
+    )
+    p.add_argument("model", help=".onnx or .tflite (or .keras with the train extra)")
+    p.add_argument("scenes", nargs="+", help="scene images, or folders of them")
+    p.add_argument("--labels", required=True, help="labels CSV (scene,x,y,length_m,label[,note]); see labels/README.md")
+    p.add_argument("--out", default="runs/eval-scenes")
+    p.add_argument("--gsd", type=float, help="the scenes' metres/pixel (default: the labels file's gsd column, else 3.0)")
+    p.add_argument("--radius-m", type=float, help="match within this fixed radius instead of max(60 m, half the ship's length)")
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_eval_scenes)
 
     p = sub.add_parser("bench", help="CPU latency and quality of Keras, Grad-CAM and every exported file", description="Median/p90 latency, end-to-end with CAM, throughput, memory and quality; writes JSON, Markdown and a chart.")
     p.add_argument("model", help="the source .keras model (Keras rows and quality reference)")

@@ -1,0 +1,181 @@
+"""Detections as CAM peaks: points first, boxes bounded by a maximum ship length.
+
+A thresholded region of a class activation map is fragile on real scenes:
+a model whose CAM is barely positive over open water or a city turns into
+one region covering everything. A peak cannot do that. The rule:
+
+1. **Peaks**: cells of the map that are the maximum of their 3x3
+   neighbourhood and whose score (logit units) clears the threshold.
+2. **Non-maximum suppression by distance**: peaks are taken strongest
+   first; a peak within ``nms_radius`` of a kept one is dropped (about one
+   ship length: two peaks on one hull become one detection).
+3. **Box**: grown from the peak over the 4-connected cells whose score stays
+   above ``level = t + fraction * (peak - t)`` (``t`` the threshold, so with
+   the default ``t = 0`` it is "a fraction of the peak"), inside a window of
+   ``max_length`` centred on the peak. No box is ever longer than that.
+
+Everything here works in the map's own cells; ``cell`` (pixels per cell, per
+axis) converts to image pixels. Pure numpy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from shipcam.runtime.boxes import Box, label_components
+
+__all__ = ["Detection", "DetectionRule", "find_peaks", "detect", "sigmoid", "logit"]
+
+
+def sigmoid(x):
+    """Numerically stable logistic function (scalars or arrays)."""
+    x = np.asarray(x, dtype=np.float64)
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def logit(p: float) -> float:
+    """Inverse of ``sigmoid``: a probability threshold in logit units."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"a probability threshold must be in (0, 1), received {p}")
+    return math.log(p / (1 - p))
+
+
+@dataclass(frozen=True)
+class DetectionRule:
+    """How peaks become detections. Lengths in metres; the GSD turns them into pixels."""
+
+    threshold: float = 0.5  # on the probability; the peak's score must clear logit(threshold)
+    nms_radius_m: float = 150.0  # about one ship length
+    max_length_m: float = 400.0  # the longest box (a very large ship)
+    fraction: float = 0.5  # the box ends where the CAM falls below this share of the peak's height
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), received {self.threshold}")
+        if self.nms_radius_m <= 0 or self.max_length_m <= 0:
+            raise ValueError(f"nms_radius_m and max_length_m must be positive, received {self.nms_radius_m}, {self.max_length_m}")
+        if not 0.0 <= self.fraction < 1.0:
+            raise ValueError(f"fraction must be in [0, 1), received {self.fraction}")
+
+
+@dataclass(frozen=True)
+class Detection:
+    x: float  # the peak, image pixels
+    y: float
+    box: Box  # bounded by the rule's maximum length; box.score == score
+    score: float  # peak CAM value, logit units
+
+    @property
+    def probability(self) -> float:
+        return float(sigmoid(self.score))
+
+    def scaled(self, factor: float) -> "Detection":
+        """The same detection in an image ``factor`` times larger (resampled scans map back with this)."""
+        b = self.box
+        return Detection(self.x * factor, self.y * factor, Box(b.x0 * factor, b.y0 * factor, b.x1 * factor, b.y1 * factor, b.score), self.score)
+
+    def to_dict(self) -> dict:
+        b = self.box
+        return {
+            "x": round(self.x, 2),
+            "y": round(self.y, 2),
+            "x0": round(b.x0, 2),
+            "y0": round(b.y0, 2),
+            "x1": round(b.x1, 2),
+            "y1": round(b.y1, 2),
+            "score": round(self.score, 4),
+            "probability": round(self.probability, 6),
+        }
+
+
+def _local_max(a: np.ndarray) -> np.ndarray:
+    """Cells equal to the maximum of their 3x3 neighbourhood (edges padded with -inf)."""
+    p = np.pad(a, 1, constant_values=-np.inf)
+    h, w = a.shape
+    m = a.copy()
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            np.maximum(m, p[dy : dy + h, dx : dx + w], out=m)
+    return a >= m
+
+
+def find_peaks(heat: np.ndarray, min_score: float, radius_cells: float) -> list[tuple[int, int, float]]:
+    """Local maxima of ``heat`` scoring at least ``min_score``, strongest first, none within ``radius_cells`` of a stronger one.
+
+    Returns ``(row, col, score)``. Ties (a plateau) keep the first cell in
+    raster order, so a constant map gives a lattice of peaks ``radius`` apart.
+    """
+    heat = np.asarray(heat, np.float32)
+    if heat.ndim != 2:
+        raise ValueError(f"expected a 2-D map, received shape {heat.shape}")
+    if not np.isfinite(heat).all():
+        raise ValueError("the map contains NaN or inf")
+    cand = np.flatnonzero((heat >= min_score) & _local_max(heat))
+    if cand.size == 0:
+        return []
+    scores = heat.ravel()[cand]
+    order = cand[np.lexsort((cand, -scores))]  # by score, then raster order
+    h, w = heat.shape
+    r = max(float(radius_cells), 0.0)
+    ri = int(math.floor(r))
+    # Suppression raster: a kept peak marks the disc of radius r around it.
+    dy, dx = np.mgrid[-ri : ri + 1, -ri : ri + 1]
+    disc = dy**2 + dx**2 <= r * r
+    suppressed = np.zeros((h + 2 * ri, w + 2 * ri), bool)
+    kept = []
+    for flat in order:
+        y, x = divmod(int(flat), w)
+        if suppressed[y + ri, x + ri]:
+            continue
+        kept.append((y, x, float(heat[y, x])))
+        suppressed[y : y + 2 * ri + 1, x : x + 2 * ri + 1] |= disc
+    return kept
+
+
+def _grow(heat: np.ndarray, y: int, x: int, level: float, half: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Cell extent (y0, x0, y1, x1 inclusive) of the component above ``level`` holding (y, x), inside the window."""
+    h, w = heat.shape
+    hy, hx = half
+    y0, y1 = max(0, y - hy), min(h, y + hy + 1)
+    x0, x1 = max(0, x - hx), min(w, x + hx + 1)
+    window = heat[y0:y1, x0:x1] >= level
+    window[y - y0, x - x0] = True
+    labels, _ = label_components(window)
+    ys, xs = np.nonzero(labels == labels[y - y0, x - x0])
+    return y0 + int(ys.min()), x0 + int(xs.min()), y0 + int(ys.max()), x0 + int(xs.max())
+
+
+def detect(
+    heat: np.ndarray,
+    cell: float | tuple[float, float],
+    gsd: float,
+    rule: DetectionRule = DetectionRule(),
+    image_size: tuple[int, int] | None = None,
+    min_score: float | None = None,
+) -> list[Detection]:
+    """Detections in a map of CAM scores (logit units) whose cells are ``cell`` image pixels (y, x) at ``gsd`` m/px.
+
+    ``min_score`` overrides the rule's threshold (a precision-recall sweep
+    detects once at a low score, then filters: greedy suppression strongest
+    first makes that the same as detecting at each threshold).
+    """
+    heat = np.asarray(heat, np.float32)
+    cy, cx = (float(cell), float(cell)) if np.isscalar(cell) else (float(cell[0]), float(cell[1]))
+    if gsd <= 0:
+        raise ValueError(f"gsd must be positive metres/pixel, received {gsd}")
+    t = logit(rule.threshold) if min_score is None else float(min_score)
+    c = math.sqrt(cy * cx)
+    peaks = find_peaks(heat, t, rule.nms_radius_m / gsd / c)
+    H, W = image_size if image_size is not None else (heat.shape[0] * cy, heat.shape[1] * cx)
+    half = (max(0, int(rule.max_length_m / gsd / cy / 2 - 0.5)), max(0, int(rule.max_length_m / gsd / cx / 2 - 0.5)))
+    out = []
+    for y, x, s in peaks:
+        level = t + rule.fraction * (s - t)
+        gy0, gx0, gy1, gx1 = _grow(heat, y, x, level, half)
+        box = Box(gx0 * cx, gy0 * cy, min((gx1 + 1) * cx, W), min((gy1 + 1) * cy, H), s)
+        out.append(Detection(min((x + 0.5) * cx, W), min((y + 0.5) * cy, H), box, s))
+    return out

@@ -1,0 +1,157 @@
+"""``shipcam predict`` and ``shipcam scan``: running an exported file on image files (no TensorFlow)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from shipcam._utils.io import write_json, write_text
+from shipcam._utils.memory import peak_rss_mb
+from shipcam._utils.progress import progress
+from shipcam.errors import ImageError, ShipcamError
+from shipcam.runtime.image import IMAGE_SUFFIXES
+
+__all__ = ["predict_files", "scan_file", "collect_images", "scene_gsd", "OVERLAY_MAX_SIDE"]
+
+OVERLAY_MAX_SIDE = 4096  # scan overlays are drawn at most this many pixels wide or high
+
+
+def collect_images(inputs: list[str]) -> list[Path]:
+    paths: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise ShipcamError(f"{p}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+            paths += found
+        elif p.is_file():
+            paths.append(p)
+        else:
+            raise ShipcamError(f"{p}: no such file or folder")
+    return paths
+
+
+def predict_files(model: str, inputs: list[str], out: str, overlay: bool = False, engine: str = "auto", threads: int = 1) -> dict:
+    """Predict every image; unreadable or too-small ones are listed in ``failed`` (the CLI then exits non-zero)."""
+    from shipcam.runtime.detector import Detector
+    from shipcam.runtime.image import read_image
+
+    det = Detector.load(model, engine=engine, threads=threads)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = collect_images(inputs)
+    lines, failed, n_ship = [], [], 0
+    for path in progress(paths, total=len(paths), desc="predicting", enabled=len(paths) > 1):
+        try:
+            image = read_image(path)
+            pred = det.predict(image)
+        except ImageError as e:
+            message = str(e) if str(path) in str(e) else f"{path}: {e}"
+            failed.append(str(path))
+            lines.append(json.dumps({"file": str(path), "error": message}))
+            print(f"skipping: {message}", file=sys.stderr)
+            continue
+        n_ship += pred.is_ship
+        record = {"file": str(path), **pred.to_dict()}
+        if overlay:
+            from shipcam.runtime.overlay import overlay as draw, save_png
+
+            png = out_dir / f"{path.stem}_cam.png"
+            save_png(draw(image, pred.cam_image, pred.boxes, label=f"p(ship)={pred.probability:.2f}"), png)
+            record["overlay"] = str(png)
+        lines.append(json.dumps(record))
+    write_text(out_dir / "predictions.jsonl", "\n".join(lines) + "\n")
+    summary = {"model": str(model), "engine": det.engine.describe(), "images": len(paths), "ships": int(n_ship), "errors": len(failed), "failed": failed}
+    write_json(out_dir / "summary.json", summary)
+    return summary
+
+
+def scene_gsd(scene: str | Path, given: float | None) -> tuple[float | None, str]:
+    """The scene's metres/pixel and where it came from: ``--gsd``, the GeoTIFF transform, or unknown."""
+    from shipcam.runtime.geojson import scene_georeference
+
+    if given is not None:
+        return float(given), "--gsd"
+    if Path(scene).suffix.lower() in (".tif", ".tiff", ".jp2"):
+        _, _, gsd = scene_georeference(scene)
+        if gsd:
+            return gsd, "georeference"
+    return None, "unknown"
+
+
+def scan_file(
+    model: str,
+    scene: str,
+    out: str,
+    tile: int | None = None,
+    overlap: float = 0.25,
+    engine: str = "auto",
+    threads: int = 1,
+    batch: int = 8,
+    gsd: float | None = None,
+    rule: dict | None = None,
+    detector=None,
+) -> dict:
+    """Scan one scene: ``<stem>_heatmap.png``, ``<stem>_detections.geojson`` and ``<stem>_scan.json`` in ``out``."""
+    from shipcam.runtime.detector import Detector
+    from shipcam.runtime.geojson import detections_geojson, scene_georeference
+    from shipcam.runtime.image import read_image
+
+    det = detector or Detector.load(model, engine=engine, threads=threads)
+    if rule:  # options the user set, over the file's own rule
+        det.rule = dataclasses.replace(det.rule, **rule)
+    t0 = time.perf_counter()
+    image = read_image(scene)
+    scene_m, source = scene_gsd(scene, gsd)
+    if scene_m is None:
+        print(f"note: {scene}: no ground sample distance (no --gsd, no georeference); assuming the model's {det.gsd:g} m/px", file=sys.stderr)
+    res = det.scan(image, tile=tile, overlap=overlap, batch=batch, progress=True, gsd=scene_m)
+    out_dir = Path(out)
+    stem = Path(scene).stem
+    _save_scan_overlay(image, res, out_dir / f"{stem}_heatmap.png")
+    transform, crs, _ = scene_georeference(scene) if Path(scene).suffix.lower() in (".tif", ".tiff", ".jp2") else (None, None, None)
+    write_json(out_dir / f"{stem}_detections.geojson", detections_geojson(res.detections, transform, crs))
+    H, W = image.shape[:2]
+    summary = {
+        "scene": str(scene),
+        "size": [W, H],
+        "detections": len(res.detections),
+        "gsd": scene_m,
+        "gsd_source": source,
+        "model_gsd": det.gsd,
+        "resample": round(res.resample, 6),
+        "tiles": res.tiles,
+        "positive_tiles": res.positive_tiles,
+        "scan_seconds": round(res.seconds, 3),
+        "total_seconds": round(time.perf_counter() - t0, 3),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "engine": det.engine.describe(),
+        "rule": vars(det.rule),
+        "tile": tile,
+        "overlap": overlap,
+        "crs": crs or "pixel",
+    }
+    write_json(out_dir / f"{stem}_scan.json", summary)
+    return summary
+
+
+def _save_scan_overlay(image: np.ndarray, res, path: Path) -> None:
+    """The heatmap over the scene (logit units, 0 = the p = 0.5 line), at most ``OVERLAY_MAX_SIDE`` px."""
+    from shipcam.runtime.boxes import Box
+    from shipcam.runtime.overlay import overlay, save_png
+    from shipcam.runtime.resize import resize_antialiased, resize_bilinear
+
+    H, W = image.shape[:2]
+    k = min(1.0, OVERLAY_MAX_SIDE / max(H, W))
+    h, w = max(1, round(H * k)), max(1, round(W * k))
+    small = image if k == 1.0 else resize_antialiased(image, h, w).astype(np.uint8)
+    heat = resize_bilinear(res.heatmap, h, w)
+    boxes = [Box(b.x0 * k, b.y0 * k, b.x1 * k, b.y1 * k, b.score) for b in res.boxes]
+    hi = float(res.heatmap.max())
+    save_png(overlay(small, heat, boxes, alpha=0.5, vmin=0.0, vmax=max(hi, 1e-3)), path)
