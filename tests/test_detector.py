@@ -7,7 +7,7 @@ import pytest
 
 from shipcam.errors import ImageError, ModelFileError
 from shipcam.export import ExportFormat
-from shipcam.runtime import Detector
+from shipcam.runtime import Detector, resize_antialiased, resize_bilinear
 from shipcam.train.data.synthetic import SceneConfig, generate_scene
 
 FP32 = [ExportFormat.TFLITE_FP32, ExportFormat.ONNX_FP32]
@@ -84,20 +84,46 @@ def test_concurrent_callers_get_serial_results(exported, fmt):
         assert results[k] == serial
 
 
+def test_scan_equals_predict_on_a_scene_that_is_one_tile(exported):
+    out, _ = exported
+    det = Detector.load(out / ExportFormat.ONNX_FP32.filename("tiny"))
+    scene = generate_scene(SceneConfig(size=128, ship_fraction=1.0), seed=4, index=1).image
+    one = det.scan(scene, tile=128)
+    pred = det.predict(scene)
+    assert one.tiles == 1 and one.tile_probabilities[0][2] == pytest.approx(pred.probability)
+    # the stitched heatmap is the image's CAM upsampled to the heatmap's cells
+    n = one.heatmap.shape[0]
+    np.testing.assert_allclose(one.heatmap, resize_bilinear(pred.cam, n, n), atol=1e-5)
+
+
 def test_scan_stitches_tiles_in_scene_coordinates(exported):
+    """Each tile's CAM lands where the tile is: scanning a 3x2 mosaic by tiles of one scene each
+    gives, cell for cell, the CAM of that scene predicted alone (interior cores and scene edges)."""
     out, _ = exported
     det = Detector.load(out / ExportFormat.ONNX_FP32.filename("tiny"))
     cfg = SceneConfig(size=128, ship_fraction=1.0)
-    scene = np.concatenate([np.concatenate([generate_scene(cfg, seed=4, index=2 * r + c).image for c in range(3)], 1) for r in range(2)], 0)
-    res = det.scan(scene, tile=128, overlap=0.25)
-    H, W = scene.shape[:2]
-    assert res.heatmap.shape == (-(-H // res.cell), -(-W // res.cell))
-    assert res.tiles == len(res.tile_probabilities) and res.tiles >= 6
-    for b in res.boxes:
-        assert 0 <= b.x0 < b.x1 <= W and 0 <= b.y0 < b.y1 <= H
-    # a scene that is exactly one tile gives the tile's prediction
-    one = det.scan(scene[:128, :128], tile=128)
-    assert one.tiles == 1 and one.tile_probabilities[0][2] == pytest.approx(det.predict(scene[:128, :128]).probability)
+    parts = [[generate_scene(cfg, seed=4, index=2 * r + c).image for c in range(3)] for r in range(2)]
+    scene = np.concatenate([np.concatenate(row, 1) for row in parts], 0)
+    res = det.scan(scene, tile=128, overlap=0.0)
+    assert res.tiles == 6
+    n = 128 // int(res.cell)
+    for r in range(2):
+        for c in range(3):
+            alone = resize_bilinear(det.predict(parts[r][c]).cam, n, n)
+            np.testing.assert_allclose(res.heatmap[r * n : (r + 1) * n, c * n : (c + 1) * n], alone, atol=1e-5)
+    for d in det.scan(scene, tile=128, overlap=0.25, min_score=-50.0).detections:
+        assert 0 <= d.box.x0 <= d.x <= d.box.x1 <= scene.shape[1] and 0 <= d.box.y0 <= d.y <= d.box.y1 <= scene.shape[0]
+
+
+def test_scan_resamples_to_the_model_gsd(exported):
+    out, _ = exported
+    det = Detector.load(out / ExportFormat.ONNX_FP32.filename("tiny"))
+    scene = generate_scene(SceneConfig(size=256, ship_fraction=1.0), seed=9, index=0).image
+    half = det.scan(scene, tile=64, gsd=det.gsd / 2, min_score=-50.0)  # twice the model's resolution: scanned at half size
+    assert half.resample == pytest.approx(0.5) and half.cell == pytest.approx(2 * det.metadata.feature_stride // 4)
+    same = det.scan(resize_antialiased(scene, 128, 128), tile=64, min_score=-50.0)
+    np.testing.assert_allclose(half.heatmap, same.heatmap, atol=1e-4)
+    assert [round(d.x) for d in half.detections] == [round(2 * d.x) for d in same.detections]
 
 
 def test_bad_inputs_are_named(exported, tmp_path):

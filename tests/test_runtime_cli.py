@@ -16,7 +16,8 @@ def test_predict_writes_jsonl_and_overlays(tmp_path):
     for i in range(3):
         Image.fromarray(generate_scene(SceneConfig(size=64), seed=1, index=i).image).save(tmp_path / f"s{i}.png")
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 no")
-    assert main(["predict", str(FIXTURE), str(tmp_path), "--overlay", "--out", str(tmp_path / "out")]) == 0
+    # one unreadable input: the rest is processed, the exit status says not everything was (as gzip and cp do)
+    assert main(["predict", str(FIXTURE), str(tmp_path), "--overlay", "--out", str(tmp_path / "out")]) == 1
     lines = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
     assert len(lines) == 4
     bad = [r for r in lines if "error" in r]
@@ -33,16 +34,31 @@ def test_scan_writes_heatmap_and_geojson(tmp_path):
     cfg = SceneConfig(size=96, ship_fraction=1.0)
     scene = np.concatenate([generate_scene(cfg, seed=2, index=i).image for i in range(4)], axis=1)[:90]
     Image.fromarray(scene).save(tmp_path / "scene.png")
-    assert main(["scan", str(FIXTURE), str(tmp_path / "scene.png"), "--tile", "64", "--out", str(tmp_path / "o")]) == 0
-    geo = json.loads((tmp_path / "o" / "scene_boxes.geojson").read_text())
-    assert geo["type"] == "FeatureCollection" and geo["crs"]["properties"]["name"] == "pixel"
+    args = ["scan", str(FIXTURE), str(tmp_path / "scene.png"), "--tile", "64", "--out", str(tmp_path / "o"), "--threshold", "0.05"]
+    assert main(args) == 0
+    geo = json.loads((tmp_path / "o" / "scene_detections.geojson").read_text())
+    assert geo["type"] == "FeatureCollection" and geo["crs"]["properties"]["name"] == "pixel" and geo["features"]
     for f in geo["features"]:
-        xs = [p[0] for p in f["geometry"]["coordinates"][0]]
-        ys = [p[1] for p in f["geometry"]["coordinates"][0]]
-        assert 0 <= min(xs) and max(xs) <= 384 and 0 <= min(ys) and max(ys) <= 90
+        point, box = f["geometry"]["geometries"]
+        assert point["type"] == "Point" and box["type"] == "Polygon"
+        xs = [p[0] for p in box["coordinates"][0]]
+        ys = [p[1] for p in box["coordinates"][0]]
+        assert 0 <= min(xs) <= point["coordinates"][0] <= max(xs) <= 384 and 0 <= min(ys) <= point["coordinates"][1] <= max(ys) <= 90
+        assert f["properties"]["probability"] >= 0.05
     assert Image.open(tmp_path / "o" / "scene_heatmap.png").size == (384, 90)
     info = json.loads((tmp_path / "o" / "scene_scan.json").read_text())
-    assert info["tiles"] >= 6 and info["peak_rss_mb"] > 0
+    assert info["tiles"] >= 6 and info["peak_rss_mb"] > 0 and info["gsd_source"] == "unknown"
+    assert info["detections"] == len(geo["features"])
+
+
+def test_predict_refuses_unreadable_and_tiny_images_with_nonzero_exit(tmp_path, capsys):
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(tmp_path / "dot.png")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    assert main(["predict", str(FIXTURE), str(tmp_path / "dot.png"), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "dot.png" in err and "at least 32x32" in err and "Traceback" not in err
+    assert main(["predict", str(FIXTURE), str(tmp_path / "empty.jpg"), "--out", str(tmp_path / "o")]) == 1
+    assert "empty.jpg" in capsys.readouterr().err
 
 
 def test_missing_inputs_are_named(tmp_path, capsys):

@@ -5,7 +5,7 @@ from collections import deque
 import numpy as np
 import pytest
 
-from shipcam.runtime.boxes import Box, boxes_from_cam, label_components, merge_boxes
+from shipcam.runtime.boxes import boxes_from_cam, label_components
 from shipcam.runtime.cam import class_activation_map, normalize_cam, resize_bilinear
 from shipcam.runtime.metrics import binary_report, box_iou, cam_mask, mask_iou, pearson, pointing_game_hit, roc_auc
 
@@ -84,14 +84,6 @@ def test_boxes_find_two_separate_blobs_with_their_peaks():
     assert abs(cx(boxes[1]) - 176) <= 8 and abs(cy(boxes[1]) - 208) <= 8
     assert boxes_from_cam(np.zeros((4, 4)), (64, 64)) == []
     assert len(boxes_from_cam(cam, (256, 256), fraction=0.5, min_score=4.0)) == 1
-
-
-def test_merge_collapses_overlaps_and_keeps_separate_boxes():
-    a, b, c = Box(0, 0, 10, 10, 1.0), Box(2, 2, 12, 12, 2.0), Box(50, 50, 60, 60, 0.5)
-    merged = merge_boxes([a, b, c])
-    assert len(merged) == 2 and merged[0] == Box(0, 0, 12, 12, 2.0) and merged[1] == c
-    inner = Box(3, 3, 5, 5, 0.1)  # fully inside a: absorbed by containment
-    assert merge_boxes([a, inner]) == [a]
 
 
 def test_auc_against_pair_counting(rng):

@@ -62,6 +62,7 @@ class TrainConfig:
     val_fraction: float = 0.2
     balance: Balance = "weights"
     augment: bool = True
+    randomize: bool = True  # domain randomisation (colour, blur, noise, scale) on top of flips and turns
     synthetic_n: int = 2000
     gsd: float | None = None  # metres/pixel of the training images: synthetic 3.0, Airbus 1.5, ShipsNet 3.0 unless given
     # --- schedule
@@ -197,7 +198,7 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
     if config.size < spec.min_size:
         raise ValueError(f"{config.backbone} needs inputs of at least {spec.min_size} px, received size={config.size}")
     balanced = config.balance == "sample"
-    train_ds = make_dataset(train_s, spec, config.size, config.batch_size, True, config.seed, config.augment, balanced)
+    train_ds = make_dataset(train_s, spec, config.size, config.batch_size, True, config.seed, config.augment, balanced, config.randomize)
     val_ds = make_dataset(val_s, spec, config.size, config.batch_size, False)
     cw = class_weights(train_s.labels) if config.balance == "weights" else None
 

@@ -22,7 +22,11 @@ def _step(name: str, done: bool) -> bool:
     return not done
 
 
-def run_demo(out: str | Path = "runs/demo", weights: str | None = None, quick: bool = False) -> dict:
+REALDATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "realdata"  # beside a checkout: the project's own real scenes
+REAL_LABELS = Path(__file__).resolve().parents[2] / "labels" / "realdata.csv"
+
+
+def run_demo(out: str | Path = "runs/demo", weights: str | None = None, quick: bool = False, scenes: str | Path | None = None, labels: str | Path | None = None) -> dict:
     from shipcam.train.lr_find import lr_find_for_config
     from shipcam.train.trainer import TrainConfig, load_config, prepare_data, train
 
@@ -97,6 +101,17 @@ def run_demo(out: str | Path = "runs/demo", weights: str | None = None, quick: b
         from shipcam.benchmarks.bench import BenchConfig, run_bench
 
         run_bench(BenchConfig(model=str(run / "best.keras"), export_dir=str(export_dir), sizes=[size], threads=[1] if quick else [1, 2], runs=5 if quick else 30, quality_n=16 if quick else 64), out / "bench")
+
+    # 8. real scenes, when there are any: the number that synthetic AUC does not predict
+    scenes = Path(scenes) if scenes else (REALDATA if REALDATA.is_dir() else None)
+    labels = Path(labels) if labels else REAL_LABELS
+    if scenes is not None and labels.is_file() and _step("real scenes", (out / "real" / "eval.json").exists()):
+        from shipcam.benchmarks.scenes import evaluate_scenes
+
+        best_file = export_dir / (manifest.get("recommended") or _file(manifest, "tflite_fp32"))
+        r = evaluate_scenes(best_file, [str(scenes)], labels, out / "real")
+        t = r["total"]
+        print(f"real scenes: {t['found']}/{t['ships']} ships found, {t['false_alarms']} false alarms ({t['fa_per_mpx']:.2f}/Mpx)")
 
     from shipcam.cli.report import write_report
 

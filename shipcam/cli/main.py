@@ -44,6 +44,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--val-fraction", type=float, default=0.2)
     g.add_argument("--synthetic-n", type=int, default=2000, help="scenes to generate when --data is not given")
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--no-randomize", dest="randomize", action="store_false", help="turn off domain randomisation (colour, blur, noise, scale jitter); flips and turns stay")
     g.add_argument("--gsd", type=float, help="metres/pixel of the training images, recorded in exported files so scan resamples scenes to it (default: synthetic 3.0, Airbus 1.5, ShipsNet 3.0)")
 
 
@@ -234,7 +235,7 @@ def cmd_eval(args) -> int:
 def cmd_demo(args) -> int:
     from shipcam.cli.demo import run_demo
 
-    run_demo(args.out, weights=args.weights, quick=args.quick)
+    run_demo(args.out, weights=args.weights, quick=args.quick, scenes=args.scenes, labels=args.labels)
     return 0
 
 
@@ -250,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--weights", type=_weights, default=None, help="backbone weights: 'imagenet', a file, or none (default: none, trains from scratch)")
     p.add_argument("--quick", action="store_true", help="a tiny run (for tests): fewer scenes and epochs")
+    p.add_argument("--scenes", help="folder of labelled real scenes to scan at the end (default: ../shared/realdata when present)")
+    p.add_argument("--labels", help="labels CSV for --scenes (default: labels/realdata.csv)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("generate", help="write synthetic ship scenes in the Airbus layout", description="Synthetic scenes with ship masks, written as train_v2/*.jpg + train_ship_segmentations_v2.csv.")

@@ -50,6 +50,7 @@ def make_dataset(
     seed: int = 0,
     augment: bool | None = None,
     balanced: bool = False,
+    randomize: bool = True,
 ):
     """Batches of ``(x float32 (B, size, size, 3), y float32 (B, 1))``."""
     import tensorflow as tf
@@ -81,25 +82,51 @@ def make_dataset(
             ds = ds.shuffle(min(len(paths), 8192), seed=seed, reshuffle_each_iteration=True)
 
     if augment:
-        ds = ds.map(_augment_fn(seed), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(_augment_fn(seed, randomize), num_parallel_calls=tf.data.AUTOTUNE)
     scale, offset = np.float32(spec.scale), np.float32(spec.offset)
     ds = ds.map(lambda x, y: (x * scale + offset, y), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def _augment_fn(seed: int):
-    """Overhead imagery has no 'up': flips and 90-degree turns are free; light photometric jitter."""
+def _augment_fn(seed: int, randomize: bool = True):
+    """Geometry: flips and 90-degree turns (overhead imagery has no 'up').
+
+    Domain randomisation (``randomize``, the default): what differs between
+    sensors, days and the synthetic generator, so a model cannot lean on it:
+    brightness, contrast, saturation, hue, blur, sensor noise and a scale
+    jitter of -20%..+25% (a GSD that is never exactly the nominal one).
+    """
     import tensorflow as tf
 
     rng = tf.random.Generator.from_seed(seed)
+    k = tf.constant([0.25, 0.5, 0.25], tf.float32)
+    blur_kernel = tf.reshape(tf.tensordot(k, k, axes=0), (3, 3, 1, 1)) * tf.ones((1, 1, 3, 1))
 
     def augment(x, y):
         s = rng.make_seeds(2)
         x = tf.image.stateless_random_flip_left_right(x, s[:, 0])
         x = tf.image.stateless_random_flip_up_down(x, s[:, 1])
-        k = rng.uniform((), 0, 4, dtype=tf.int32)
-        x = tf.image.rot90(x, k)
-        x = x * rng.uniform((), 0.9, 1.1) + rng.uniform((), -10.0, 10.0)  # contrast/brightness in 0..255
+        x = tf.image.rot90(x, rng.uniform((), 0, 4, dtype=tf.int32))
+        if not randomize:
+            x = x * rng.uniform((), 0.9, 1.1) + rng.uniform((), -10.0, 10.0)
+            return tf.clip_by_value(x, 0.0, 255.0), y
+        size = tf.shape(x)[:2]
+        scale = rng.uniform((), 0.8, 1.25)
+        scaled = tf.cast(tf.cast(size, tf.float32) * scale, tf.int32)
+        x = tf.image.resize(x, scaled, antialias=True)
+        short = tf.maximum(size - scaled, 0)  # zoomed out: mirror the edges back to full size, never black borders
+        x = tf.pad(x, [[short[0] // 2, short[0] - short[0] // 2], [short[1] // 2, short[1] - short[1] // 2], [0, 0]], "REFLECT")
+        x = tf.image.resize_with_crop_or_pad(x, size[0], size[1])
+        x = tf.ensure_shape(x, [None, None, 3])
+        u = x / 255.0
+        u = tf.image.adjust_saturation(u, rng.uniform((), 0.6, 1.4))
+        u = tf.image.adjust_hue(u, rng.uniform((), -0.04, 0.04))
+        mean = tf.reduce_mean(u, axis=[0, 1], keepdims=True)
+        u = (u - mean) * rng.uniform((), 0.75, 1.3) + mean + rng.uniform((), -0.08, 0.08)
+        x = u * 255.0
+        a = rng.uniform((), 0.0, 1.0)
+        x = x * (1 - a) + a * tf.nn.depthwise_conv2d(x[None], blur_kernel, [1, 1, 1, 1], "SAME")[0]
+        x = x + rng.normal(tf.shape(x)) * rng.uniform((), 0.0, 6.0)
         return tf.clip_by_value(x, 0.0, 255.0), y
 
     return augment

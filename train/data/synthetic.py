@@ -50,9 +50,12 @@ class SceneConfig:
     beam_ratio: tuple[float, float] = (0.11, 0.2)
     moving_fraction: float = 0.45  # ships that trail a wake
     cloud_prob: float = 0.2
-    coast_prob: float = 0.25
+    coast_prob: float = 0.45  # real scenes are full of quays, cities and ports: the confusers live there
     confuser_prob: float = 0.6  # chance of each hard-negative kind being tried
     noise_std: float = 2.0
+    land_max: float = 0.85  # the largest share of a coastal scene that may be land (city, port)
+    moored_prob: float = 0.35  # in a coastal scene, chance that a ship lies along the quay
+    haze_prob: float = 0.3
 
     def __post_init__(self) -> None:
         if self.size < 16:
@@ -98,7 +101,8 @@ def generate_scene(config: SceneConfig = SceneConfig(), seed: int = 0, index: in
     want_ships = rng.random() < config.ship_fraction
 
     img = _sea(rng, s)
-    land = _coast(rng, img) if rng.random() < config.coast_prob else np.zeros((s, s), bool)
+    coast = _coast(rng, img, config) if rng.random() < config.coast_prob else None
+    land = coast[0] if coast is not None else np.zeros((s, s), bool)
     cloud = _cloud_alpha(rng, s) if rng.random() < config.cloud_prob else np.zeros((s, s), np.float32)
 
     # Hard negatives first, so ships are drawn over them (not the other way round).
@@ -110,13 +114,18 @@ def generate_scene(config: SceneConfig = SceneConfig(), seed: int = 0, index: in
         for _ in range(n_ships * 4):  # rejection-sample open water
             if len(masks) == n_ships:
                 break
-            mask = _try_ship(rng, img, land, cloud, masks, config)
+            moored = coast[1] if coast is not None and rng.random() < config.moored_prob else None
+            mask = _try_ship(rng, img, land, cloud, masks, config, moored)
             if mask is not None:
                 masks.append(mask)
 
     _apply_cloud(rng, img, cloud)
-    img = _blur(img, sigma=float(rng.uniform(0.5, 0.9)))
-    img += rng.normal(0.0, config.noise_std, img.shape).astype(np.float32)
+    if rng.random() < config.haze_prob:  # thin haze: contrast pulled towards a bright veil
+        veil = rng.uniform(0.05, 0.3)
+        img = img * (1 - veil) + np.float32(rng.uniform(170, 215)) * veil
+    img = _blur(img, sigma=float(rng.uniform(0.4, 1.2)))
+    noise = config.noise_std * rng.uniform(0.5, 2.0)
+    img += rng.normal(0.0, noise, img.shape).astype(np.float32)
     return Scene(np.clip(img, 0, 255).astype(np.uint8), masks)
 
 
@@ -158,24 +167,26 @@ def _sea(rng: np.random.Generator, s: int) -> np.ndarray:
     return img
 
 
-def _coast(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
-    """Land on one side of a ragged line: urban blocks, a beach strip, piers into the sea."""
+def _coast(rng: np.random.Generator, img: np.ndarray, cfg: SceneConfig) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """Land on one side of a ragged line: city blocks, a container terminal or a beach; piers and marinas off it.
+
+    Returns the land mask and the shore's geometry (unit normal towards the
+    sea, the shore angle, offset) for ships moored along it.
+    """
     s = img.shape[0]
     yy, xx = np.mgrid[0:s, 0:s].astype(np.float32)
     th = rng.uniform(0, 2 * np.pi)
     nx, ny = np.cos(th), np.sin(th)
-    offset = rng.uniform(0.15, 0.5) * s
+    offset = rng.uniform(0.1, cfg.land_max) * s
     dist = (xx - s / 2) * nx + (yy - s / 2) * ny + s / 2 - offset  # > 0 is sea
-    dist += rng.uniform(1, 5) * _fractal(rng, s, octaves=3)
+    straight = rng.random() < 0.5  # quays are straight; natural shores are ragged
+    dist += (rng.uniform(0, 1) if straight else rng.uniform(1, 5)) * _fractal(rng, s, octaves=3)
     land = dist < 0
 
-    block = int(rng.integers(2, 6))
-    g = -(-s // block)
-    blocks = rng.uniform(0.55, 1.15, (g, g)).repeat(block, 0).repeat(block, 1)[:s, :s]
-    tone = np.array(rng.choice([[150, 145, 130], [175, 170, 160], [120, 125, 110], [190, 180, 160]]), np.float32)
-    urban = tone * blocks[..., None] + rng.normal(0, 6, (s, s, 1))
-    img[land] = urban[land]
-    if rng.random() < 0.5:  # beach
+    kind = rng.choice(["city", "city", "terminal", "plain"])
+    texture = {"city": _city, "terminal": _terminal, "plain": _plain_land}[kind](rng, s, cfg.gsd)
+    img[land] = texture[land]
+    if kind == "plain" and rng.random() < 0.5:  # beach
         beach = (dist >= -2) & (dist < 0)
         img[beach] = np.array([215, 205, 180], np.float32) + rng.normal(0, 5, (int(beach.sum()), 3))
 
@@ -190,7 +201,94 @@ def _coast(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
         cover = _rectangle(xx, yy, cx + nx * mid, cy + ny * mid, th, length + inland, width)
         _paint(img, cover, np.full(3, rng.uniform(150, 185), np.float32))
         land |= cover > 0.5
-    return land
+    if rng.random() < 0.3:  # a marina: rows of small white boats along pontoons (not ships)
+        land |= _marina(rng, img, xx, yy, nx, ny, offset, th, cfg.gsd)
+    return land, (float(nx), float(ny), float(offset), float(th))
+
+
+def _city(rng: np.random.Generator, s: int, gsd: float) -> np.ndarray:
+    """Dense city blocks: streets, roofs of many tones (bright ones too), shadows, some trees."""
+    block = max(3, int(rng.uniform(40, 120) / gsd))
+    street = max(1, int(rng.uniform(6, 15) / gsd))
+    g = -(-s // block) + 1
+    base = np.array(rng.choice([[150, 145, 130], [175, 170, 160], [120, 125, 110], [160, 150, 135]]), np.float32)
+    img = np.broadcast_to(base * rng.uniform(0.85, 1.1), (s, s, 3)).astype(np.float32).copy()
+    img += rng.normal(0, 8, (s, s, 1)).astype(np.float32)
+    ox, oy = rng.integers(0, block, 2)
+    yy, xx = np.mgrid[0:s, 0:s]
+    by, bx = (yy + oy) // block, (xx + ox) // block
+    # Buildings: each block split into a few roofs with their own tone.
+    roof_tones = np.array([[225, 225, 220], [200, 195, 185], [140, 135, 130], [170, 110, 90], [95, 95, 100], [190, 175, 150]], np.float32)
+    sub = max(2, block // int(rng.integers(1, 4)))
+    ids = ((yy + oy) // sub) * 1009 + ((xx + ox) // sub)
+    lut = rng.integers(0, len(roof_tones), 4096)
+    jitter = rng.uniform(0.8, 1.15, 4096).astype(np.float32)
+    k = ids % 4096
+    img = img * 0.4 + (roof_tones[lut[k]] * jitter[k, None]) * 0.6
+    # Shadows on one side of each roof cell, streets between blocks, trees.
+    shadow = (((yy + oy) % sub) < max(1, sub // 5)) | (((xx + ox) % sub) < max(1, sub // 6))
+    img[shadow] *= rng.uniform(0.55, 0.8)
+    streets = (((yy + oy) % block) < street) | (((xx + ox) % block) < street)
+    img[streets] = np.array([105, 105, 105], np.float32) * rng.uniform(0.8, 1.2) + rng.normal(0, 4, (int(streets.sum()), 1))
+    if rng.random() < 0.6:
+        trees = _fractal(rng, s, octaves=4) > rng.uniform(0.8, 1.6)
+        img[trees] = img[trees] * 0.3 + np.array([70, 90, 55], np.float32) * 0.7
+    del bx, by
+    return img
+
+
+def _terminal(rng: np.random.Generator, s: int, gsd: float) -> np.ndarray:
+    """A container terminal: pale pavement with stacks of coloured containers in rows, the look of a deck."""
+    img = np.broadcast_to(np.float32(rng.uniform(165, 200)), (s, s, 3)).astype(np.float32).copy()
+    img += rng.normal(0, 5, (s, s, 1)).astype(np.float32)
+    yy, xx = np.mgrid[0:s, 0:s]
+    row = max(2, int(rng.uniform(10, 20) / gsd))
+    cont = max(1, int(rng.uniform(6, 13) / gsd))
+    lane = max(1, int(rng.uniform(8, 20) / gsd))
+    period = row + lane
+    if rng.random() < 0.5:
+        yy, xx = xx, yy
+    stacked = (yy % period) < row
+    ids = (yy // period) * 997 + xx // cont
+    pal = _CONTAINER_COLOURS[rng.integers(0, len(_CONTAINER_COLOURS), 4096)]
+    fill = rng.random(4096) < rng.uniform(0.5, 0.95)
+    k = ids % 4096
+    on = stacked & fill[k]
+    img[on] = pal[k[on]] * rng.uniform(0.8, 1.05)
+    return img
+
+
+def _plain_land(rng: np.random.Generator, s: int, gsd: float) -> np.ndarray:
+    block = int(rng.integers(2, 6))
+    g = -(-s // block)
+    blocks = rng.uniform(0.55, 1.15, (g, g)).repeat(block, 0).repeat(block, 1)[:s, :s]
+    tone = np.array(rng.choice([[150, 145, 130], [175, 170, 160], [120, 125, 110], [190, 180, 160], [110, 120, 80]]), np.float32)
+    return tone * blocks[..., None] + rng.normal(0, 6, (s, s, 1))
+
+
+def _marina(rng, img, xx, yy, nx, ny, offset, th, gsd) -> np.ndarray:
+    """Pontoons leaving the shore with small white boats moored on both sides."""
+    s = img.shape[0]
+    covered = np.zeros((s, s), bool)
+    t0 = rng.uniform(-0.4, 0.2) * s
+    spacing = max(3.0, rng.uniform(15, 30) / gsd)
+    for j in range(int(rng.integers(2, 6))):
+        t = t0 + j * spacing
+        cx, cy = s / 2 - ny * t + nx * (offset - s / 2), s / 2 + nx * t + ny * (offset - s / 2)
+        length = rng.uniform(40, 120) / gsd
+        pont = _rectangle(xx, yy, cx + nx * length / 2, cy + ny * length / 2, th, length, 1.0)
+        _paint(img, pont, np.full(3, 175, np.float32))
+        covered |= pont > 0.5
+        boat_len = max(2.0, rng.uniform(8, 18) / gsd)
+        for u in np.arange(boat_len, length, max(2.0, boat_len * 0.6)):
+            for side in (-1, 1):
+                if rng.random() < 0.75:
+                    bx = cx + nx * u - ny * side * (boat_len / 2 + 1)
+                    by = cy + ny * u + nx * side * (boat_len / 2 + 1)
+                    boat = _rectangle(xx, yy, bx, by, th + np.pi / 2, boat_len, max(1.0, boat_len * 0.35))
+                    _paint(img, boat, np.full(3, rng.uniform(200, 240), np.float32))
+                    covered |= boat > 0.5
+    return covered
 
 
 def _cloud_alpha(rng: np.random.Generator, s: int) -> np.ndarray:
@@ -238,13 +336,22 @@ def _confusers(rng: np.random.Generator, img: np.ndarray, land: np.ndarray, cfg:
 # --- ships --------------------------------------------------------------------
 
 
-def _try_ship(rng, img, land, cloud, others, cfg: SceneConfig) -> np.ndarray | None:
+def _try_ship(rng, img, land, cloud, others, cfg: SceneConfig, moored=None) -> np.ndarray | None:
+    """Draw one ship on open water, or along the quay when ``moored`` gives the shore (nx, ny, offset, angle)."""
     s = img.shape[0]
     lo, hi = cfg.ship_length_m
     length = math.exp(rng.uniform(math.log(lo), math.log(hi))) / cfg.gsd
     beam = max(length * rng.uniform(*cfg.beam_ratio), 1.6)
     cx, cy = rng.uniform(2, s - 2, 2)
     heading = rng.uniform(0, 2 * np.pi)
+    land_limit = 0.05
+    if moored is not None:  # slide the centre along the shore normal until the hull touches the quay
+        nx, ny, offset, angle = moored
+        d = (cx - s / 2) * nx + (cy - s / 2) * ny + s / 2 - offset
+        shift = beam / 2 + 1.5 - d
+        cx, cy = cx + nx * shift, cy + ny * shift
+        heading = angle + np.pi / 2 + (np.pi if rng.random() < 0.5 else 0.0)
+        land_limit = 0.2
 
     # Render only inside the ship's bounding box (+ wake room handled separately).
     r = int(length / 2 + beam + 2)
@@ -255,12 +362,12 @@ def _try_ship(rng, img, land, cloud, others, cfg: SceneConfig) -> np.ndarray | N
     inside = cover > 0.5
     if inside.sum() < 3:
         return None
-    if land[y0:y1, x0:x1][inside].mean() > 0.05 or cloud[y0:y1, x0:x1][inside].mean() > 0.3:
+    if land[y0:y1, x0:x1][inside].mean() > land_limit or cloud[y0:y1, x0:x1][inside].mean() > 0.3:
         return None
     if any(m[y0:y1, x0:x1][inside].any() for m in others):
         return None
 
-    if rng.random() < cfg.moving_fraction:
+    if moored is None and rng.random() < cfg.moving_fraction:
         fy, fx = np.mgrid[0:s, 0:s].astype(np.float32)
         stern_x, stern_y = cx - np.cos(heading) * length / 2, cy - np.sin(heading) * length / 2
         wake_len = length * rng.uniform(1.5, 6)
