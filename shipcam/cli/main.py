@@ -426,7 +426,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"shipcam {args.command}: error: {e}", file=sys.stderr)
         return 2
     except ImportError as e:
-        print(f"shipcam {args.command}: error: {e}", file=sys.stderr)
+        extra = {"keras": "train", "tensorflow": "train", "tf2onnx": "train", "onnx": "train", "matplotlib": "train", "ray": "scale"}.get((e.name or "").split(".")[0])
+        hint = f'; install it with: pip install "shipcam[{extra}]"' if extra else ""
+        print(f"shipcam {args.command}: error: {e}{hint}", file=sys.stderr)
         return 3
 
 
