@@ -1,8 +1,7 @@
 """``shipcam eval-scenes``: how a model does on labelled real scenes.
 
-Each scene is scanned once at a low score, which gives every CAM peak;
-detections at any threshold are a prefix of those (see
-``runtime.labels``), so the precision-recall curve costs no extra scan.
+The scores come from ``runtime.scoring`` (the same ones training's
+``--real-val`` logs); this module adds the files a person looks at.
 Headline numbers are at the file's own threshold. Writes ``eval.json``,
 ``pr_curve.json``, ``pr_curve.png`` and ``<scene>_eval.png`` overlays (hits
 green, misses red, false alarms orange, ignored grey).
@@ -16,15 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from shipcam._utils.io import write_json
-from shipcam._utils.progress import progress
-from shipcam.errors import ImageError, ShipcamError
-from shipcam.runtime.detections import logit
-from shipcam.runtime.labels import MatchResult, SceneLabel, match_detections, read_labels, scene_area
+from shipcam.runtime.labels import MatchResult
+from shipcam.runtime.scoring import load_scenes, score_scenes
 
-__all__ = ["evaluate_scenes", "score_scenes", "open_detector", "DEFAULT_SCENE_GSD", "SWEEP_FLOOR"]
-
-DEFAULT_SCENE_GSD = 3.0  # PlanetScope
-SWEEP_FLOOR = 0.02  # the lowest probability the precision-recall sweep goes down to
+__all__ = ["evaluate_scenes", "open_detector"]
 
 
 def open_detector(model: str | Path, threads: int = 1):
@@ -39,117 +33,16 @@ def open_detector(model: str | Path, threads: int = 1):
     return Detector.load(model, threads=threads)
 
 
-def _scene_paths(scenes: list[str]) -> list[Path]:
-    from shipcam.runtime.image import IMAGE_SUFFIXES
-
-    out: list[Path] = []
-    for s in scenes:
-        p = Path(s)
-        if p.is_dir():
-            out += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise ShipcamError(f"{p}: no such scene file or folder")
-    return out
-
-
-def score_scenes(detector, scenes: list[tuple[np.ndarray, list[SceneLabel], float]], radius_m: float | None = None, progress_bar: bool = False) -> dict:
-    """Recall, precision, F1 and false alarms over in-memory ``(image, labels, gsd)`` scenes, plus the PR sweep.
-
-    The one real-scene score: training's ``--real-val`` and the demo call it
-    as ``eval-scenes`` does.
-    """
-    thr = logit(detector.threshold)
-    per_scene, all_scores, all_status = [], [], []
-    ships = mpx = km2 = 0.0
-    for image, labels, gsd in progress(scenes, total=len(scenes), desc="scenes", enabled=progress_bar):
-        res = detector.scan(image, gsd=gsd, min_score=logit(SWEEP_FLOOR), progress=progress_bar)
-        pts = np.array([[d.x, d.y] for d in res.detections]).reshape(-1, 2)
-        sc = np.array([d.score for d in res.detections])
-        m = match_detections(pts, sc, labels, gsd, radius_m)
-        keep = sc >= thr
-        at = match_detections(pts[keep], sc[keep], labels, gsd, radius_m)
-        a_mpx, a_km2 = scene_area(image.shape[:2], gsd)
-        n_ships = int(sum(lab.label == "ship" for lab in labels))
-        per_scene.append({**_summary(at, n_ships, a_mpx, a_km2), "detections": res.detections, "match": at, "all_match": m, "seconds": res.seconds})
-        all_scores.append(sc)
-        all_status.append(m.status)
-        ships, mpx, km2 = ships + n_ships, mpx + a_mpx, km2 + a_km2
-    total = _summary_from(per_scene, int(ships), mpx, km2)
-    return {"scenes": per_scene, "total": total, "pr": _pr_curve(np.concatenate(all_scores or [np.zeros(0)]), np.concatenate(all_status or [np.zeros(0)]), int(ships), mpx)}
-
-
-def _summary(m: MatchResult, n_ships: int, mpx: float, km2: float) -> dict:
-    found = int(m.found.sum())
-    return _metrics(found, m.tp, m.fp, n_ships, mpx, km2)
-
-
-def _summary_from(rows: list[dict], n_ships: int, mpx: float, km2: float) -> dict:
-    found = sum(r["found"] for r in rows)
-    tp = sum(r["true_positives"] for r in rows)
-    fp = sum(r["false_alarms"] for r in rows)
-    return _metrics(found, tp, fp, n_ships, mpx, km2)
-
-
-def _metrics(found: int, tp: int, fp: int, n_ships: int, mpx: float, km2: float) -> dict:
-    recall = found / n_ships if n_ships else float("nan")
-    precision = tp / (tp + fp) if tp + fp else 1.0
-    f1 = 2 * precision * recall / (precision + recall) if n_ships and precision + recall else 0.0
-    return {
-        "ships": n_ships,
-        "found": found,
-        "true_positives": tp,
-        "false_alarms": fp,
-        "recall": recall,
-        "precision": precision,
-        "f1": f1,
-        "fa_per_mpx": fp / mpx if mpx else 0.0,
-        "fa_per_km2": fp / km2 if km2 else 0.0,
-        "megapixels": mpx,
-        "km2": km2,
-    }
-
-
-def _pr_curve(scores: np.ndarray, status: np.ndarray, n_ships: int, mpx: float) -> list[dict]:
-    """One point per distinct detection score, strongest first: what a threshold there would give."""
-    order = np.argsort(-scores, kind="stable")
-    s, st = scores[order], status[order]
-    tp, fp = np.cumsum(st == 1), np.cumsum(st == -1)
-    last = np.r_[s[1:] != s[:-1], True]  # a threshold keeps every detection with an equal score
-    pts = []
-    for i in np.flatnonzero(last):
-        rec = tp[i] / n_ships if n_ships else float("nan")
-        prec = tp[i] / (tp[i] + fp[i]) if tp[i] + fp[i] else 1.0
-        pts.append({"threshold": float(1 / (1 + np.exp(-s[i]))), "score": float(s[i]), "recall": float(rec), "precision": float(prec), "false_alarms": int(fp[i]), "fa_per_mpx": float(fp[i] / mpx) if mpx else 0.0})
-    return pts
-
-
 def evaluate_scenes(model: str | Path, scenes: list[str], labels_path: str | Path, out_dir: str | Path, gsd: float | None = None, threads: int = 1, radius_m: float | None = None, detector=None) -> dict:
     """Scan every scene, match to the labels, write the report; unreadable scenes are listed in ``failed``."""
-    from shipcam.runtime.image import read_image
-
     out_dir = Path(out_dir)
-    labels, label_gsd = read_labels(labels_path)
+    loaded, failed = load_scenes(scenes, labels_path, gsd)
     det = detector or open_detector(model, threads)
-    paths = _scene_paths(scenes)
-    loaded, failed = [], []
-    for p in paths:
-        if p.name not in labels:
-            raise ShipcamError(f"{p.name}: not in {labels_path} (labelled scenes: {', '.join(sorted(labels))})")
-        try:
-            loaded.append((p, read_image(p)))
-        except ImageError as e:
-            failed.append({"scene": str(p), "error": str(e)})
-            print(f"skipping: {e}", file=sys.stderr)
-    if not loaded:
-        raise ShipcamError(f"no readable scene among {len(paths)}")
-    gsds = [gsd or label_gsd.get(p.name) or DEFAULT_SCENE_GSD for p, _ in loaded]
-    result = score_scenes(det, [(im, labels[p.name], g) for (p, im), g in zip(loaded, gsds)], radius_m, progress_bar=True)
+    result = score_scenes(det, loaded, radius_m, progress_bar=True)
     rows = []
-    for (p, image), g, row in zip(loaded, gsds, result["scenes"]):
+    for (p, image, labels, g), row in zip(loaded, result["scenes"]):
         png = out_dir / f"{p.stem}_eval.png"
-        _draw(image, labels[p.name], row["detections"], row["match"], g, radius_m, png)
+        _draw(image, labels, row["detections"], row["match"], g, radius_m, png)
         rows.append({"scene": str(p), "gsd": g, "size": [image.shape[1], image.shape[0]], "overlay": str(png), "scan_seconds": round(row["seconds"], 3), **{k: v for k, v in row.items() if k not in ("detections", "match", "all_match", "seconds")}})
     report = {
         "model": str(model),

@@ -17,6 +17,7 @@ from shipcam.runtime.engines import open_engine
 from shipcam.runtime.image import read_image
 from shipcam.runtime.metadata import ModelMetadata
 from shipcam.runtime.resize import resize_antialiased, resize_bilinear
+from shipcam.runtime.scoring import LabelledScene, load_scenes, score_scenes
 
 __all__ = [
     "Detector",
@@ -35,4 +36,7 @@ __all__ = [
     "resize_bilinear",
     "normalize_cam",
     "boxes_from_cam",
+    "LabelledScene",
+    "load_scenes",
+    "score_scenes",
 ]

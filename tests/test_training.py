@@ -112,3 +112,47 @@ def test_existing_run_is_not_overwritten(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ShipcamError, match="--resume"):
         train(TrainConfig(run_dir=str(tmp_path), weights=None))
+
+
+def test_real_val_logs_real_f1_and_selects_on_it(synthetic_dir, tmp_path):
+    """--real-val logs the real-scene score each epoch; --select real-f1 keeps the epoch that scored best,
+    and the saved file scores exactly that when evaluated afresh (as eval-scenes does)."""
+    from PIL import Image
+
+    from shipcam.runtime import Detector, load_scenes, score_scenes
+    from shipcam.train.data.synthetic import SceneConfig, generate_scene
+    from shipcam.train.engine import KerasEngine
+
+    scene = generate_scene(SceneConfig(size=192, ship_fraction=1.0, max_ships=3), seed=1, index=0)
+    Image.fromarray(scene.image).save(tmp_path / "real.png")
+    rows = ["scene,x,y,length_m,label,note"]
+    for m in scene.masks:
+        yy, xx = np.nonzero(m)
+        rows.append(f"real.png,{xx.mean() + 0.5:.1f},{yy.mean() + 0.5:.1f},{3.0 * max(np.ptp(xx), np.ptp(yy)):.0f},ship,")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+
+    run = tmp_path / "run"
+    config = TrainConfig(
+        run_dir=str(run), data=str(synthetic_dir), weights=None, size=64, batch_size=8, val_fraction=0.25,
+        scratch_epochs=3, steps_per_epoch=2, patience=10, verbose=0,
+        real_val=[str(tmp_path / "real.png")], real_labels=str(tmp_path / "labels.csv"), select="real_f1",
+    )
+    train(config, show_progress=False)
+    with open(run / "history.csv") as f:
+        hist = list(csv.DictReader(f))
+    assert len(hist) == 3 and all("real_f1" in h and "real_fa_mpx" in h for h in hist)
+    keys = [(float(h["real_f1"]), float(h["val_auc"])) for h in hist]
+    best = int(np.argmax([k[0] + 1e-9 * k[1] for k in keys]))  # ties on F1 go to val AUC
+    state = json.loads((run / "state.json").read_text())
+    assert state["best_epoch"]["epoch"] == best + 1 and state["best_monitor"] == "real_f1"
+
+    scenes, _ = load_scenes([tmp_path / "real.png"], tmp_path / "labels.csv")
+    again = score_scenes(Detector(KerasEngine(run / "best.keras")), scenes)["total"]
+    assert again["f1"] == pytest.approx(keys[best][0], abs=1e-6)
+
+
+def test_real_f1_selection_needs_scenes():
+    with pytest.raises(ValueError, match="real_val"):
+        TrainConfig(weights=None, select="real_f1")
+    with pytest.raises(ValueError, match="select must be one of"):
+        TrainConfig(weights=None, select="f1")

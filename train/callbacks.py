@@ -11,7 +11,7 @@ import numpy as np
 from shipcam._utils.io import write_json
 from shipcam.train.schedules import CycleMode, cyclic_lr, diverged, lr_sweep, smooth_losses
 
-__all__ = ["CyclicLR", "LRRangeTest", "MajorityBaseline", "BestCheckpoint", "PhaseLogger", "StopAfterEpoch"]
+__all__ = ["CyclicLR", "LRRangeTest", "MajorityBaseline", "BestCheckpoint", "RealSceneScore", "PhaseLogger", "StopAfterEpoch"]
 
 
 @keras.saving.register_keras_serializable(package="shipcam")
@@ -92,25 +92,58 @@ class StopAfterEpoch(keras.callbacks.Callback):
 
 
 class BestCheckpoint(keras.callbacks.Callback):
-    """Save the model (atomically, with shipcam's info) whenever ``val_auc`` beats ``state["best_val_auc"]``.
+    """Save the model (atomically, with shipcam's info) whenever ``monitor`` beats the best so far.
 
-    ``state`` is the run's state dict, shared across phases and persisted to
-    ``state_path``, so the best survives a phase change and a resume.
+    ``monitor`` is ``val_auc`` or ``real_f1`` (from ``RealSceneScore``);
+    ties on the real F1, common with a few dozen ships, go to the better
+    ``val_auc``. ``state`` is the run's state dict, shared across phases and
+    persisted to ``state_path``, so the best survives a phase change and a
+    resume.
     """
 
-    def __init__(self, path: Path, state: dict, state_path: Path, extra: dict | None = None):
+    def __init__(self, path: Path, state: dict, state_path: Path, extra: dict | None = None, monitor: str = "val_auc"):
         super().__init__()
-        self.path, self.state, self.state_path, self.extra = Path(path), state, Path(state_path), extra
+        self.path, self.state, self.state_path, self.extra, self.monitor = Path(path), state, Path(state_path), extra, monitor
 
     def on_epoch_end(self, epoch, logs=None):
         from shipcam.train.model import save_classifier
 
-        auc = float((logs or {}).get("val_auc", np.nan))
-        if np.isfinite(auc) and auc > self.state.get("best_val_auc", -1.0):
-            self.state["best_val_auc"] = auc
-            self.state["best_epoch"] = {"phase": self.state.get("phase"), "epoch": epoch + 1}
+        logs = logs or {}
+        key = [float(logs.get(self.monitor, np.nan)), float(logs.get("val_auc", np.nan))]
+        if not np.isfinite(key[0]):
+            return
+        legacy = self.state.get("best_val_auc", -1.0) if self.monitor == "val_auc" else -1.0  # runs saved before best_key
+        best = self.state.get("best_key") or [legacy, legacy]
+        if key > best:
+            self.state["best_key"] = key
+            self.state["best_val_auc"] = key[1]
+            self.state["best_monitor"] = self.monitor
+            self.state["best_epoch"] = {"phase": self.state.get("phase"), "epoch": epoch + 1, self.monitor: key[0]}
             save_classifier(self.model, self.path, extra=self.extra)
             write_json(self.state_path, self.state)
+
+
+class RealSceneScore(keras.callbacks.Callback):
+    """Score the model on labelled real scenes after each epoch: ``real_f1``, ``real_recall``, ``real_fa_mpx`` in the logs.
+
+    The same scan and matching as ``shipcam eval-scenes`` (``runtime.scoring``),
+    on the model as it stands, so history.csv shows real performance beside
+    the synthetic val AUC. Put it before the callbacks that read those keys.
+    """
+
+    def __init__(self, scenes: list, info: dict):
+        super().__init__()
+        self.scenes, self.info = scenes, info
+
+    def on_epoch_end(self, epoch, logs=None):
+        from shipcam.runtime.detector import Detector
+        from shipcam.runtime.scoring import score_scenes
+        from shipcam.train.engine import KerasEngine
+
+        total = score_scenes(Detector(KerasEngine(self.model, info=self.info)), self.scenes)["total"]
+        if logs is not None:
+            logs.update(real_f1=total["f1"], real_recall=total["recall"], real_fa_mpx=total["fa_per_mpx"])
+        print(f" - real scenes: F1 {total['f1']:.3f}, found {total['found']}/{total['ships']}, {total['fa_per_mpx']:.1f} false alarms/Mpx")
 
 
 class PhaseLogger(keras.callbacks.Callback):

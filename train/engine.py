@@ -20,13 +20,17 @@ from shipcam.runtime.metadata import ModelMetadata
 __all__ = ["KerasEngine", "model_metadata"]
 
 
-def model_metadata(model, source_sha256: str = "", input_size: int | None = None, quantization: str = "float32") -> ModelMetadata:
-    """What an exported file of ``model`` carries (the exporter adds the file's own hash and quantization)."""
+def model_metadata(model, source_sha256: str = "", input_size: int | None = None, quantization: str = "float32", info: dict | None = None) -> ModelMetadata:
+    """What an exported file of ``model`` carries (the exporter adds the file's own hash and quantization).
+
+    ``info`` adds to what the model recorded (a model still in training has
+    not been saved with its train size and GSD yet).
+    """
     from shipcam import __version__
     from shipcam.train.backbones import get_backbone
     from shipcam.train.model import head_weights, model_info
 
-    info = model_info(model)
+    info = {**model_info(model), **(info or {})}
     spec = get_backbone(info["backbone"])
     w, b = head_weights(model)
     return ModelMetadata(
@@ -55,7 +59,7 @@ class KerasEngine(Engine):
 
     name = "keras"
 
-    def __init__(self, model, threads: int | None = None):
+    def __init__(self, model, threads: int | None = None, info: dict | None = None):
         from shipcam.train.model import load_classifier, two_output_model
 
         if isinstance(model, (str, os.PathLike)):
@@ -67,7 +71,7 @@ class KerasEngine(Engine):
         self._lock = threading.Lock()
         self.model = model
         self.two = two_output_model(model)
-        self.metadata = model_metadata(model)
+        self.metadata = model_metadata(model, info=info)
         self.input_shape = (None, None, None, 3)
 
     def _run(self, batch: np.ndarray) -> dict[str, np.ndarray]:

@@ -29,7 +29,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -44,6 +44,7 @@ __all__ = ["TrainConfig", "train", "load_config", "prepare_data", "make_strategy
 Phase = Literal["head", "finetune", "scratch"]
 Strategy = Literal["default", "mirrored", "multiworker"]
 Balance = Literal["none", "weights", "sample"]
+Select = Literal["val_auc", "real_f1"]
 
 
 @dataclass
@@ -65,6 +66,9 @@ class TrainConfig:
     randomize: bool = True  # domain randomisation (colour, blur, noise, scale) on top of flips and turns
     synthetic_n: int = 2000
     gsd: float | None = None  # metres/pixel of the training images: synthetic 3.0, Airbus 1.5, ShipsNet 3.0 unless given
+    real_val: list[str] = field(default_factory=list)  # labelled real scenes scored each epoch (F1, recall, false alarms)
+    real_labels: str | None = None  # their labels CSV (see labels/README.md)
+    select: Select = "val_auc"  # which score picks best.keras; real_f1 needs real_val
     # --- schedule
     head_epochs: int = 3
     head_lr: float = 1e-3
@@ -85,6 +89,14 @@ class TrainConfig:
     tensorboard: bool = False
     verbose: int | str = "auto"  # auto: a progress bar on a terminal, one line per epoch in logs
     notes: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.select not in get_args(Select):
+            raise ValueError(f"select must be one of {get_args(Select)}, received {self.select!r}")
+        if self.select == "real_f1" and not self.real_val:
+            raise ValueError("select='real_f1' scores real scenes: give them with real_val (--real-val SCENE... --labels CSV)")
+        if self.real_val and not self.real_labels:
+            raise ValueError(f"real_val={self.real_val} needs real_labels (a labels CSV, see labels/README.md)")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -171,7 +183,7 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
     import keras
     import tensorflow as tf
 
-    from shipcam.train.callbacks import BestCheckpoint, CyclicLR, MajorityBaseline, PhaseLogger
+    from shipcam.train.callbacks import BestCheckpoint, CyclicLR, MajorityBaseline, PhaseLogger, RealSceneScore
     from shipcam.train.data.pipeline import class_weights, make_dataset
     from shipcam.train.metrics import JIT_COMPILE, classification_metrics, logit_loss
     from shipcam.train.model import build_classifier, load_classifier, save_classifier
@@ -202,6 +214,16 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
     val_ds = make_dataset(val_s, spec, config.size, config.batch_size, False)
     cw = class_weights(train_s.labels) if config.balance == "weights" else None
 
+    info = {"train_size": config.size, "class_name": "ship", "gsd": config.gsd}
+    real = []
+    if config.real_val:
+        from shipcam.runtime.scoring import load_scenes
+
+        real, failed = load_scenes(config.real_val, config.real_labels)
+        if failed:
+            raise ShipcamError(f"--real-val: could not read {', '.join(f['scene'] for f in failed)}")
+        print(f"real-scene validation: {len(real)} scenes, {sum(lab.label == 'ship' for s in real for lab in s.labels)} ships; best.keras by {config.select}")
+
     strategy = make_strategy(config.strategy)
     t0 = time.perf_counter()
     interrupted = False
@@ -228,7 +250,8 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
             keras.callbacks.BackupAndRestore(str(run / "backup" / phase)),
             MajorityBaseline(val_s.labels),
             keras.callbacks.EarlyStopping("val_auc", mode="max", patience=config.patience, restore_best_weights=True),
-            BestCheckpoint(run / "best.keras", state, state_path, extra={"train_size": config.size, "class_name": "ship", "gsd": config.gsd}),
+            *([RealSceneScore(real, info)] if real else []),  # before the callbacks that read real_f1
+            BestCheckpoint(run / "best.keras", state, state_path, extra=info, monitor=config.select),
             PhaseLogger(run / "history.csv", phase),
             *(extra_callbacks or []),
         ]

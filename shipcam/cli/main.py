@@ -52,7 +52,10 @@ def _config_from_args(args) -> "object":
     from shipcam.train.trainer import TrainConfig
 
     fields = TrainConfig.__dataclass_fields__
-    return TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    try:
+        return TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    except ValueError as e:  # an inconsistent combination of options: one line, not a traceback
+        raise ShipcamError(str(e)) from None
 
 
 def cmd_generate(args) -> int:
@@ -287,6 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--steps-per-epoch", type=int)
     g.add_argument("--head-only", action="store_true", help="train only the head on a frozen backbone (even a random one: for comparisons)")
     g.add_argument("--balance", choices=["none", "weights", "sample"], default="weights", help="class imbalance: loss weights (default), balanced sampling, or none")
+    g = p.add_argument_group("real-scene validation")
+    g.add_argument("--real-val", nargs="+", default=[], metavar="SCENE", help="labelled real scenes (files or folders) scored each epoch: F1, recall, false alarms/Mpx, as eval-scenes does")
+    g.add_argument("--labels", dest="real_labels", metavar="CSV", help="labels of the --real-val scenes (see labels/README.md)")
+    g.add_argument("--select", type=lambda s: s.replace("-", "_"), choices=["val_auc", "real_f1"], default="val_auc", help="score that picks best.keras: val-auc (synthetic, default) or real-f1 (needs --real-val)")
     g = p.add_argument_group("system")
     g.add_argument("--strategy", choices=["default", "mirrored", "multiworker"], default="default", help="tf.distribute strategy")
     g.add_argument("--tensorboard", action="store_true")

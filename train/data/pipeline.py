@@ -93,8 +93,9 @@ def _augment_fn(seed: int, randomize: bool = True):
 
     Domain randomisation (``randomize``, the default): what differs between
     sensors, days and the synthetic generator, so a model cannot lean on it:
-    brightness, contrast, saturation, hue, blur, sensor noise and a scale
-    jitter of -20%..+25% (a GSD that is never exactly the nominal one).
+    brightness, contrast, saturation, hue, blur, sensor noise, JPEG
+    artefacts and a scale jitter of -20%..+25% (a GSD that is never exactly
+    the nominal one).
     """
     import tensorflow as tf
 
@@ -127,6 +128,11 @@ def _augment_fn(seed: int, randomize: bool = True):
         a = rng.uniform((), 0.0, 1.0)
         x = x * (1 - a) + a * tf.nn.depthwise_conv2d(x[None], blur_kernel, [1, 1, 1, 1], "SAME")[0]
         x = x + rng.normal(tf.shape(x)) * rng.uniform((), 0.0, 6.0)
-        return tf.clip_by_value(x, 0.0, 255.0), y
+        x = tf.clip_by_value(x, 0.0, 255.0)
+        # JPEG artefacts: quicklooks and web tiles are compressed; 8x8 blocking must not read as a hull.
+        quality = rng.uniform((), 40, 96, dtype=tf.int32)
+        jpeg = lambda: tf.image.adjust_jpeg_quality(x / 255.0, quality) * 255.0  # noqa: E731
+        x = tf.cond(rng.uniform(()) < 0.3, jpeg, lambda: x)
+        return tf.ensure_shape(x, [None, None, 3]), y
 
     return augment

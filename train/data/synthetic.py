@@ -313,15 +313,17 @@ def _confusers(rng: np.random.Generator, img: np.ndarray, land: np.ndarray, cfg:
         cx, cy = rng.uniform(0, s, 2)
         length = rng.uniform(5, 30) / cfg.gsd
         _wake(rng, img, xx, yy, cx, cy, rng.uniform(0, 2 * np.pi), length, length * 0.15, strength=rng.uniform(0.4, 1))
-    if rng.random() < p * 0.3:  # breakwater: long thin grey line
-        th = rng.uniform(0, np.pi)
-        cover = _rectangle(xx, yy, *rng.uniform(0, s, 2), th, rng.uniform(0.5, 2) * s, rng.uniform(1, 2.5))
-        _paint(img, cover, np.array([150, 150, 145], np.float32) + rng.normal(0, 10, 3))
+    if rng.random() < p * 0.5:
+        _breakwater(rng, img, xx, yy, cfg.gsd)
     if rng.random() < p * 0.25:  # platform / islet: a squat textured block
         w = rng.uniform(40, 150) / cfg.gsd
         cover = _rectangle(xx, yy, *rng.uniform(0, s, 2), rng.uniform(0, np.pi), w, w * rng.uniform(0.6, 1))
         tex = np.clip(_fractal(rng, s, octaves=3) * 25 + rng.uniform(110, 170), 0, 255)
         _paint(img, cover, np.stack([tex, tex * 0.97, tex * 0.9], -1))
+    if rng.random() < p * 0.15:
+        _island(rng, img, xx, yy, cfg.gsd)
+    if land.mean() > 0.05 and rng.random() < p:
+        _land_decoys(rng, img, xx, yy, land, cfg.gsd)
     if rng.random() < p * 0.4:  # buoys / debris: one or two bright pixels
         for _ in range(int(rng.integers(1, 4))):
             y, x = rng.integers(0, s, 2)
@@ -331,6 +333,68 @@ def _confusers(rng: np.random.Generator, img: np.ndarray, land: np.ndarray, cfg:
         r = rng.uniform(2, 8)
         puff = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r)) * rng.uniform(0.4, 0.9)
         img[:] = img * (1 - puff[..., None]) + 225 * puff[..., None]
+
+
+def _breakwater(rng, img, xx, yy, gsd: float) -> None:
+    """Rubble-mound breakwater: a long bright band of rocks with a foam edge, sometimes in segments.
+
+    Segments the length of a ship are the hard part: only the rock texture,
+    the foam and the missing bow and superstructure tell them apart.
+    """
+    s = img.shape[0]
+    th = rng.uniform(0, np.pi)
+    cx, cy = rng.uniform(0, s, 2)
+    width = max(1.5, rng.uniform(8, 25) / gsd)
+    u = (xx - cx) * np.cos(th) + (yy - cy) * np.sin(th)
+    v = -(xx - cx) * np.sin(th) + (yy - cy) * np.cos(th)
+    cover = np.clip(width / 2 - np.abs(v) + 0.5, 0, 1)
+    if rng.random() < 0.5:  # gaps for boats to pass: segments 50-300 m long
+        period = rng.uniform(60, 320) / gsd
+        gap = rng.uniform(8, 40) / gsd
+        cover *= np.clip(np.abs(((u / period) % 1.0) * period - period / 2) - gap / 2 + 0.5, 0, 1)
+    rocks = np.clip(rng.uniform(140, 200) + 30 * _fractal(rng, s, octaves=4, base=8), 60, 245)
+    _paint(img, cover, np.stack([rocks, rocks * 0.98, rocks * 0.93], -1))
+    foam = np.clip(1.2 - np.abs(np.abs(v) - width / 2 - 0.8), 0, 1) * (cover.max() > 0) * rng.uniform(0.2, 0.6)
+    foam *= np.clip(1 - np.abs(u) / (s * 2), 0, 1) * (v > 0)  # the seaward side
+    img[:] = img * (1 - foam[..., None]) + np.float32(220) * foam[..., None]
+
+
+def _island(rng, img, xx, yy, gsd: float) -> None:
+    """Artificial (oil) island: a rounded rock rim around trees, tanks and bright buildings."""
+    s = img.shape[0]
+    cx, cy = rng.uniform(0, s, 2)
+    r = rng.uniform(50, 150) / gsd
+    d = np.hypot((xx - cx) / rng.uniform(0.7, 1.0), yy - cy) + 2.0 * _fractal(rng, s, octaves=3)
+    rim, inner = np.clip(r - d + 0.5, 0, 1), np.clip(r - 2.5 - d + 0.5, 0, 1)
+    _paint(img, rim, np.full(3, rng.uniform(170, 215), np.float32))
+    trees = np.clip(_fractal(rng, s, octaves=4, base=4) * 40 + 80, 40, 130)
+    _paint(img, inner, np.stack([trees * 0.8, trees, trees * 0.65], -1))
+    for _ in range(int(rng.integers(2, 7))):  # buildings and tanks, some bright, some ship-sized
+        bx, by = cx + rng.uniform(-0.6, 0.6) * r, cy + rng.uniform(-0.6, 0.6) * r
+        w = rng.uniform(10, 45) / gsd
+        block = _rectangle(xx, yy, bx, by, rng.uniform(0, np.pi), w, w * rng.uniform(0.3, 1)) * inner
+        _paint(img, block, np.full(3, rng.uniform(150, 240), np.float32))
+
+
+def _land_decoys(rng, img, xx, yy, land: np.ndarray, gsd: float) -> None:
+    """Ship-shaped things on land: long bright warehouses, hull-shaped roofs, rail cars.
+
+    The same shapes and paint as the ships, only out of the water, so the
+    model has to use the context (water around it) rather than the outline.
+    """
+    s = img.shape[0]
+    for _ in range(int(rng.integers(1, 5))):
+        cx, cy = rng.uniform(0, s, 2)
+        if not land[int(cy), int(cx)]:
+            continue
+        length = math.exp(rng.uniform(math.log(30), math.log(250))) / gsd
+        beam = max(length * rng.uniform(0.1, 0.3), 1.6)
+        heading = rng.uniform(0, 2 * np.pi)
+        shape = _hull if rng.random() < 0.4 else _rectangle
+        cover = shape(xx, yy, cx, cy, heading, length, beam) * land
+        colour = _HULL_COLOURS[rng.integers(len(_HULL_COLOURS))] if rng.random() < 0.5 else np.full(3, rng.uniform(190, 240))
+        img *= 1 - 0.35 * np.roll(cover, (1, 1), axis=(0, 1))[..., None]
+        _paint(img, cover, np.asarray(colour, np.float32) + rng.normal(0, 8, 3))
 
 
 # --- ships --------------------------------------------------------------------
@@ -352,6 +416,8 @@ def _try_ship(rng, img, land, cloud, others, cfg: SceneConfig, moored=None) -> n
         cx, cy = cx + nx * shift, cy + ny * shift
         heading = angle + np.pi / 2 + (np.pi if rng.random() < 0.5 else 0.0)
         land_limit = 0.2
+        if not (0 <= cx < s and 0 <= cy < s):  # the quay lies off this side of the frame
+            return None
 
     # Render only inside the ship's bounding box (+ wake room handled separately).
     r = int(length / 2 + beam + 2)
