@@ -55,7 +55,8 @@ def main(argv=None) -> int:
     from shipcam._utils.io import write_json, write_text
     from shipcam.export.bias_correction import conv_input_means, correct_for_int8
     from shipcam.export.calibration import synthetic_calibration
-    from shipcam.export.exporter import parity_set, sha256_file
+    from shipcam.export.exporter import parity_set
+    from shipcam.runtime.manifest import sha256_file
     from shipcam.train.engine import model_metadata
     from shipcam.export.graph import save_two_output_savedmodel
     from shipcam.export.onnx import convert_onnx, embed_onnx_metadata, quantize_onnx

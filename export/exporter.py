@@ -13,7 +13,6 @@ manifest is written last.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -25,12 +24,11 @@ from shipcam._utils.io import write_bytes, write_json
 from shipcam.errors import ShipcamError
 from shipcam.export.formats import ExportFormat
 from shipcam.export.parity import ParitySet, Tolerances, check_parity, compare_outputs, run_in_batches
-from shipcam.runtime.metadata import ModelMetadata
+from shipcam.runtime.manifest import MANIFEST, sha256_file
 from shipcam.train.engine import model_metadata
 
-__all__ = ["ExportOptions", "export_model", "ExportError", "sha256_file", "parity_set"]
+__all__ = ["ExportOptions", "export_model", "ExportError", "parity_set"]
 
-MANIFEST = "manifest.json"
 
 
 class ExportError(ShipcamError):
@@ -65,14 +63,6 @@ class ExportOptions:
         d = dataclasses.asdict(self)
         d["formats"] = [f.value for f in self.formats]
         return d
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def parity_set(n: int, size: int, scale: float, offset: float, seed: int) -> ParitySet:

@@ -9,13 +9,13 @@ it re-runs the full parity comparison.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from shipcam.errors import ModelFileError
-from shipcam.export.exporter import MANIFEST, ExportError, parity_set, sha256_file
+from shipcam.export.exporter import ExportError, parity_set
+from shipcam.runtime.manifest import MANIFEST, check_against_manifest
 from shipcam.export.parity import Tolerances, check_parity, compare_outputs, run_in_batches
 
 __all__ = ["verify_file"]
@@ -27,13 +27,8 @@ def verify_file(path: str | Path, model_path: str | Path | None = None, n: int =
     path = Path(path)
     checks: dict = {}
     manifest = path.parent / MANIFEST
-    if manifest.is_file() and path.is_file():  # the hash first: a damaged file is named as such
-        entry = next((e for e in json.loads(manifest.read_text())["files"] if e["file"] == path.name), None)
-        if entry is not None:
-            digest = sha256_file(path)
-            if digest != entry["sha256"]:
-                raise ModelFileError(f"{path}: sha256 {digest[:12]}... does not match {manifest} ({entry['sha256'][:12]}...); the file changed since export")
-            checks["manifest_sha256"] = "ok"
+    if manifest.is_file() and path.is_file() and check_against_manifest(path, manifest, required=False):  # the hash first: a damaged file is named as such
+        checks["manifest_sha256"] = "ok"
     engine = open_engine(path, threads=threads)  # raises ModelFileError on truncated / foreign files
     meta = engine.metadata
     result: dict = {"file": str(path), "quantization": meta.quantization, "checks": checks}

@@ -7,7 +7,6 @@ matrix-vector product, not a backward pass.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -16,12 +15,13 @@ from typing import Sequence
 
 import numpy as np
 
-from shipcam.errors import ImageError, ModelFileError
+from shipcam.errors import ImageError
 from shipcam.runtime.boxes import Box
 from shipcam.runtime.cam import class_activation_map
 from shipcam.runtime.detections import Detection, DetectionRule, detect, sigmoid
 from shipcam.runtime.engines import Engine, open_engine
 from shipcam.runtime.image import check_array, read_image
+from shipcam.runtime.manifest import check_against_manifest
 from shipcam.runtime.resize import resize_antialiased, resize_bilinear
 
 __all__ = ["Detector", "Prediction", "ScanResult", "DEFAULT_GSD"]
@@ -102,7 +102,7 @@ class Detector:
         """Open an exported ``.onnx`` / ``.tflite`` file; with ``manifest``, refuse it unless its sha256 matches."""
         path = Path(path)
         if manifest is not None:
-            _check_manifest(path, Path(manifest))
+            check_against_manifest(path, manifest)
         return cls(open_engine(path, engine, threads))
 
     @property
@@ -312,18 +312,3 @@ def _crop(scene: np.ndarray, x: int, y: int, tile: int) -> np.ndarray:
     if crop.shape[:2] != (tile, tile):  # scene smaller than a fixed tile: pad with edge pixels
         crop = np.pad(crop, ((0, tile - crop.shape[0]), (0, tile - crop.shape[1]), (0, 0)), mode="edge")
     return crop
-
-
-def _check_manifest(path: Path, manifest: Path) -> None:
-    import hashlib
-
-    try:
-        files = json.loads(manifest.read_text())["files"]
-    except (OSError, ValueError, KeyError) as e:
-        raise ModelFileError(f"{manifest}: not a shipcam manifest ({e})") from None
-    entry = next((e for e in files if e["file"] == path.name), None)
-    if entry is None:
-        raise ModelFileError(f"{path.name} is not listed in {manifest}")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != entry["sha256"]:
-        raise ModelFileError(f"{path}: sha256 does not match {manifest}; refusing a file that changed since export")

@@ -79,7 +79,7 @@ def test_interrupted_training_resumes_from_the_saved_epoch(synthetic_dir, tmp_pa
     run = tmp_path / "run"
     config = TrainConfig(
         run_dir=str(run), data=str(synthetic_dir), weights=None, size=64, batch_size=8, val_fraction=0.25,
-        scratch_epochs=4, steps_per_epoch=2, patience=10, verbose=0,
+        scratch_epochs=4, steps_per_epoch=2, patience=10, verbose=0, calibration_scenes=2,
     )
     result = train(config, extra_callbacks=[StopAfterEpoch(2)], show_progress=False)
     assert result["interrupted"]
@@ -91,13 +91,19 @@ def test_interrupted_training_resumes_from_the_saved_epoch(synthetic_dir, tmp_pa
     assert _history(run) == [("scratch", 1), ("scratch", 2), ("scratch", 3), ("scratch", 4)]
     assert 0.0 <= metrics["auc"] <= 1.0 and metrics["majority_baseline"] >= 0.5
     assert (run / "curves.png").exists() and json.loads((run / "config.json").read_text())["size"] == 64
+    # The saved threshold is the calibrated one, and export metadata reads it from the file.
+    from shipcam.train.engine import KerasEngine
+
+    cal = metrics["threshold"]
+    assert 0.5 <= cal["threshold"] < 1.0 and cal["synthetic_fa_per_mpx"] <= 1.0
+    assert KerasEngine(run / "best.keras").metadata.threshold == pytest.approx(cal["threshold"])
 
 
 def test_two_phases_with_frozen_then_unfrozen_backbone(synthetic_dir, tmp_path, imagenet_weights):
     run = tmp_path / "run2"
     config = TrainConfig(
         run_dir=str(run), data=str(synthetic_dir), weights=str(imagenet_weights), alpha=1.0, size=64, batch_size=8,
-        head_epochs=1, finetune_epochs=1, finetune_layers=10, steps_per_epoch=2, verbose=0,
+        head_epochs=1, finetune_epochs=1, finetune_layers=10, steps_per_epoch=2, verbose=0, target_fa=None,
     )
     train(config, show_progress=False)
     assert [p for p, _ in _history(run)] == ["head", "finetune"]
@@ -135,7 +141,7 @@ def test_real_val_logs_real_f1_and_selects_on_it(synthetic_dir, tmp_path):
     config = TrainConfig(
         run_dir=str(run), data=str(synthetic_dir), weights=None, size=64, batch_size=8, val_fraction=0.25,
         scratch_epochs=3, steps_per_epoch=2, patience=10, verbose=0,
-        real_val=[str(tmp_path / "real.png")], real_labels=str(tmp_path / "labels.csv"), select="real_f1",
+        real_val=[str(tmp_path / "real.png")], real_labels=str(tmp_path / "labels.csv"), select="real_f1", target_fa=None,
     )
     train(config, show_progress=False)
     with open(run / "history.csv") as f:
@@ -156,3 +162,21 @@ def test_real_f1_selection_needs_scenes():
         TrainConfig(weights=None, select="real_f1")
     with pytest.raises(ValueError, match="select must be one of"):
         TrainConfig(weights=None, select="f1")
+
+
+def test_threshold_for_a_false_alarm_rate_closed_form():
+    from shipcam.train.threshold import threshold_for_fa_rate
+
+    pr = [  # a sweep, strongest first
+        {"threshold": 0.95, "fa_per_mpx": 0.0},
+        {"threshold": 0.80, "fa_per_mpx": 0.5},
+        {"threshold": 0.70, "fa_per_mpx": 1.0},
+        {"threshold": 0.40, "fa_per_mpx": 3.0},
+    ]
+    assert threshold_for_fa_rate(pr, 1.0) == 0.70  # the lowest that stays at the target
+    assert threshold_for_fa_rate(pr, 0.2) == 0.95
+    assert threshold_for_fa_rate(pr, 10.0) == 0.5  # never below the floor
+    too_noisy = [{"threshold": 0.9, "fa_per_mpx": 2.0}]
+    assert 0.9 < threshold_for_fa_rate(too_noisy, 1.0) < 0.9 + 1e-12  # just above the strongest peak
+    with pytest.raises(ValueError, match="received -1"):
+        threshold_for_fa_rate(pr, -1)

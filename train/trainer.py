@@ -69,6 +69,8 @@ class TrainConfig:
     real_val: list[str] = field(default_factory=list)  # labelled real scenes scored each epoch (F1, recall, false alarms)
     real_labels: str | None = None  # their labels CSV (see labels/README.md)
     select: Select = "val_auc"  # which score picks best.keras; real_f1 needs real_val
+    target_fa: float | None = 1.0  # threshold saved with best.keras: <= this many false alarms/Mpx on held-out synthetic scenes; None keeps 0.5
+    calibration_scenes: int = 16  # held-out synthetic scenes (768 px at 3 m/px) for that threshold
     # --- schedule
     head_epochs: int = 3
     head_lr: float = 1e-3
@@ -288,6 +290,8 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
     best = load_classifier(run / "best.keras", compile=False)
     best.compile(loss=logit_loss(), metrics=classification_metrics(), jit_compile=JIT_COMPILE)
     metrics = {k: float(v) for k, v in best.evaluate(val_ds, return_dict=True, verbose=0).items()}
+    if config.target_fa is not None:
+        metrics["threshold"] = _calibrate(best, run, info, config)
     metrics.update(
         majority_baseline=baseline,
         n_train=len(train_s),
@@ -304,6 +308,23 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
         f"-> {run / 'best.keras'} ({state['train_seconds']:.0f}s training)"
     )
     return metrics
+
+
+def _calibrate(best, run: Path, info: dict, config: TrainConfig) -> dict:
+    """Set best.keras's threshold where synthetic scenes give ``config.target_fa`` false alarms/Mpx."""
+    from shipcam.runtime.detector import Detector
+    from shipcam.train.engine import KerasEngine
+    from shipcam.train.model import save_classifier
+    from shipcam.train.threshold import calibrate_threshold, synthetic_labelled_scenes
+
+    scenes = synthetic_labelled_scenes(config.calibration_scenes, size=max(768, 4 * config.size), gsd=config.gsd or 3.0)
+    cal = calibrate_threshold(Detector(KerasEngine(best, info=info)), scenes, config.target_fa)
+    save_classifier(best, run / "best.keras", extra={**info, "threshold": cal["threshold"]})
+    print(
+        f"threshold {cal['threshold']:.3f}: {cal['synthetic_fa_per_mpx']:.2f} false alarms/Mpx and recall "
+        f"{cal['synthetic_recall']:.2f} on {cal['synthetic_scenes']} held-out synthetic scenes (target {config.target_fa:g}/Mpx)"
+    )
+    return cal
 
 
 def _verbosity(v: int | str) -> int | str:

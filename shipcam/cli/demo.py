@@ -44,6 +44,7 @@ def run_demo(out: str | Path = "runs/demo", weights: str | None = None, quick: b
         finetune_epochs=1 if quick else 6,
         scratch_epochs=2 if quick else 20,
         steps_per_epoch=4 if quick else None,
+        calibration_scenes=2 if quick else 16,
         verbose="auto",
     )
     run = out / "train"

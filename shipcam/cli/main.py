@@ -30,6 +30,15 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dropout", type=float, default=0.2)
 
 
+def _float_or_none(text: str) -> float | None:
+    if text.lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'none', received {text!r}") from None
+
+
 def _add_engine_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("engine")
     g.add_argument("--engine", default="auto", choices=["auto", "onnx", "litert"], help="auto: by file type")
@@ -294,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--real-val", nargs="+", default=[], metavar="SCENE", help="labelled real scenes (files or folders) scored each epoch: F1, recall, false alarms/Mpx, as eval-scenes does")
     g.add_argument("--labels", dest="real_labels", metavar="CSV", help="labels of the --real-val scenes (see labels/README.md)")
     g.add_argument("--select", type=lambda s: s.replace("-", "_"), choices=["val_auc", "real_f1"], default="val_auc", help="score that picks best.keras: val-auc (synthetic, default) or real-f1 (needs --real-val)")
+    g.add_argument("--target-fa", type=_float_or_none, default=1.0, metavar="PER_MPX", help="save the threshold at which held-out synthetic scenes give this many false alarms per megapixel (default: 1; 'none' keeps 0.5)")
     g = p.add_argument_group("system")
     g.add_argument("--strategy", choices=["default", "mirrored", "multiworker"], default="default", help="tf.distribute strategy")
     g.add_argument("--tensorboard", action="store_true")

@@ -210,13 +210,12 @@ def _city(rng: np.random.Generator, s: int, gsd: float) -> np.ndarray:
     """Dense city blocks: streets, roofs of many tones (bright ones too), shadows, some trees."""
     block = max(3, int(rng.uniform(40, 120) / gsd))
     street = max(1, int(rng.uniform(6, 15) / gsd))
-    g = -(-s // block) + 1
     base = np.array(rng.choice([[150, 145, 130], [175, 170, 160], [120, 125, 110], [160, 150, 135]]), np.float32)
     img = np.broadcast_to(base * rng.uniform(0.85, 1.1), (s, s, 3)).astype(np.float32).copy()
     img += rng.normal(0, 8, (s, s, 1)).astype(np.float32)
     ox, oy = rng.integers(0, block, 2)
     yy, xx = np.mgrid[0:s, 0:s]
-    by, bx = (yy + oy) // block, (xx + ox) // block
+
     # Buildings: each block split into a few roofs with their own tone.
     roof_tones = np.array([[225, 225, 220], [200, 195, 185], [140, 135, 130], [170, 110, 90], [95, 95, 100], [190, 175, 150]], np.float32)
     sub = max(2, block // int(rng.integers(1, 4)))
@@ -233,7 +232,6 @@ def _city(rng: np.random.Generator, s: int, gsd: float) -> np.ndarray:
     if rng.random() < 0.6:
         trees = _fractal(rng, s, octaves=4) > rng.uniform(0.8, 1.6)
         img[trees] = img[trees] * 0.3 + np.array([70, 90, 55], np.float32) * 0.7
-    del bx, by
     return img
 
 
