@@ -6,7 +6,7 @@ import pytest
 
 from shipcam.cli import build_parser, main
 
-COMMANDS = ["demo", "generate", "train", "lr-find", "check", "export", "verify", "predict", "scan", "bench", "eval"]
+COMMANDS = ["demo", "generate", "train", "lr-find", "check", "export", "verify", "predict", "scan", "bench", "eval", "eval-scenes", "calibrate"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -48,3 +48,23 @@ def test_user_errors_are_one_line_not_a_traceback(tmp_path):
 def test_weights_none_parses_to_none():
     args = build_parser().parse_args(["train", "--weights", "none"])
     assert args.weights is None
+
+
+def test_calibrate_saves_the_threshold_that_export_reads(tiny_model_path, tmp_path, capsys):
+    import shutil
+
+    from shipcam.train.engine import KerasEngine
+
+    model = tmp_path / "m.keras"
+    shutil.copy(tiny_model_path, model)
+    assert KerasEngine(model).metadata.threshold == 0.5
+    assert main(["calibrate", str(model), "--scenes", "2", "--target-fa", "0.5"]) == 0
+    printed = float(capsys.readouterr().out.split("threshold ")[1].split()[0])
+    saved = KerasEngine(model).metadata.threshold
+    assert saved >= 0.5 and saved == pytest.approx(printed, abs=5e-5)
+
+
+def test_train_option_conflicts_are_one_line(capsys):
+    assert main(["train", "--weights", "none", "--select", "real-f1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--real-val" in err

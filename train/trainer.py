@@ -310,16 +310,30 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
     return metrics
 
 
-def _calibrate(best, run: Path, info: dict, config: TrainConfig) -> dict:
-    """Set best.keras's threshold where synthetic scenes give ``config.target_fa`` false alarms/Mpx."""
+def calibrate_model(model, target_fa: float = 1.0, n_scenes: int = 16, gsd: float | None = None, path: str | Path | None = None, info: dict | None = None) -> dict:
+    """Save in the ``.keras`` file the threshold at which held-out synthetic scenes give ``target_fa`` false alarms/Mpx.
+
+    ``model`` is a path (rewritten in place, atomically) or an in-memory
+    model saved to ``path``. See ``train.threshold``.
+    """
     from shipcam.runtime.detector import Detector
     from shipcam.train.engine import KerasEngine
-    from shipcam.train.model import save_classifier
+    from shipcam.train.model import load_classifier, model_info, save_classifier
     from shipcam.train.threshold import calibrate_threshold, synthetic_labelled_scenes
 
-    scenes = synthetic_labelled_scenes(config.calibration_scenes, size=max(768, 4 * config.size), gsd=config.gsd or 3.0)
-    cal = calibrate_threshold(Detector(KerasEngine(best, info=info)), scenes, config.target_fa)
-    save_classifier(best, run / "best.keras", extra={**info, "threshold": cal["threshold"]})
+    if isinstance(model, (str, Path)):
+        path, model = Path(model), load_classifier(model)
+    info = {**model_info(model), **(info or {})}
+    gsd = gsd or info.get("gsd") or 3.0
+    size = int(info.get("train_size") or 96)
+    scenes = synthetic_labelled_scenes(n_scenes, size=max(768, 4 * size), gsd=gsd)
+    cal = calibrate_threshold(Detector(KerasEngine(model, info=info)), scenes, target_fa)
+    save_classifier(model, path, extra={**info, "threshold": cal["threshold"]})
+    return cal
+
+
+def _calibrate(best, run: Path, info: dict, config: TrainConfig) -> dict:
+    cal = calibrate_model(best, config.target_fa, config.calibration_scenes, config.gsd, path=run / "best.keras", info=info)
     print(
         f"threshold {cal['threshold']:.3f}: {cal['synthetic_fa_per_mpx']:.2f} false alarms/Mpx and recall "
         f"{cal['synthetic_recall']:.2f} on {cal['synthetic_scenes']} held-out synthetic scenes (target {config.target_fa:g}/Mpx)"

@@ -196,6 +196,17 @@ def cmd_scan(args) -> int:
     return 0
 
 
+def cmd_calibrate(args) -> int:
+    from shipcam.train.trainer import calibrate_model
+
+    cal = calibrate_model(args.model, args.target_fa, args.scenes, args.gsd)
+    print(
+        f"{args.model}: threshold {cal['threshold']:.4f} ({cal['synthetic_fa_per_mpx']:.2f} false alarms/Mpx, recall "
+        f"{cal['synthetic_recall']:.2f} on {cal['synthetic_scenes']} held-out synthetic scenes; target {args.target_fa:g}/Mpx); re-export to use it"
+    )
+    return 0
+
+
 def cmd_eval_scenes(args) -> int:
     from shipcam.benchmarks.scenes import evaluate_scenes
 
@@ -389,6 +400,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--radius-m", type=float, help="match within this fixed radius instead of max(60 m, half the ship's length)")
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_eval_scenes)
+
+    p = sub.add_parser(
+        "calibrate",
+        help="set a model's threshold for a false-alarm rate on synthetic scenes",
+        description="Scan held-out synthetic scenes (coasts, cities, ports, confusers) and save in the .keras file the lowest "
+        "threshold that gives at most --target-fa false alarms per megapixel (never below 0.5). train does this at the end.",
+    )
+    p.add_argument("model", help="a shipcam .keras model (rewritten in place, atomically)")
+    p.add_argument("--target-fa", type=float, default=1.0, metavar="PER_MPX", help="false alarms per megapixel (default: 1)")
+    p.add_argument("--scenes", type=int, default=16, help="synthetic scenes of 768 px (default: 16)")
+    p.add_argument("--gsd", type=float, help="metres/pixel of the scenes (default: the model's, else 3.0)")
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("bench", help="CPU latency and quality of Keras, Grad-CAM and every exported file", description="Median/p90 latency, end-to-end with CAM, throughput, memory and quality; writes JSON, Markdown and a chart.")
     p.add_argument("model", help="the source .keras model (Keras rows and quality reference)")
