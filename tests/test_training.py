@@ -141,12 +141,13 @@ def test_real_val_logs_real_f1_and_selects_on_it(synthetic_dir, tmp_path):
     config = TrainConfig(
         run_dir=str(run), data=str(synthetic_dir), weights=None, size=64, batch_size=8, val_fraction=0.25,
         scratch_epochs=3, steps_per_epoch=2, patience=10, verbose=0,
-        real_val=[str(tmp_path / "real.png")], real_labels=str(tmp_path / "labels.csv"), select="real_f1", target_fa=None,
+        real_val=[str(tmp_path / "real.png")], real_labels=str(tmp_path / "labels.csv"), select="real_f1", target_fa=None, scene_val=2,
     )
     train(config, show_progress=False)
     with open(run / "history.csv") as f:
         hist = list(csv.DictReader(f))
-    assert len(hist) == 3 and all("real_f1" in h and "real_fa_mpx" in h for h in hist)
+    assert len(hist) == 3 and all("real_f1" in h and "real_fa_mpx" in h and "scene_recall_at_fa" in h for h in hist)
+    assert all(0.0 <= float(h["scene_recall_at_fa"]) <= 1.0 for h in hist)
     keys = [(float(h["real_f1"]), float(h["val_auc"])) for h in hist]
     best = int(np.argmax([k[0] + 1e-9 * k[1] for k in keys]))  # ties on F1 go to val AUC
     state = json.loads((run / "state.json").read_text())

@@ -11,7 +11,7 @@ import numpy as np
 from shipcam._utils.io import write_json
 from shipcam.train.schedules import CycleMode, cyclic_lr, diverged, lr_sweep, smooth_losses
 
-__all__ = ["CyclicLR", "LRRangeTest", "MajorityBaseline", "BestCheckpoint", "RealSceneScore", "PhaseLogger", "StopAfterEpoch"]
+__all__ = ["CyclicLR", "LRRangeTest", "MajorityBaseline", "BestCheckpoint", "SceneScore", "PhaseLogger", "StopAfterEpoch"]
 
 
 @keras.saving.register_keras_serializable(package="shipcam")
@@ -94,9 +94,9 @@ class StopAfterEpoch(keras.callbacks.Callback):
 class BestCheckpoint(keras.callbacks.Callback):
     """Save the model (atomically, with shipcam's info) whenever ``monitor`` beats the best so far.
 
-    ``monitor`` is ``val_auc`` or ``real_f1`` (from ``RealSceneScore``);
-    ties on the real F1, common with a few dozen ships, go to the better
-    ``val_auc``. ``state`` is the run's state dict, shared across phases and
+    ``monitor`` is ``val_auc`` or a ``SceneScore`` key (``real_f1``,
+    ``scene_recall_at_fa``); ties, common with a few dozen ships, go to the
+    better ``val_auc``. ``state`` is the run's state dict, shared across phases and
     persisted to ``state_path``, so the best survives a phase change and a
     resume.
     """
@@ -123,27 +123,38 @@ class BestCheckpoint(keras.callbacks.Callback):
             write_json(self.state_path, self.state)
 
 
-class RealSceneScore(keras.callbacks.Callback):
-    """Score the model on labelled real scenes after each epoch: ``real_f1``, ``real_recall``, ``real_fa_mpx`` in the logs.
+class SceneScore(keras.callbacks.Callback):
+    """Score the model on labelled scenes after each epoch and put it in the logs.
 
     The same scan and matching as ``shipcam eval-scenes`` (``runtime.scoring``),
-    on the model as it stands, so history.csv shows real performance beside
-    the synthetic val AUC. Put it before the callbacks that read those keys.
+    on the model as it stands. Logs ``{prefix}_f1``, ``_recall`` and
+    ``_fa_mpx`` at threshold 0.5, and ``{prefix}_recall_at_fa``: the recall
+    at the threshold that keeps false alarms at or under ``target_fa`` per
+    megapixel, the operating point ``train.threshold`` later saves. ``real``
+    scenes are hand-labelled; ``scene`` ones are held-out synthetic scenes,
+    which measure what tile AUC cannot (peaks on a city, a breakwater) with
+    no real data involved. Put it before the callbacks that read those keys.
     """
 
-    def __init__(self, scenes: list, info: dict):
+    def __init__(self, scenes: list, info: dict, prefix: str = "real", target_fa: float = 1.0):
         super().__init__()
-        self.scenes, self.info = scenes, info
+        self.scenes, self.info, self.prefix, self.target_fa = scenes, info, prefix, target_fa
 
     def on_epoch_end(self, epoch, logs=None):
         from shipcam.runtime.detector import Detector
         from shipcam.runtime.scoring import score_scenes
         from shipcam.train.engine import KerasEngine
 
-        total = score_scenes(Detector(KerasEngine(self.model, info=self.info)), self.scenes)["total"]
+        result = score_scenes(Detector(KerasEngine(self.model, info=self.info)), self.scenes)
+        total = result["total"]
+        at_fa = max([p["recall"] for p in result["pr"] if p["fa_per_mpx"] <= self.target_fa], default=0.0)
         if logs is not None:
-            logs.update(real_f1=total["f1"], real_recall=total["recall"], real_fa_mpx=total["fa_per_mpx"])
-        print(f" - real scenes: F1 {total['f1']:.3f}, found {total['found']}/{total['ships']}, {total['fa_per_mpx']:.1f} false alarms/Mpx")
+            k = self.prefix
+            logs.update({f"{k}_f1": total["f1"], f"{k}_recall": total["recall"], f"{k}_fa_mpx": total["fa_per_mpx"], f"{k}_recall_at_fa": at_fa})
+        print(
+            f" - {self.prefix} scenes: F1 {total['f1']:.3f}, found {total['found']}/{total['ships']}, "
+            f"{total['fa_per_mpx']:.1f} false alarms/Mpx; recall {at_fa:.2f} at <= {self.target_fa:g}/Mpx"
+        )
 
 
 class PhaseLogger(keras.callbacks.Callback):

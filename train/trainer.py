@@ -44,7 +44,7 @@ __all__ = ["TrainConfig", "train", "load_config", "prepare_data", "make_strategy
 Phase = Literal["head", "finetune", "scratch"]
 Strategy = Literal["default", "mirrored", "multiworker"]
 Balance = Literal["none", "weights", "sample"]
-Select = Literal["val_auc", "real_f1"]
+Select = Literal["val_auc", "real_f1", "scene_recall"]
 
 
 @dataclass
@@ -68,7 +68,8 @@ class TrainConfig:
     gsd: float | None = None  # metres/pixel of the training images: synthetic 3.0, Airbus 1.5, ShipsNet 3.0 unless given
     real_val: list[str] = field(default_factory=list)  # labelled real scenes scored each epoch (F1, recall, false alarms)
     real_labels: str | None = None  # their labels CSV (see labels/README.md)
-    select: Select = "val_auc"  # which score picks best.keras; real_f1 needs real_val
+    select: Select = "val_auc"  # which score picks best.keras: real_f1 needs real_val; scene_recall scores held-out synthetic scenes
+    scene_val: int = 0  # held-out synthetic scenes (768 px) scored each epoch; select=scene_recall uses 16 when 0
     target_fa: float | None = 1.0  # threshold saved with best.keras: <= this many false alarms/Mpx on held-out synthetic scenes; None keeps 0.5
     calibration_scenes: int = 16  # held-out synthetic scenes (768 px at 3 m/px) for that threshold
     # --- schedule
@@ -107,6 +108,12 @@ class TrainConfig:
     def pretrained(self) -> bool:
         return self.weights is not None
 
+
+# The log key each ``select`` choice reads.
+MONITOR = {"val_auc": "val_auc", "real_f1": "real_f1", "scene_recall": "scene_recall_at_fa"}
+# Synthetic scenes scored during training use another seed than the threshold's calibration scenes,
+# so the threshold is not set on the scenes that chose the checkpoint.
+SCENE_VAL_SEED = 20_011
 
 # Ground sample distance of each public layout when --gsd is not given (metres/pixel).
 LAYOUT_GSD = {"airbus": 1.5, "shipsnet": 3.0, "folders": 3.0}
@@ -185,7 +192,7 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
     import keras
     import tensorflow as tf
 
-    from shipcam.train.callbacks import BestCheckpoint, CyclicLR, MajorityBaseline, PhaseLogger, RealSceneScore
+    from shipcam.train.callbacks import BestCheckpoint, CyclicLR, MajorityBaseline, PhaseLogger, SceneScore
     from shipcam.train.data.pipeline import class_weights, make_dataset
     from shipcam.train.metrics import JIT_COMPILE, classification_metrics, logit_loss
     from shipcam.train.model import build_classifier, load_classifier, save_classifier
@@ -226,6 +233,15 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
             raise ShipcamError(f"--real-val: could not read {', '.join(f['scene'] for f in failed)}")
         print(f"real-scene validation: {len(real)} scenes, {sum(lab.label == 'ship' for s in real for lab in s.labels)} ships; best.keras by {config.select}")
 
+    target = config.target_fa if config.target_fa is not None else 1.0
+    scorers = [SceneScore(real, info, "real", target)] if real else []
+    n_scene = config.scene_val or (16 if config.select == "scene_recall" else 0)
+    if n_scene:
+        from shipcam.train.threshold import synthetic_labelled_scenes
+
+        synthetic = synthetic_labelled_scenes(n_scene, size=max(768, 4 * config.size), gsd=config.gsd or 3.0, seed=SCENE_VAL_SEED)
+        scorers.append(SceneScore(synthetic, info, "scene", target))
+
     strategy = make_strategy(config.strategy)
     t0 = time.perf_counter()
     interrupted = False
@@ -252,8 +268,8 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
             keras.callbacks.BackupAndRestore(str(run / "backup" / phase)),
             MajorityBaseline(val_s.labels),
             keras.callbacks.EarlyStopping("val_auc", mode="max", patience=config.patience, restore_best_weights=True),
-            *([RealSceneScore(real, info)] if real else []),  # before the callbacks that read real_f1
-            BestCheckpoint(run / "best.keras", state, state_path, extra=info, monitor=config.select),
+            *scorers,  # before the callbacks that read their keys
+            BestCheckpoint(run / "best.keras", state, state_path, extra=info, monitor=MONITOR[config.select]),
             PhaseLogger(run / "history.csv", phase),
             *(extra_callbacks or []),
         ]

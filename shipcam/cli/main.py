@@ -310,10 +310,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--steps-per-epoch", type=int)
     g.add_argument("--head-only", action="store_true", help="train only the head on a frozen backbone (even a random one: for comparisons)")
     g.add_argument("--balance", choices=["none", "weights", "sample"], default="weights", help="class imbalance: loss weights (default), balanced sampling, or none")
-    g = p.add_argument_group("real-scene validation")
+    g = p.add_argument_group("scene validation and threshold")
     g.add_argument("--real-val", nargs="+", default=[], metavar="SCENE", help="labelled real scenes (files or folders) scored each epoch: F1, recall, false alarms/Mpx, as eval-scenes does")
     g.add_argument("--labels", dest="real_labels", metavar="CSV", help="labels of the --real-val scenes (see labels/README.md)")
-    g.add_argument("--select", type=lambda s: s.replace("-", "_"), choices=["val_auc", "real_f1"], default="val_auc", help="score that picks best.keras: val-auc (synthetic, default) or real-f1 (needs --real-val)")
+    g.add_argument(
+        "--select",
+        type=lambda s: s.replace("-", "_"),
+        choices=["val_auc", "real_f1", "scene_recall"],
+        default="val_auc",
+        help="score that picks best.keras: val-auc (synthetic tiles, default), real-f1 (needs --real-val) or scene-recall "
+        "(recall at --target-fa on held-out synthetic scenes: no real data involved)",
+    )
+    g.add_argument("--scene-val", type=int, default=0, metavar="N", help="score N held-out synthetic scenes each epoch (default: 16 with --select scene-recall, else none)")
     g.add_argument("--target-fa", type=_float_or_none, default=1.0, metavar="PER_MPX", help="save the threshold at which held-out synthetic scenes give this many false alarms per megapixel (default: 1; 'none' keeps 0.5)")
     g = p.add_argument_group("system")
     g.add_argument("--strategy", choices=["default", "mirrored", "multiworker"], default="default", help="tf.distribute strategy")
