@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from shipcam.benchmarks.timing import time_calls
 
 __all__ = ["BenchConfig", "run_bench", "machine_info"]
 
@@ -61,20 +62,9 @@ def machine_info() -> dict:
     for mod in ("numpy", "onnxruntime", "ai_edge_litert", "tensorflow", "keras"):
         try:
             versions[mod] = __import__(mod).__version__
-        except Exception:
+        except (ImportError, AttributeError):  # not installed, or no __version__
             pass
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(), "versions": versions}
-
-
-def _times(fn, warmup: int, runs: int) -> np.ndarray:
-    for _ in range(warmup):
-        fn()
-    out = np.empty(runs)
-    for i in range(runs):
-        t = time.perf_counter()
-        fn()
-        out[i] = time.perf_counter() - t
-    return out * 1e3
 
 
 def _stats(ms: np.ndarray) -> dict:
@@ -139,17 +129,17 @@ def worker(cfg: BenchConfig, threads: int) -> list[dict]:
             ref_cams = class_activation_map(np.concatenate(ref["features"]), w, b)
             base = {"threads": threads, "input": size, "size_mb": None, "auc": roc_auc(ps.labels, ref_logits)}
 
-            t = _times(lambda: keras_model.predict(x1, verbose=0), cfg.warmup, cfg.runs)
-            tb = _times(lambda: keras_model.predict(xb, verbose=0), 1, max(3, cfg.runs // 4))
+            t = time_calls(lambda: keras_model.predict(x1, verbose=0), cfg.warmup, cfg.runs)
+            tb = time_calls(lambda: keras_model.predict(xb, verbose=0), 1, max(3, cfg.runs // 4))
             rows.append({"row": "keras_predict", **base, **_stats(t), "e2e_median_ms": float(np.median(t)), "ips_b1": 1e3 / np.median(t), "ips_batch": cfg.batch * 1e3 / np.median(tb), "cam": "none", "agreement": 1.0, "cam_corr": None})
 
             def keras_cam():
                 o = fn(x1)
                 resize_bilinear(class_activation_map(np.asarray(o["features"])[0], w, b), size, size)
 
-            t = _times(lambda: fn(x1), cfg.warmup, cfg.runs)
-            te = _times(keras_cam, cfg.warmup, cfg.runs)
-            tb = _times(lambda: fn(xb), 1, max(3, cfg.runs // 4))
+            t = time_calls(lambda: fn(x1), cfg.warmup, cfg.runs)
+            te = time_calls(keras_cam, cfg.warmup, cfg.runs)
+            tb = time_calls(lambda: fn(xb), 1, max(3, cfg.runs // 4))
             rows.append({"row": "keras_function+cam", **base, **_stats(t), "e2e_median_ms": float(np.median(te)), "ips_b1": 1e3 / np.median(te), "ips_batch": cfg.batch * 1e3 / np.median(tb), "cam": "CAM", "agreement": 1.0, "cam_corr": 1.0})
 
             @tf.function(reduce_retracing=True)
@@ -167,8 +157,8 @@ def worker(cfg: BenchConfig, threads: int) -> list[dict]:
                 cam, _ = gradcam(x1)
                 resize_bilinear(np.asarray(cam)[0], size, size)
 
-            t = _times(lambda: gradcam(x1), cfg.warmup, cfg.runs)
-            te = _times(grad_e2e, cfg.warmup, cfg.runs)
+            t = time_calls(lambda: gradcam(x1), cfg.warmup, cfg.runs)
+            te = time_calls(grad_e2e, cfg.warmup, cfg.runs)
             g = np.concatenate([np.asarray(gradcam(ps.images[i : i + 16])[0]) for i in range(0, len(ps.images), 16)])
             gc_corr = float(np.mean([pearson(a, c) for a, c in zip(g, ref_cams)]))
             rows.append({"row": "keras_gradcam", **base, **_stats(t), "e2e_median_ms": float(np.median(te)), "ips_b1": 1e3 / np.median(te), "ips_batch": None, "cam": "Grad-CAM", "agreement": 1.0, "cam_corr": gc_corr})
@@ -178,9 +168,9 @@ def worker(cfg: BenchConfig, threads: int) -> list[dict]:
             det = Detector.load(path, threads=threads)
             if det.engine.fixed_size is not None and det.engine.fixed_size != (size, size):
                 continue
-            t = _times(lambda: det.engine.run(x1), cfg.warmup, cfg.runs)
-            te = _times(lambda: det.predict(raw[0]), cfg.warmup, cfg.runs)
-            tb = _times(lambda: det.engine.run(xb), 1, max(3, cfg.runs // 4))
+            t = time_calls(lambda: det.engine.run(x1), cfg.warmup, cfg.runs)
+            te = time_calls(lambda: det.predict(raw[0]), cfg.warmup, cfg.runs)
+            tb = time_calls(lambda: det.engine.run(xb), 1, max(3, cfg.runs // 4))
             preds = det.predict(raw)
             logits = np.array([p.logit for p in preds])
             row = {

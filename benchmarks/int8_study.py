@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from shipcam.benchmarks.timing import time_calls
 
 VARIANTS = [
     # name, engine, options
@@ -51,19 +52,19 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import onnx
-
-    from shipcam._utils.io import write_json, write_text
     from shipcam.export.bias_correction import conv_input_means, correct_for_int8
     from shipcam.export.calibration import synthetic_calibration
     from shipcam.export.exporter import parity_set
-    from shipcam.runtime.manifest import sha256_file
-    from shipcam.train.engine import model_metadata
     from shipcam.export.graph import save_two_output_savedmodel
     from shipcam.export.onnx import convert_onnx, embed_onnx_metadata, quantize_onnx
     from shipcam.export.parity import compare_outputs, run_in_batches
     from shipcam.export.tflite import convert_tflite, embed_tflite_metadata, float_tail_tensors
     from shipcam.runtime.engines import open_engine
+    from shipcam.runtime.manifest import sha256_file
+    from shipcam.train.engine import model_metadata
     from shipcam.train.model import load_classifier, two_output_model
+
+    from shipcam._utils.io import write_json, write_text
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -112,14 +113,8 @@ def main(argv=None) -> int:
             eng = open_engine(path, threads=1)
             got = run_in_batches(eng.run, pset.images)
             rep = compare_outputs(reference, got, meta.cam_weights, meta.cam_bias, pset.labels, (args.size, args.size))
-            for _ in range(3):
-                eng.run(x1)
-            ts = []
-            for _ in range(args.runs):
-                t = time.perf_counter()
-                eng.run(x1)
-                ts.append(time.perf_counter() - t)
-            row = {"variant": name, "engine": engine, **o, "size_mb": path.stat().st_size / 1e6, "median_ms": float(np.median(ts) * 1e3), "build_s": build_s, **rep}
+            ts = time_calls(lambda: eng.run(x1), 3, args.runs)
+            row = {"variant": name, "engine": engine, **o, "size_mb": path.stat().st_size / 1e6, "median_ms": float(np.median(ts)), "build_s": build_s, **rep}
             rows.append(row)
             print(f"{name:66s} {row['size_mb']:6.2f} MB {row['median_ms']:7.2f} ms  agree {rep['decision_agreement']:.3f}  AUC {rep.get('auc', float('nan')):.3f} (keras {rep.get('auc_reference', float('nan')):.3f})  feat corr {rep['features_corr']:.3f}  CAM corr {rep['cam_corr_mean']:.3f} (min {rep['cam_corr_min']:.3f}, ship {rep['cam_corr_ship_mean']:.3f})  IoU {rep['cam_iou_mean']:.3f}", flush=True)
 

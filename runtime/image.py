@@ -16,6 +16,7 @@ Pillow is imported on first use: the runtime does not need it for arrays.
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from pathlib import Path
 
@@ -43,8 +44,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndar
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
-    old_limit = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = max_pixels
+    _raise_pillow_limit(Image, max_pixels)
     try:
         with Image.open(path) as im:
             w, h = im.size
@@ -60,8 +60,21 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndar
         raise ImageError(f"{path}: refused as a decompression bomb ({e})") from None
     except (OSError, SyntaxError, ValueError) as e:  # Pillow's ways of saying "corrupt"
         raise ImageError(f"{path}: cannot decode image ({e})") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = old_limit
+
+
+_limit_lock = threading.Lock()
+
+
+def _raise_pillow_limit(Image, max_pixels: int) -> None:
+    """Let Pillow open up to ``max_pixels``; our own check above refuses larger images before decoding.
+
+    The limit is Pillow's global. Setting it per call and restoring it raced
+    between threads sharing a Detector; raising it once, monotonically,
+    under a lock cannot.
+    """
+    with _limit_lock:
+        if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < max_pixels:
+            Image.MAX_IMAGE_PIXELS = max_pixels
 
 
 def _to_rgb8(im, path: Path) -> np.ndarray:

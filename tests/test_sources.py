@@ -110,3 +110,24 @@ def test_read_image_errors_name_the_file(tmp_path):
     Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "big.png")
     with pytest.raises(ImageError, match="decompression-bomb"):
         read_image(tmp_path / "big.png", max_pixels=1000)
+
+
+def test_a_small_per_call_limit_never_lowers_pillows_global(tmp_path, monkeypatch):
+    """Threads share Pillow's MAX_IMAGE_PIXELS: a call with a tight limit must not lower it for the others."""
+    from PIL import Image
+
+    from shipcam.errors import ImageError
+    from shipcam.runtime.image import read_image
+
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "img.png")
+    seen, real_open = [], Image.open
+
+    def spy(*a, **k):
+        seen.append(Image.MAX_IMAGE_PIXELS)
+        return real_open(*a, **k)
+
+    before = Image.MAX_IMAGE_PIXELS
+    monkeypatch.setattr(Image, "open", spy)
+    with pytest.raises(ImageError, match="decompression-bomb"):
+        read_image(tmp_path / "img.png", max_pixels=1000)
+    assert seen and min(seen) >= (before or 0) and (Image.MAX_IMAGE_PIXELS is None or Image.MAX_IMAGE_PIXELS >= (before or 0))

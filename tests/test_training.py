@@ -74,7 +74,16 @@ def _history(run):
 
 
 def test_interrupted_training_resumes_from_the_saved_epoch(synthetic_dir, tmp_path):
-    from shipcam.train.callbacks import StopAfterEpoch
+    import keras
+
+    class StopAfterEpoch(keras.callbacks.Callback):  # Ctrl-C after an epoch, deterministically
+        def __init__(self, epoch):
+            super().__init__()
+            self.epoch = epoch
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch + 1 >= self.epoch:
+                raise KeyboardInterrupt(f"stopped after epoch {epoch + 1}")
 
     run = tmp_path / "run"
     config = TrainConfig(

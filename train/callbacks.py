@@ -11,7 +11,7 @@ import numpy as np
 from shipcam._utils.io import write_json
 from shipcam.train.schedules import CycleMode, cyclic_lr, diverged, lr_sweep, smooth_losses
 
-__all__ = ["CyclicLR", "LRRangeTest", "MajorityBaseline", "BestCheckpoint", "SceneScore", "PhaseLogger", "StopAfterEpoch"]
+__all__ = ["CyclicLR", "LRRangeTest", "MajorityBaseline", "BestCheckpoint", "SceneScore", "PhaseLogger"]
 
 
 @keras.saving.register_keras_serializable(package="shipcam")
@@ -75,20 +75,6 @@ class MajorityBaseline(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["val_majority_baseline"] = self.baseline
-
-
-class StopAfterEpoch(keras.callbacks.Callback):
-    """Raise ``KeyboardInterrupt`` after an epoch: simulates Ctrl-C for resume tests and demos."""
-
-    def __init__(self, epoch: int):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 >= self.epoch:
-            raise KeyboardInterrupt(f"stopped after epoch {epoch + 1} (StopAfterEpoch)")
-
-
 
 
 class BestCheckpoint(keras.callbacks.Callback):

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from shipcam.errors import ModelFileError, ShipcamError
-from shipcam.train.backbones import BACKBONES, get_backbone
+from shipcam.train.backbones import get_backbone
 
 __all__ = [
     "build_classifier",
@@ -199,6 +199,3 @@ def load_classifier(path: str | os.PathLike, compile: bool = False):
     two_output_model(model)  # validates the pooler + logit head, naming what was found
     return model
 
-
-def known_backbones() -> list[str]:
-    return sorted(BACKBONES)

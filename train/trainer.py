@@ -190,7 +190,6 @@ def set_trainable(model, phase: Phase, finetune_layers: int, train_bn: bool = Fa
 def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | None = None, show_progress: bool = True) -> dict:
     """Train per ``config``; with ``resume`` continue an interrupted run in ``config.run_dir``."""
     import keras
-    import tensorflow as tf
 
     from shipcam.train.callbacks import BestCheckpoint, CyclicLR, MajorityBaseline, PhaseLogger, SceneScore
     from shipcam.train.data.pipeline import class_weights, make_dataset
@@ -302,7 +301,6 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
     if interrupted:
         return {"interrupted": True, "state": state}
 
-    del tf
     best = load_classifier(run / "best.keras", compile=False)
     best.compile(loss=logit_loss(), metrics=classification_metrics(), jit_compile=JIT_COMPILE)
     metrics = {k: float(v) for k, v in best.evaluate(val_ds, return_dict=True, verbose=0).items()}
