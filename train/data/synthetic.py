@@ -343,8 +343,7 @@ def _breakwater(rng, img, xx, yy, gsd: float) -> None:
     th = rng.uniform(0, np.pi)
     cx, cy = rng.uniform(0, s, 2)
     width = max(1.5, rng.uniform(8, 25) / gsd)
-    u = (xx - cx) * np.cos(th) + (yy - cy) * np.sin(th)
-    v = -(xx - cx) * np.sin(th) + (yy - cy) * np.cos(th)
+    u, v = _along_across(xx, yy, cx, cy, th)
     cover = np.clip(width / 2 - np.abs(v) + 0.5, 0, 1)
     if rng.random() < 0.5:  # gaps for boats to pass: segments 50-300 m long
         period = rng.uniform(60, 320) / gsd
@@ -445,8 +444,7 @@ def _try_ship(rng, img, land, cloud, others, cfg: SceneConfig, moored=None) -> n
     small = length * cfg.gsd < 35
     hull = np.array([215, 215, 210], np.float32) if small and rng.random() < 0.7 else _HULL_COLOURS[rng.integers(len(_HULL_COLOURS))]
     colour = np.broadcast_to(hull + rng.normal(0, 8, 3), cover.shape + (3,)).copy()
-    u = (xx - cx) * np.cos(heading) + (yy - cy) * np.sin(heading)  # along the ship, + towards the bow
-    v = -(xx - cx) * np.sin(heading) + (yy - cy) * np.cos(heading)
+    u, v = _along_across(xx, yy, cx, cy, heading)  # along the ship, + towards the bow
     kind = rng.choice(["plain", "tanker", "containers"]) if not small else "plain"
     if kind == "containers":
         cell = max(length / 12, 1.0)
@@ -467,25 +465,28 @@ def _try_ship(rng, img, land, cloud, others, cfg: SceneConfig, moored=None) -> n
     return mask
 
 
+def _along_across(xx, yy, cx, cy, theta):
+    """Coordinates in the frame of an object at (cx, cy) pointing along ``theta``: u along it, v across."""
+    c, s = np.cos(theta), np.sin(theta)
+    return (xx - cx) * c + (yy - cy) * s, -(xx - cx) * s + (yy - cy) * c
+
+
 def _hull(xx, yy, cx, cy, heading, length, beam) -> np.ndarray:
     """Anti-aliased coverage in [0, 1] of a hull: a rectangle with a pointed bow."""
-    u = (xx - cx) * np.cos(heading) + (yy - cy) * np.sin(heading)
-    v = -(xx - cx) * np.sin(heading) + (yy - cy) * np.cos(heading)
+    u, v = _along_across(xx, yy, cx, cy, heading)
     a, bow = length / 2, min(length * 0.2, 3 * beam)
     half = np.where(u > a - bow, beam / 2 * np.clip((a - u) / bow, 0, 1), beam / 2)
     return np.clip(half - np.abs(v) + 0.5, 0, 1) * np.clip(a - np.abs(u) + 0.5, 0, 1)
 
 
 def _rectangle(xx, yy, cx, cy, theta, length, width) -> np.ndarray:
-    u = (xx - cx) * np.cos(theta) + (yy - cy) * np.sin(theta)
-    v = -(xx - cx) * np.sin(theta) + (yy - cy) * np.cos(theta)
+    u, v = _along_across(xx, yy, cx, cy, theta)
     return np.clip(width / 2 - np.abs(v) + 0.5, 0, 1) * np.clip(length / 2 - np.abs(u) + 0.5, 0, 1)
 
 
 def _wake(rng, img, xx, yy, x0, y0, direction, length, beam, strength=1.0) -> None:
     """Turbulent centre wake plus faint Kelvin arms (19.5 deg), fading with distance."""
-    u = (xx - x0) * np.cos(direction) + (yy - y0) * np.sin(direction)  # distance behind the stern
-    v = -(xx - x0) * np.sin(direction) + (yy - y0) * np.cos(direction)
+    u, v = _along_across(xx, yy, x0, y0, direction)  # distance behind the stern
     behind = np.clip(u, 0, None)
     fade = np.where(u > 0, np.exp(-behind / max(length, 1.0)), 0.0)
     width = beam * 0.5 + behind * 0.04
