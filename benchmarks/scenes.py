@@ -9,6 +9,8 @@ green, misses red, false alarms orange, ignored grey).
 
 from __future__ import annotations
 
+import dataclasses
+
 import sys
 from pathlib import Path
 
@@ -33,11 +35,16 @@ def open_detector(model: str | Path, threads: int = 1):
     return Detector.load(model, threads=threads)
 
 
-def evaluate_scenes(model: str | Path, scenes: list[str], labels_path: str | Path, out_dir: str | Path, gsd: float | None = None, threads: int = 1, radius_m: float | None = None, detector=None) -> dict:
-    """Scan every scene, match to the labels, write the report; unreadable scenes are listed in ``failed``."""
+def evaluate_scenes(model: str | Path, scenes: list[str], labels_path: str | Path, out_dir: str | Path, gsd: float | None = None, threads: int = 1, radius_m: float | None = None, detector=None, rule: dict | None = None) -> dict:
+    """Scan every scene, match to the labels, write the report; unreadable scenes are listed in ``failed``.
+
+    ``rule`` overrides fields of the detector's ``DetectionRule`` (threshold, isolation, ...).
+    """
     out_dir = Path(out_dir)
     loaded, failed = load_scenes(scenes, labels_path, gsd)
     det = detector or open_detector(model, threads)
+    if rule:
+        det.rule = dataclasses.replace(det.rule, **rule)
     result = score_scenes(det, loaded, radius_m, progress_bar=True)
     rows = []
     for (p, image, labels, g), row in zip(loaded, result["scenes"]):

@@ -52,6 +52,12 @@ class DetectionRule:
     nms_radius_m: float = 150.0  # about one ship length
     max_length_m: float = 400.0  # the longest box (a very large ship)
     fraction: float = 0.5  # the box ends where the CAM falls below this share of the peak's height
+    # Scene scans only (a chip has no surroundings): keep a peak only on one compact object in calm
+    # water, between min_length_m and max_length_m (runtime.isolation). False drops the check.
+    isolation: bool = True
+    contrast: float = 4.0  # object pixels: local std above this many times the scene's noise floor
+    min_length_m: float = 20.0  # shorter objects are specks of texture
+    snap_m: float = 60.0  # how far from the peak the object may lie (the CAM's peak is a cell or two off)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -60,6 +66,8 @@ class DetectionRule:
             raise ValueError(f"nms_radius_m and max_length_m must be positive, received {self.nms_radius_m}, {self.max_length_m}")
         if not 0.0 <= self.fraction < 1.0:
             raise ValueError(f"fraction must be in [0, 1), received {self.fraction}")
+        if self.contrast <= 0 or self.snap_m <= 0 or not 0 <= self.min_length_m < self.max_length_m:
+            raise ValueError(f"need contrast > 0, snap_m > 0 and 0 <= min_length_m < max_length_m, received {self.contrast}, {self.snap_m}, {self.min_length_m}, {self.max_length_m}")
 
 
 @dataclass(frozen=True)

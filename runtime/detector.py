@@ -19,6 +19,7 @@ from shipcam.errors import ImageError
 from shipcam.runtime.boxes import Box
 from shipcam.runtime.cam import class_activation_map
 from shipcam.runtime.detections import Detection, DetectionRule, detect, sigmoid
+from shipcam.runtime.isolation import split_isolated
 from shipcam.runtime.engines import Engine, open_engine
 from shipcam.runtime.image import check_array, read_image
 from shipcam.runtime.manifest import check_against_manifest
@@ -74,6 +75,7 @@ class ScanResult:
     tile_probabilities: list[tuple[int, int, float]] = field(default_factory=list)  # (x, y, p) in resampled pixels
     resample: float = 1.0  # the scene was resized by this factor to the model's GSD before tiling
     gsd: float | None = None  # the scene's metres/pixel, when known
+    rejected: list[Detection] = field(default_factory=list)  # peaks the isolation check dropped (land, quays, open water)
 
     @property
     def boxes(self) -> list[Box]:
@@ -282,8 +284,12 @@ class Detector:
                 np.maximum(region, small[t0y : t0y + region.shape[0], t0x : t0x + region.shape[1]], out=region)
         heat[~np.isfinite(heat)] = float(np.min(heat[np.isfinite(heat)])) if np.isfinite(heat).any() else 0.0
         found = detect(heat, cell, self.gsd, self.rule, (H, W), min_score=min_score)
+        rejected: list[Detection] = []
+        if self.rule.isolation:
+            found, rejected = split_isolated(scene, found, self.gsd, self.rule)
         if factor != 1.0:
             found = [d.scaled(1.0 / factor) for d in found]
+            rejected = [d.scaled(1.0 / factor) for d in rejected]
         return ScanResult(
             detections=found,
             heatmap=heat,
@@ -294,6 +300,7 @@ class Detector:
             tile_probabilities=tile_probs,
             resample=factor,
             gsd=gsd,
+            rejected=rejected,
         )
 
 

@@ -8,6 +8,7 @@ detections, and so every count in the report, follows from the drawing alone.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from pathlib import Path
@@ -40,6 +41,14 @@ class BlockEngine(Engine):
         return {"logits": f.max(axis=(1, 2)) - 0.5, "features": f}
 
 
+def _detector() -> Detector:
+    """The block model with the isolation check off: these tests are about counting, and the sweep's
+    low end (plateaus on black) is exactly what the check would remove (tests/test_isolation.py)."""
+    det = Detector(BlockEngine())
+    det.rule = dataclasses.replace(det.rule, isolation=False)
+    return det
+
+
 # Block (row, col) centres in pixels: (r + 0.5) * 32.
 SHIPS_DRAWN = [(2, 3), (8, 15)]  # labelled and painted: found
 SHIP_MISSED = (12, 6)  # labelled, not painted
@@ -69,7 +78,7 @@ def scene(tmp_path):
 def test_scores_follow_from_the_drawing(scene):
     scenes, failed = load_scenes([scene / "s.png"], scene / "labels.csv")
     assert failed == [] and scenes[0].gsd == 3.0
-    total = score_scenes(Detector(BlockEngine()), scenes)["total"]
+    total = score_scenes(_detector(), scenes)["total"]
     mpx = 16 * B * 24 * B / 1e6
     assert (total["ships"], total["found"], total["true_positives"], total["false_alarms"]) == (3, 2, 2, 2)
     assert total["recall"] == pytest.approx(2 / 3)
@@ -83,7 +92,7 @@ def test_eval_scenes_writes_its_report_and_a_monotone_pr_curve(scene):
     from shipcam.benchmarks.scenes import evaluate_scenes
 
     out = scene / "eval"
-    report = evaluate_scenes("<blocks>", [str(scene)], scene / "labels.csv", out, detector=Detector(BlockEngine()))
+    report = evaluate_scenes("<blocks>", [str(scene)], scene / "labels.csv", out, detector=_detector())
     assert report["total"]["found"] == 2 and report["failed"] == []
     saved = json.loads((out / "eval.json").read_text())
     assert saved["total"] == pytest.approx(report["total"])

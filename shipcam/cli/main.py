@@ -184,15 +184,24 @@ def cmd_predict(args) -> int:
 
 def _rule(args) -> dict:
     """Detection-rule options the user set (the rest stay the file's defaults)."""
-    given = {"threshold": args.threshold, "nms_radius_m": args.nms_radius_m, "max_length_m": args.max_length_m}
+    given = {"threshold": args.threshold, "nms_radius_m": args.nms_radius_m, "max_length_m": args.max_length_m, "isolation": args.isolation, "min_length_m": args.min_length_m}
     return {k: v for k, v in given.items() if v is not None}
+
+
+def _add_rule_args(p) -> None:
+    g = p.add_argument_group("detections")
+    g.add_argument("--threshold", type=float, help="probability a CAM peak must reach (default: the file's)")
+    g.add_argument("--nms-radius-m", type=float, help="peaks closer than this to a stronger one are dropped (default: 150 m, about one ship)")
+    g.add_argument("--max-length-m", type=float, help="longest box and longest object (default: 400 m)")
+    g.add_argument("--isolation", action=argparse.BooleanOptionalAction, default=None, help="keep only peaks on one compact object in calm water, not on land, quays or breakwaters (default: on)")
+    g.add_argument("--min-length-m", type=float, help="shorter objects are texture, not ships (default: 20 m)")
 
 
 def cmd_scan(args) -> int:
     from shipcam.cli.run import scan_file
 
     s = scan_file(args.model, args.scene, args.out, tile=args.tile, overlap=args.overlap, engine=args.engine, threads=args.threads, gsd=args.gsd, rule=_rule(args))
-    print(f"{s['scene']}: {s['detections']} ships in {s['tiles']} tiles ({s['positive_tiles']} positive), {s['scan_seconds']:.1f}s, peak RSS {s['peak_rss_mb']:.0f} MB -> {args.out}")
+    print(f"{s['scene']}: {s['detections']} ships in {s['tiles']} tiles ({s['positive_tiles']} positive, {s['rejected_peaks']} peaks off isolated objects), {s['scan_seconds']:.1f}s, peak RSS {s['peak_rss_mb']:.0f} MB -> {args.out}")
     return 0
 
 
@@ -210,7 +219,7 @@ def cmd_calibrate(args) -> int:
 def cmd_eval_scenes(args) -> int:
     from shipcam.benchmarks.scenes import evaluate_scenes
 
-    r = evaluate_scenes(args.model, args.scenes, args.labels, args.out, gsd=args.gsd, threads=args.threads, radius_m=args.radius_m)
+    r = evaluate_scenes(args.model, args.scenes, args.labels, args.out, gsd=args.gsd, threads=args.threads, radius_m=args.radius_m, rule=_rule(args))
     t = r["total"]
     print(
         f"{r['model']}: recall {t['recall']:.3f} ({t['found']}/{t['ships']} ships), precision {t['precision']:.3f}, F1 {t['f1']:.3f}, "
@@ -380,17 +389,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine_args(p)
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("scan", help="find ships in a large scene by tiles (runtime only)", description="Tile a large scene, stitch the CAMs into one heatmap, merge boxes across tiles.")
+    p = sub.add_parser("scan", help="find ships in a large scene by tiles (runtime only)", description="Tile a large scene, stitch the CAMs into one heatmap; one detection per CAM peak that sits on an isolated, ship-sized object.")
     p.add_argument("model", help="an exported .tflite or .onnx file")
     p.add_argument("scene", help="a large image (PNG/JPEG/TIFF; GeoTIFF + rasterio gives geographic boxes)")
     p.add_argument("--out", default="runs/scan")
     p.add_argument("--tile", type=int, help="tile size in px (default: twice the training size)")
     p.add_argument("--overlap", type=float, default=0.25)
     p.add_argument("--gsd", type=float, help="the scene's metres/pixel (default: from a GeoTIFF transform; else the model's, with a note)")
-    g = p.add_argument_group("detections")
-    g.add_argument("--threshold", type=float, help="probability a CAM peak must reach (default: the file's)")
-    g.add_argument("--nms-radius-m", type=float, help="peaks closer than this to a stronger one are dropped (default: 150 m, about one ship)")
-    g.add_argument("--max-length-m", type=float, help="longest box (default: 400 m)")
+    _add_rule_args(p)
     _add_engine_args(p)
     p.set_defaults(func=cmd_scan)
 
@@ -407,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gsd", type=float, help="the scenes' metres/pixel (default: the labels file's gsd column, else 3.0)")
     p.add_argument("--radius-m", type=float, help="match within this fixed radius instead of max(60 m, half the ship's length)")
     p.add_argument("--threads", type=int, default=1)
+    _add_rule_args(p)
     p.set_defaults(func=cmd_eval_scenes)
 
     p = sub.add_parser(

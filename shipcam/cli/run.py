@@ -122,6 +122,7 @@ def scan_file(
         "scene": str(scene),
         "size": [W, H],
         "detections": len(res.detections),
+        "rejected_peaks": len(res.rejected),  # above the threshold but not on an isolated object (land, quays, open water)
         "gsd": scene_m,
         "gsd_source": source,
         "model_gsd": det.gsd,
