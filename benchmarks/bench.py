@@ -87,7 +87,7 @@ def _peak_rss_mb(path: str, threads: int, size: int) -> float:
 
 def worker(cfg: BenchConfig, threads: int) -> list[dict]:
     """All rows for one thread count (run in its own process)."""
-    from shipcam.export.exporter import parity_set
+    from shipcam.export.parity import parity_set
     from shipcam.runtime import Detector
     from shipcam.runtime.cam import class_activation_map, resize_bilinear
     from shipcam.runtime.metrics import pearson, roc_auc

@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     import onnx
     from shipcam.export.bias_correction import conv_input_means, correct_for_int8
     from shipcam.export.calibration import synthetic_calibration
-    from shipcam.export.exporter import parity_set
+    from shipcam.export.parity import parity_set
     from shipcam.export.graph import save_two_output_savedmodel
     from shipcam.export.onnx import convert_onnx, embed_onnx_metadata, quantize_onnx
     from shipcam.export.parity import compare_outputs, run_in_batches

@@ -23,11 +23,11 @@ import numpy as np
 from shipcam._utils.io import write_bytes, write_json
 from shipcam.errors import ShipcamError
 from shipcam.export.formats import ExportFormat
-from shipcam.export.parity import ParitySet, Tolerances, check_parity, compare_outputs, run_in_batches
+from shipcam.export.parity import ParitySet, Tolerances, check_parity, compare_outputs, parity_set, run_in_batches
 from shipcam.runtime.manifest import MANIFEST, sha256_file
 from shipcam.train.engine import model_metadata
 
-__all__ = ["ExportOptions", "export_model", "ExportError", "parity_set"]
+__all__ = ["ExportError", "ExportOptions", "export_model"]
 
 
 
@@ -63,16 +63,6 @@ class ExportOptions:
         d = dataclasses.asdict(self)
         d["formats"] = [f.value for f in self.formats]
         return d
-
-
-def parity_set(n: int, size: int, scale: float, offset: float, seed: int) -> ParitySet:
-    """Held-out labelled synthetic scenes (a seed the training data never used), half with ships."""
-    from shipcam.train.data.synthetic import SceneConfig, generate_scene
-
-    cfg = SceneConfig(size=size, ship_fraction=0.5)
-    scenes = [generate_scene(cfg, seed=seed, index=i) for i in range(n)]
-    x = np.stack([s.image for s in scenes]).astype(np.float32) * np.float32(scale) + np.float32(offset)
-    return ParitySet(x, np.array([s.has_ship for s in scenes], np.int64), f"synthetic(n={n}, size={size}, seed={seed})")
 
 
 def export_model(model_path: str | Path, out_dir: str | Path, options: ExportOptions | None = None, show_progress: bool = True) -> dict:

@@ -20,7 +20,7 @@ import numpy as np
 from shipcam.runtime.cam import class_activation_map, resize_bilinear
 from shipcam.runtime.metrics import cam_mask, mask_iou, pearson, roc_auc, sigmoid
 
-__all__ = ["ParitySet", "Tolerances", "compare_outputs", "check_parity", "run_in_batches"]
+__all__ = ["ParitySet", "Tolerances", "check_parity", "compare_outputs", "parity_set", "run_in_batches"]
 
 
 @dataclass
@@ -28,6 +28,16 @@ class ParitySet:
     images: np.ndarray  # (N, H, W, 3) float32, preprocessed
     labels: np.ndarray  # (N,) 0/1
     source: str
+
+
+def parity_set(n: int, size: int, scale: float, offset: float, seed: int) -> ParitySet:
+    """Held-out labelled synthetic scenes (a seed the training data never used), half with ships."""
+    from shipcam.train.data.synthetic import SceneConfig, generate_scene
+
+    cfg = SceneConfig(size=size, ship_fraction=0.5)
+    scenes = [generate_scene(cfg, seed=seed, index=i) for i in range(n)]
+    x = np.stack([s.image for s in scenes]).astype(np.float32) * np.float32(scale) + np.float32(offset)
+    return ParitySet(x, np.array([s.has_ship for s in scenes], np.int64), f"synthetic(n={n}, size={size}, seed={seed})")
 
 
 @dataclass(frozen=True)

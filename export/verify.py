@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from shipcam.errors import ModelFileError
-from shipcam.export.exporter import ExportError, parity_set
+from shipcam.export.exporter import ExportError
+from shipcam.export.parity import parity_set
 from shipcam.runtime.manifest import MANIFEST, check_against_manifest
 from shipcam.export.parity import Tolerances, check_parity, compare_outputs, run_in_batches
 

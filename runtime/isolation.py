@@ -164,7 +164,7 @@ def split_isolated(image: np.ndarray, detections: list[Detection], gsd: float, r
     """
     if not detections:
         return [], []
-    g = np.asarray(image, np.float32)
+    g = np.asarray(image)  # windows are converted one at a time: no float copy of the whole scene
     floor = noise_floor(g)
     kept, rejected, taken = [], [], set()
     for d in detections:  # strongest first
