@@ -2,9 +2,11 @@
 
 Times ``Detector.scan`` end to end (tiling, engine, stitching, detections)
 on whole scenes and prints the median of ``--repeats`` runs per scene, plus
-a JSON line. ``--repo-root`` times another checkout's runtime (say, the one
-before a change) with the same file and scenes: the before/after ratio is
-only meaningful from one machine in one sitting. ``--isolation-ab`` times
+a JSON line. To time another checkout's runtime (say, the one before a
+change) with the same file and scenes, run this script with that checkout's
+package first on ``PYTHONPATH`` (older runtimes have no ``rule``; this file
+copes): the before/after ratio is only meaningful from one machine in one
+sitting. ``--isolation-ab`` times
 the scan with and without the isolation check, alternating, and prints the
 ratio.
 """

@@ -100,15 +100,20 @@ class Detection:
         }
 
 
-def _local_max(a: np.ndarray) -> np.ndarray:
-    """Cells equal to the maximum of their 3x3 neighbourhood (edges padded with -inf)."""
-    p = np.pad(a, 1, constant_values=-np.inf)
+def max3x3(a: np.ndarray, fill) -> np.ndarray:
+    """The maximum over each cell's 3x3 neighbourhood, outside cells taken as ``fill`` (on bool: a dilation)."""
+    p = np.pad(a, 1, constant_values=fill)
     h, w = a.shape
     m = a.copy()
     for dy in (0, 1, 2):
         for dx in (0, 1, 2):
             np.maximum(m, p[dy : dy + h, dx : dx + w], out=m)
-    return a >= m
+    return m
+
+
+def _local_max(a: np.ndarray) -> np.ndarray:
+    """Cells equal to the maximum of their 3x3 neighbourhood (edges padded with -inf)."""
+    return a >= max3x3(a, -np.inf)
 
 
 def find_peaks(heat: np.ndarray, min_score: float, radius_cells: float) -> list[tuple[int, int, float]]:

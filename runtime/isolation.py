@@ -31,7 +31,7 @@ from typing import NamedTuple
 import numpy as np
 
 from shipcam.runtime.boxes import Box, label_components
-from shipcam.runtime.detections import Detection, DetectionRule
+from shipcam.runtime.detections import Detection, DetectionRule, max3x3
 
 __all__ = ["Isolation", "Verdict", "isolation_at", "local_std", "noise_floor", "split_isolated"]
 
@@ -89,16 +89,6 @@ def noise_floor(g: np.ndarray, blocks: int = 8, size: int = 128, percentile: flo
     return float(np.percentile(np.concatenate(vals), percentile))
 
 
-def _dilate(mask: np.ndarray) -> np.ndarray:
-    p = np.pad(mask, 1)
-    h, w = mask.shape
-    out = mask.copy()
-    for dy in range(3):
-        for dx in range(3):
-            out |= p[dy : dy + h, dx : dx + w]
-    return out
-
-
 def _extents(labels: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Per label 0..n: the (row, col) minimum and maximum of its pixels (labels absent: min > max)."""
     lo, hi = np.empty((n + 1, 2), np.int64), np.empty((n + 1, 2), np.int64)
@@ -128,7 +118,7 @@ def isolation_at(g: np.ndarray, x: float, y: float, gsd: float, floor: float, *,
     cx, cy = min(max(int(round(x)), 0), W - 1), min(max(int(round(y)), 0), H - 1)
     y0, y1, x0, x1 = max(0, cy - half), min(H, cy + half + 1), max(0, cx - half), min(W, cx + half + 1)
     std = local_std(g[y0:y1, x0:x1])
-    objects = _dilate(std > contrast * max(floor, 0.5))
+    objects = max3x3(std > contrast * max(floor, 0.5), False)  # one pixel of dilation joins a hull's two edges
     yy, xx = np.ogrid[y0 - cy : y1 - cy, x0 - cx : x1 - cx]
     near = objects & (yy * yy + xx * xx <= snap * snap)
     if not near.any():
