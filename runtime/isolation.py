@@ -33,9 +33,10 @@ import numpy as np
 from shipcam.runtime.boxes import Box, label_components
 from shipcam.runtime.detections import Detection, DetectionRule, max3x3
 
-__all__ = ["Isolation", "Verdict", "isolation_at", "local_std", "noise_floor", "split_isolated"]
+__all__ = ["Isolation", "Verdict", "isolation_at", "local_std", "noise_floor", "split_isolated", "working_bin"]
 
 _R = 2  # local statistics over (2r + 1)^2 = 5 x 5 pixels: about one hull width at 3 m/px
+_WORK_GSD = 3.0  # finer images are binned towards this (m/px): the check's scale is metres, and its cost stays put
 _PAD = _R + 1  # an edge lights up the r pixels beyond it, and the dilation one more
 
 
@@ -51,12 +52,32 @@ class Verdict(NamedTuple):
     centre: tuple[float, float] | None = None  # (x, y) of its strongest-contrast pixels (ISOLATED only)
 
 
-def _box_sum(a: np.ndarray, r: int) -> np.ndarray:
-    """Sums over (2r+1)^2 windows, edge pixels repeated (an integral image: O(1) per pixel)."""
-    p = np.pad(np.asarray(a, np.float64), ((r + 1, r), (r + 1, r)), mode="edge")
-    c = p.cumsum(0).cumsum(1)
+def _window_sums(a: np.ndarray, r: int) -> np.ndarray:
+    """Sums over the (2r+1)^2 window around each element of axes 0-1, edges repeated.
+
+    Two separable passes of 2r+1 shifted adds: a cumulative sum would need
+    float64 to keep the variance of calm water (a few grey levels) above its
+    rounding error, where these sums stay exact in the input's integer type.
+    """
     k = 2 * r + 1
-    return c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]
+    p = np.pad(a, ((r, r), (r, r)) + ((0, 0),) * (a.ndim - 2), mode="edge")
+    h, w = a.shape[:2]
+    rows = sum(p[i : i + h] for i in range(k))
+    return sum(rows[:, j : j + w] for j in range(k))
+
+
+def _window_var(g: np.ndarray, r: int) -> np.ndarray:
+    """Population variance in the (2r+1)^2 window around each element of axes 0-1 (any trailing axes), float32."""
+    n = (2 * r + 1) ** 2
+    if g.dtype.kind in "ui":  # exact integer sums: int32 while n * sum(g^2) fits (uint8 always does)
+        big = g.dtype == np.uint32 or (g.dtype != np.uint8 and n * n * float(g.max()) ** 2 >= 2**31)
+        a = g.astype(np.int64 if big else np.int32)
+        s1, s2 = _window_sums(a, r), _window_sums(a * a, r)
+        return (n * s2 - s1 * s1).astype(np.float32) / np.float32(n * n)
+    # Centred on the mean first, so float32 keeps calm water's small variance next to a bright mean.
+    a = g.astype(np.float32) - np.asarray(g.mean(axis=(0, 1)), np.float32)
+    mean = _window_sums(a, r) / np.float32(n)
+    return np.maximum(_window_sums(a * a, r) / np.float32(n) - mean * mean, np.float32(0.0))
 
 
 def local_std(g: np.ndarray, r: int = _R) -> np.ndarray:
@@ -65,41 +86,60 @@ def local_std(g: np.ndarray, r: int = _R) -> np.ndarray:
     For an (H, W, C) image, the RMS over channels of each channel's: a red hull
     on green water has colour contrast even where its brightness matches.
     """
-    g = np.asarray(g, np.float64)
-    if g.ndim == 3:
-        return np.sqrt(np.mean([np.square(local_std(g[..., c], r)) for c in range(g.shape[-1])], axis=0)).astype(np.float32)
-    n = (2 * r + 1) ** 2
-    mean = _box_sum(g, r) / n
-    var = _box_sum(np.square(g), r) / n - mean * mean
-    return np.sqrt(np.maximum(var, 0.0)).astype(np.float32)
+    return np.sqrt(_channel_mean(_window_var(np.asarray(g), r), np.ndim(g)))
 
 
-def noise_floor(g: np.ndarray, blocks: int = 8, size: int = 128, percentile: float = 10.0) -> float:
+def _channel_mean(var: np.ndarray, ndim: int) -> np.ndarray:
+    """Mean over the colour axis of an (H, W, ..., C) array when the image had one (ndim 3)."""
+    if ndim != 3:
+        return var
+    total = var[..., 0].copy()
+    for c in range(1, var.shape[-1]):  # channel by channel: a reduction over a short last axis is slow
+        total += var[..., c]
+    return total / np.float32(var.shape[-1])
+
+
+def working_bin(gsd: float) -> int:
+    """The k of the k x k pixel binning that brings ``gsd`` (m/px) to about 3 m/px (1 when it is coarser)."""
+    if not gsd > 0:
+        raise ValueError(f"gsd must be positive metres/pixel, received {gsd}")
+    return max(1, int(_WORK_GSD / gsd + 1e-6))
+
+
+def _binned(g: np.ndarray, k: int) -> np.ndarray:
+    """Sums over k x k pixel blocks (a ragged right/bottom edge dropped): integers stay integers, exactly."""
+    if k == 1:
+        return g
+    h, w = g.shape[0] // k * k, g.shape[1] // k * k
+    dtype = (np.uint16 if k * k * 255 < 2**16 else np.uint32) if g.dtype == np.uint8 else np.float32
+    total = g[0:h:k, 0:w:k].astype(dtype)
+    for i, j in np.ndindex(k, k):
+        if i or j:
+            total += g[i:h:k, j:w:k]
+    return total
+
+
+def _binned_std(g: np.ndarray, k: int) -> np.ndarray:
+    """``local_std`` of the k x k block means of ``g``."""
+    std = local_std(_binned(g, k))
+    return std / np.float32(k * k) if k > 1 else std
+
+
+def noise_floor(g: np.ndarray, gsd: float, blocks: int = 8, size: int = 128, percentile: float = 10.0) -> float:
     """The local standard deviation of the calmest tenth of the scene (water's sensor noise).
 
     Sampled on a ``blocks x blocks`` grid of ``size`` px windows, so it costs
-    the same on a 20,000 px scene as on a small one.
+    the same on a 20,000 px scene as on a small one; measured on pixels binned
+    as ``isolation_at`` bins them at ``gsd`` (binning averages the noise down).
     """
+    g = np.asarray(g)
     H, W = g.shape[:2]
-    vals = [
-        local_std(g[y : y + size, x : x + size]).ravel()
-        for y in np.linspace(0, max(0, H - size), blocks).astype(int)
-        for x in np.linspace(0, max(0, W - size), blocks).astype(int)
-    ]
-    return float(np.percentile(np.concatenate(vals), percentile))
-
-
-def _extents(labels: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per label 0..n: the (row, col) minimum and maximum of its pixels (labels absent: min > max)."""
-    lo, hi = np.empty((n + 1, 2), np.int64), np.empty((n + 1, 2), np.int64)
-    for axis in (0, 1):  # a (position x label) presence table: first and last position per label
-        size = labels.shape[axis]
-        pos = np.broadcast_to(np.arange(size).reshape((-1, 1) if axis == 0 else (1, -1)), labels.shape)
-        seen = np.zeros((size, n + 1), bool)
-        seen[pos.ravel(), labels.ravel()] = True
-        lo[:, axis] = seen.argmax(axis=0)
-        hi[:, axis] = size - 1 - seen[::-1].argmax(axis=0)
-    return lo, hi
+    k = working_bin(gsd)
+    stack = np.stack(  # (size/k, size/k, blocks^2[, C]): one pass for every block, each padded at its own edges
+        [_binned(g[y : y + size, x : x + size], k) for y in np.linspace(0, max(0, H - size), blocks).astype(int) for x in np.linspace(0, max(0, W - size), blocks).astype(int)],
+        axis=2,
+    )
+    return float(np.sqrt(np.percentile(_channel_mean(_window_var(stack, _R), g.ndim), percentile))) / (k * k)
 
 
 def isolation_at(g: np.ndarray, x: float, y: float, gsd: float, floor: float, *, contrast: float = 4.0, snap_m: float = 60.0, min_length_m: float = 20.0, max_length_m: float = 400.0) -> Verdict:
@@ -110,38 +150,38 @@ def isolation_at(g: np.ndarray, x: float, y: float, gsd: float, floor: float, *,
     least half its peak contrast), which stays on the hull when a fainter
     wake stretches the box.
     """
-    if gsd <= 0:
-        raise ValueError(f"gsd must be positive metres/pixel, received {gsd}")
-    snap, longest, shortest = snap_m / gsd, max_length_m / gsd, min_length_m / gsd
-    half = int(math.ceil(snap + longest / 2)) + 2  # any object within snap of the peak and <= max length fits
+    k = working_bin(gsd)
+    snap, longest, shortest = snap_m / gsd / k, max_length_m / gsd / k, min_length_m / gsd / k  # in binned pixels
+    half = k * (int(math.ceil(snap + longest / 2)) + 2)  # any object within snap of the peak and <= max length fits
     H, W = g.shape[:2]
     cx, cy = min(max(int(round(x)), 0), W - 1), min(max(int(round(y)), 0), H - 1)
     y0, y1, x0, x1 = max(0, cy - half), min(H, cy + half + 1), max(0, cx - half), min(W, cx + half + 1)
-    std = local_std(g[y0:y1, x0:x1])
-    objects = max3x3(std > contrast * max(floor, 0.5), False)  # one pixel of dilation joins a hull's two edges
-    yy, xx = np.ogrid[y0 - cy : y1 - cy, x0 - cx : x1 - cx]
+    std = _binned_std(g[y0:y1, x0:x1], k)
+    h, w = std.shape
+    y1, x1 = y0 + h * k, x0 + w * k  # binning drops a ragged edge
+    objects = max3x3(std > contrast * max(floor, 0.5 / k), False)  # one pixel of dilation joins a hull's two edges
+    yy, xx = np.ogrid[: h, : w]
+    yy, xx = yy - (cy - y0) / k, xx - (cx - x0) / k
     near = objects & (yy * yy + xx * xx <= snap * snap)
     if not near.any():
         return Verdict(Isolation.EMPTY)
-    labels, n = label_components(objects)
+    labels, _ = label_components(objects)
     d2 = np.broadcast_to(yy * yy + xx * xx, labels.shape)[near]
     ordered = labels[near][np.argsort(d2, kind="stable")]
     _, first = np.unique(ordered, return_index=True)
-    lo, hi = _extents(labels, n)
-    h, w = labels.shape
     for i in ordered[np.sort(first)]:  # objects nearest first; specks below min length are skipped
-        (ya, xa), (yb, xb) = lo[i], hi[i]
+        rows, cols = np.nonzero(labels == i)
+        ya, yb, xa, xb = rows.min(), rows.max(), cols.min(), cols.max()
         length = max(yb - ya, xb - xa) + 1 - 2 * _PAD
         # Running out of the window at a side that is not the image's edge: longer than the window allows.
         runs_out = (ya == 0 and y0 > 0) or (xa == 0 and x0 > 0) or (yb == h - 1 and y1 < H) or (xb == w - 1 and x1 < W)
         if runs_out or length > longest:
             return Verdict(Isolation.ATTACHED)
         if length >= shortest:
-            rows, cols = np.nonzero(labels == i)
             c = std[rows, cols]
             strong = c >= 0.5 * c.max()
-            box = (int(x0 + xa + _PAD), int(y0 + ya + _PAD), int(x0 + xb + 1 - _PAD), int(y0 + yb + 1 - _PAD))
-            return Verdict(Isolation.ISOLATED, box, (float(x0 + cols[strong].mean() + 0.5), float(y0 + rows[strong].mean() + 0.5)))
+            box = (int(x0 + k * (xa + _PAD)), int(y0 + k * (ya + _PAD)), int(x0 + k * (xb + 1 - _PAD)), int(y0 + k * (yb + 1 - _PAD)))
+            return Verdict(Isolation.ISOLATED, box, (float(x0 + k * (cols[strong].mean() + 0.5)), float(y0 + k * (rows[strong].mean() + 0.5))))
     return Verdict(Isolation.EMPTY)
 
 
@@ -155,7 +195,7 @@ def split_isolated(image: np.ndarray, detections: list[Detection], gsd: float, r
     if not detections:
         return [], []
     g = np.asarray(image)  # windows are converted one at a time: no float copy of the whole scene
-    floor = noise_floor(g)
+    floor = noise_floor(g, gsd)
     kept, rejected, taken = [], [], set()
     for d in detections:  # strongest first
         v = isolation_at(g, d.x, d.y, gsd, floor, contrast=rule.contrast, snap_m=rule.snap_m, min_length_m=rule.min_length_m, max_length_m=rule.max_length_m)

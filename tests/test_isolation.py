@@ -31,16 +31,22 @@ def test_local_std_closed_forms():
     # so var = p (1 - p) 10^2 with p = 2/5, std = 10 * sqrt(6) / 5.
     stripes = np.tile(np.array([0.0, 10.0]), (20, 10))
     assert np.allclose(local_std(stripes)[5:-5, 5:-5], 10 * np.sqrt(6) / 5, atol=1e-4)
+    # 16-bit products: the same contrast on a bright mean (float32 sums must not cancel it away) ...
+    assert np.allclose(local_std(stripes + 40000.0)[5:-5, 5:-5], 10 * np.sqrt(6) / 5, atol=1e-3)
+    # ... and on uint8, the exact integer path.
+    assert np.allclose(local_std(stripes.astype(np.uint8))[5:-5, 5:-5], 10 * np.sqrt(6) / 5, atol=1e-4)
 
 
 def test_noise_floor_scales_with_the_noise_and_ignores_a_city_half():
-    quiet, loud = noise_floor(_water(sigma=2.0)), noise_floor(_water(sigma=4.0))
+    quiet, loud = noise_floor(_water(sigma=2.0), GSD), noise_floor(_water(sigma=4.0), GSD)
     assert loud / quiet == pytest.approx(2.0, rel=0.05)
     # The 10th percentile of a 25-sample std of N(0, 2) noise lies below 2 (chi distribution, 24 dof).
     assert 1.2 < quiet < 2.0
     half_city = _water(sigma=2.0)
     half_city[:, 200:] = np.random.default_rng(1).uniform(0, 255, (400, 200))
-    assert noise_floor(half_city) == pytest.approx(quiet, rel=0.15)
+    assert noise_floor(half_city, GSD) == pytest.approx(quiet, rel=0.15)
+    # At 1.5 m/px the check bins 2 x 2 pixels: independent noise averages down by 2.
+    assert noise_floor(_water(800, 800, sigma=4.0), GSD / 2) == pytest.approx(quiet, rel=0.05)
 
 
 @pytest.mark.parametrize("scale", [1, 2])
@@ -54,7 +60,7 @@ def test_verdicts_on_drawn_scenes(scale):
     _rect(g, 270 * s, 60 * s, 330 * s, 72 * s)  # ... with a ship moored against it
     g[350 * s : 352 * s, 200 * s : 202 * s] = 200  # a 6 m speck
     gsd = GSD / s
-    floor = noise_floor(g)
+    floor = noise_floor(g, gsd)
 
     def at(x, y):
         return isolation_at(g, x * s, y * s, gsd, floor)
@@ -74,7 +80,7 @@ def test_a_ship_beside_a_pier_is_still_isolated_and_the_nearest_object_decides()
     g = _water()
     _rect(g, 0, 200, 400, 204, 150)  # a long pier
     _rect(g, 150, 170, 210, 182)  # a ship 18 px (54 m) off it
-    floor = noise_floor(g)
+    floor = noise_floor(g, GSD)
     assert isolation_at(g, 180, 176, GSD, floor)[0] is Isolation.ISOLATED
     assert isolation_at(g, 180, 198, GSD, floor)[0] is Isolation.ATTACHED  # nearer the pier than the hull
 
@@ -85,7 +91,7 @@ def test_a_city_is_attached():
     for y in range(0, 400, 12):  # blocks of roofs 8 px apart by 4 px streets
         for x in range(200, 400, 12):
             g[y : y + 8, x : x + 8] = rng.uniform(90, 240)
-    assert isolation_at(g, 300, 200, GSD, noise_floor(g))[0] is Isolation.ATTACHED
+    assert isolation_at(g, 300, 200, GSD, noise_floor(g, GSD))[0] is Isolation.ATTACHED
 
 
 def test_split_isolated_moves_points_to_objects_and_keeps_one_per_object():
@@ -148,7 +154,7 @@ def test_ships_of_the_generator_at_sea_are_isolated_and_their_boxes_match_the_ma
     for i in range(6):
         scene = generate_scene(cfg, seed=3, index=i)
         g = scene.image.astype(np.float32)
-        floor = noise_floor(g)
+        floor = noise_floor(g, GSD)
         for m in scene.masks:
             ys, xs = np.nonzero(m)
             verdict, box, _ = isolation_at(g, xs.mean(), ys.mean(), GSD, floor)
@@ -178,6 +184,6 @@ def test_the_point_stays_on_the_hull_when_a_fainter_wake_stretches_the_box():
     _rect(g, 150, 100, 190, 110)  # hull: x 150-190
     fade = np.linspace(5, 40, 70)  # a wake trailing 70 px (210 m) to the left, fading out
     g[102:108, 80:150] += fade[None, :]
-    v = isolation_at(g, 170, 105, GSD, noise_floor(g))
+    v = isolation_at(g, 170, 105, GSD, noise_floor(g, GSD))
     assert v.kind is Isolation.ISOLATED and v.box[0] < 100  # the box holds the wake ...
     assert 150 <= v.centre[0] <= 190  # ... the point stays on the hull
