@@ -7,12 +7,14 @@ is imported when a model is loaded, Pillow when an image file is read.
     det = Detector.load("ship_int8.tflite", threads=1)
     pred = det.predict(image)            # probability, CAM, boxes, timings
     scene = det.scan(big_image, gsd=3.0) # tiles, stitched heatmap, one detection per CAM peak
+    sent = plan_downlink(big_image, scene.detections, "scene", budget_bytes=50_000)  # chips to send down
 """
 
 from shipcam.runtime.boxes import Box, boxes_from_cam
 from shipcam.runtime.cam import class_activation_map, normalize_cam
 from shipcam.runtime.detections import Detection, DetectionRule, detect, find_peaks
 from shipcam.runtime.detector import Detector, Prediction, ScanResult
+from shipcam.runtime.downlink import Downlink, plan_downlink
 from shipcam.runtime.engines import open_engine
 from shipcam.runtime.image import read_image
 from shipcam.runtime.metadata import ModelMetadata
@@ -39,4 +41,6 @@ __all__ = [
     "LabelledScene",
     "load_scenes",
     "score_scenes",
+    "Downlink",
+    "plan_downlink",
 ]

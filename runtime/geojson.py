@@ -18,8 +18,19 @@ __all__ = ["detections_geojson", "scene_georeference"]
 Point = Callable[[float, float], list[float]]
 
 
-def detections_geojson(detections: Iterable[Detection], transform=None, crs: str | None = None, properties: dict | None = None) -> dict:
-    """A FeatureCollection of ``detections``; ``transform`` maps (col, row) to map coordinates (an ``affine.Affine``)."""
+def detections_geojson(
+    detections: Iterable[Detection],
+    transform=None,
+    crs: str | None = None,
+    properties: dict | None = None,
+    feature_properties: list[dict] | None = None,
+    pixel_box: bool = True,
+) -> dict:
+    """A FeatureCollection of ``detections``; ``transform`` maps (col, row) to map coordinates (an ``affine.Affine``).
+
+    ``properties`` go on every Feature, ``feature_properties[i]`` on the i-th;
+    ``pixel_box=False`` leaves out the pixel copy of the geometry (a compact manifest).
+    """
 
     def point(x: float, y: float) -> list[float]:
         if transform is None:
@@ -39,7 +50,13 @@ def detections_geojson(detections: Iterable[Detection], transform=None, crs: str
                     "type": "GeometryCollection",
                     "geometries": [{"type": "Point", "coordinates": point(d.x, d.y)}, {"type": "Polygon", "coordinates": [ring]}],
                 },
-                "properties": {"score": round(d.score, 4), "probability": round(d.probability, 6), "pixel": d.to_dict(), **(properties or {})},
+                "properties": {
+                    "score": round(d.score, 4),
+                    "probability": round(d.probability, 6),
+                    **({"pixel": d.to_dict()} if pixel_box else {}),
+                    **(properties or {}),
+                    **(feature_properties[i] if feature_properties else {}),
+                },
             }
         )
     return {"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": crs or "pixel"}}, "features": features}

@@ -200,8 +200,14 @@ def _add_rule_args(p) -> None:
 def cmd_scan(args) -> int:
     from shipcam.cli.run import scan_file
 
-    s = scan_file(args.model, args.scene, args.out, tile=args.tile, overlap=args.overlap, engine=args.engine, threads=args.threads, gsd=args.gsd, rule=_rule(args))
+    if args.downlink_budget_kb is not None and not args.crops:
+        raise ShipcamError("--downlink-budget-kb needs --crops DIR (where the chips go)")
+    downlink = dict(crops=args.crops, budget_kb=args.downlink_budget_kb, size=args.chip_size, fmt=args.chip_format, quality=args.chip_quality) if args.crops else None
+    s = scan_file(args.model, args.scene, args.out, tile=args.tile, overlap=args.overlap, engine=args.engine, threads=args.threads, gsd=args.gsd, rule=_rule(args), downlink=downlink)
     print(f"{s['scene']}: {s['detections']} ships in {s['tiles']} tiles ({s['positive_tiles']} positive, {s['rejected_peaks']} peaks off isolated objects), {s['scan_seconds']:.1f}s, peak RSS {s['peak_rss_mb']:.0f} MB -> {args.out}")
+    if downlink:
+        d = s["downlink"]
+        print(f"downlink: {d['chips']} of {d['chips'] + d['left_out']} chips + manifest = {d['bytes'] / 1000:.1f} kB, {100 * d['fraction_of_file']:.2f}% of the scene file ({d['scene_file_bytes'] / 1e6:.1f} MB), {100 * d['fraction_of_raw']:.3f}% of its pixels -> {d['crops']}")
     return 0
 
 
@@ -272,6 +278,8 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from shipcam.runtime.downlink import CHIP_FORMATS  # numpy only: no engine, no TensorFlow
+
     parser = argparse.ArgumentParser(
         prog="shipcam",
         description="Edge-deployed, explainable ship detection: train, export, run with Class Activation Maps.",
@@ -396,6 +404,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tile", type=int, help="tile size in px (default: twice the training size)")
     p.add_argument("--overlap", type=float, default=0.25)
     p.add_argument("--gsd", type=float, help="the scene's metres/pixel (default: from a GeoTIFF transform; else the model's, with a note)")
+    g = p.add_argument_group("on-board downlink filter")
+    g.add_argument("--crops", help="write a chip per detection and a compact manifest (<scene>_downlink.geojson) into this folder")
+    g.add_argument("--downlink-budget-kb", type=float, help="send chips strongest first until chips + manifest would pass this many kB (default: all)")
+    g.add_argument("--chip-size", type=int, default=96, help="chip side in scene pixels (default: 96)")
+    g.add_argument("--chip-format", choices=CHIP_FORMATS, default="jpeg")
+    g.add_argument("--chip-quality", type=int, default=90, help="JPEG quality 1-100 (default: 90)")
     _add_rule_args(p)
     _add_engine_args(p)
     p.set_defaults(func=cmd_scan)

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from shipcam._utils.io import write_json, write_text
+from shipcam._utils.io import write_bytes, write_json, write_text
 from shipcam._utils.memory import peak_rss_mb
 from shipcam._utils.progress import progress
 from shipcam.errors import ImageError, ShipcamError
 from shipcam.runtime.image import IMAGE_SUFFIXES
 
-__all__ = ["predict_files", "scan_file", "collect_images", "scene_gsd", "OVERLAY_MAX_SIDE"]
+__all__ = ["predict_files", "scan_file", "write_downlink", "collect_images", "scene_gsd", "OVERLAY_MAX_SIDE"]
 
 OVERLAY_MAX_SIDE = 4096  # scan overlays are drawn at most this many pixels wide or high
 
@@ -37,12 +37,23 @@ def collect_images(inputs: list[str]) -> list[Path]:
     return paths
 
 
+def open_exported(model: str | Path, engine: str = "auto", threads: int = 1):
+    """``Detector.load`` for the command line: a wrong file type is a one-line error naming the file."""
+    from shipcam.runtime.detector import Detector
+
+    if Path(model).suffix.lower() == ".keras" and engine == "auto":
+        raise ShipcamError(f"{model}: a Keras model; this command runs exported files (.onnx, .tflite): make one with `shipcam export {model} --out DIR`")
+    try:
+        return Detector.load(model, engine=engine, threads=threads)
+    except ValueError as e:  # unknown suffix or engine: the user's choice, not a bug
+        raise ShipcamError(f"{model}: {e}") from None
+
+
 def predict_files(model: str, inputs: list[str], out: str, overlay: bool = False, engine: str = "auto", threads: int = 1) -> dict:
     """Predict every image; unreadable or too-small ones are listed in ``failed`` (the CLI then exits non-zero)."""
-    from shipcam.runtime.detector import Detector
     from shipcam.runtime.image import read_image
 
-    det = Detector.load(model, engine=engine, threads=threads)
+    det = open_exported(model, engine, threads)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = collect_images(inputs)
@@ -97,13 +108,17 @@ def scan_file(
     gsd: float | None = None,
     rule: dict | None = None,
     detector=None,
+    downlink: dict | None = None,
 ) -> dict:
-    """Scan one scene: ``<stem>_heatmap.png``, ``<stem>_detections.geojson`` and ``<stem>_scan.json`` in ``out``."""
-    from shipcam.runtime.detector import Detector
+    """Scan one scene: ``<stem>_heatmap.png``, ``<stem>_detections.geojson`` and ``<stem>_scan.json`` in ``out``.
+
+    With ``downlink`` (``crops`` folder, ``budget_kb``, ``size``, ``fmt``,
+    ``quality``), also the chips and manifest an on-board computer would send.
+    """
     from shipcam.runtime.geojson import detections_geojson, scene_georeference
     from shipcam.runtime.image import read_image
 
-    det = detector or Detector.load(model, engine=engine, threads=threads)
+    det = detector or open_exported(model, engine, threads)
     if rule:  # options the user set, over the file's own rule
         det.rule = dataclasses.replace(det.rule, **rule)
     t0 = time.perf_counter()
@@ -138,8 +153,48 @@ def scan_file(
         "overlap": overlap,
         "crs": crs or "pixel",
     }
+    if downlink:
+        summary["downlink"] = write_downlink(image, res.detections, scene, transform, crs, **downlink)
     write_json(out_dir / f"{stem}_scan.json", summary)
     return summary
+
+
+def write_downlink(image: np.ndarray, detections, scene: str | Path, transform, crs, crops: str | Path, budget_kb: float | None = None, size: int = 96, fmt: str = "jpeg", quality: int = 90) -> dict:
+    """Write the chips and ``<stem>_downlink.geojson`` into ``crops``; returns the byte count and the reduction."""
+    from shipcam.runtime.downlink import plan_downlink
+
+    stem = Path(scene).stem
+    budget = None if budget_kb is None else int(budget_kb * 1000)
+    try:
+        plan = plan_downlink(image, detections, stem, budget, size=size, fmt=fmt, quality=quality, transform=transform, crs=crs)
+    except ValueError as e:  # a budget, size or quality the user gave
+        raise ShipcamError(f"{scene}: {e}") from None
+    crops = Path(crops)
+    crops.mkdir(parents=True, exist_ok=True)
+    names = {c.name for c in plan.chips}
+    for old in crops.glob(f"{stem}_[0-9][0-9][0-9].*"):  # chips of an earlier run of this scene (another budget)
+        if old.name not in names:
+            old.unlink()
+    for c in plan.chips:
+        write_bytes(crops / c.name, c.data)
+    write_bytes(crops / f"{stem}_downlink.geojson", plan.manifest)
+    H, W = image.shape[:2]
+    scene_bytes, raw = Path(scene).stat().st_size, H * W * (image.shape[2] if image.ndim == 3 else 1)
+    return {
+        "crops": str(crops),
+        "budget_bytes": budget,
+        "chips": len(plan.chips),
+        "left_out": plan.left_out,
+        "bytes": plan.nbytes,
+        "manifest_bytes": len(plan.manifest),
+        "scene_file_bytes": scene_bytes,
+        "scene_raw_bytes": raw,
+        "fraction_of_file": plan.nbytes / scene_bytes,  # bytes sent over bytes of the scene file
+        "fraction_of_raw": plan.nbytes / raw,  # ... over its decoded pixels (what a sensor holds)
+        "chip_size": size,
+        "format": fmt,
+        "quality": quality if fmt == "jpeg" else None,
+    }
 
 
 def _save_scan_overlay(image: np.ndarray, res, path: Path) -> None:
