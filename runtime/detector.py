@@ -20,6 +20,7 @@ from shipcam.runtime.boxes import Box
 from shipcam.runtime.cam import class_activation_map
 from shipcam.runtime.detections import Detection, DetectionRule, detect, sigmoid
 from shipcam.runtime.isolation import split_isolated
+from shipcam.runtime.scene import ResampledScene, WindowedScene
 from shipcam.runtime.engines import Engine, open_engine
 from shipcam.runtime.image import check_array, read_image
 from shipcam.runtime.manifest import check_against_manifest
@@ -232,12 +233,18 @@ class Detector:
         Detections are the heatmap's peaks (``detections.detect``), in scene
         pixels; ``min_score`` (logit units) overrides the threshold, e.g. to
         sweep a precision-recall curve from one scan.
+
+        ``scene`` is an (H, W, 3) array, an image path, or a ``WindowedScene``
+        (``runtime.scene.open_raster`` for GeoTIFF/JP2): that one is read tile
+        by tile, resampled window by window, and never held whole.
         """
         from shipcam._utils.progress import progress as bar
 
         if isinstance(scene, (str, os.PathLike)):
             scene = read_image(scene)
-        scene = check_array(scene, "scene")
+        windowed = isinstance(scene, WindowedScene)  # read tile by tile: the scene is never held whole
+        if not windowed:
+            scene = check_array(scene, "scene")
         H0, W0 = scene.shape[:2]
         factor = 1.0
         if gsd is not None:
@@ -245,7 +252,10 @@ class Detector:
                 raise ValueError(f"gsd must be positive metres/pixel, received {gsd}")
             factor = gsd / self.gsd
             if abs(factor - 1.0) > 0.01:  # a 1% size change is below what the model can tell
-                scene = resize_antialiased(scene, max(1, round(H0 * factor)), max(1, round(W0 * factor)))
+                if windowed:
+                    scene = ResampledScene(scene, factor)
+                else:
+                    scene = resize_antialiased(scene, max(1, round(H0 * factor)), max(1, round(W0 * factor)))
             else:
                 factor = 1.0
         H, W = scene.shape[:2]

@@ -35,8 +35,8 @@ def detections_geojson(
     def point(x: float, y: float) -> list[float]:
         if transform is None:
             return [round(float(x), 2), round(float(y), 2)]
-        gx, gy = transform * (x, y)
-        return [float(gx), float(gy)]
+        t = transform  # an affine map (col, row) -> (x, y), written out: Affine's * is deprecated for @
+        return [float(t.a * x + t.b * y + t.c), float(t.d * x + t.e * y + t.f)]
 
     features = []
     for i, d in enumerate(detections):

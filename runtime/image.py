@@ -24,7 +24,7 @@ import numpy as np
 
 from shipcam.errors import ImageError
 
-__all__ = ["read_image", "check_array", "IMAGE_SUFFIXES", "MAX_PIXELS"]
+__all__ = ["read_image", "image_size", "check_array", "IMAGE_SUFFIXES", "MAX_PIXELS"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 MAX_PIXELS = 40_000 * 40_000  # a 12 m/px ... 0.3 m/px scene tile; beyond this is a bomb
@@ -59,6 +59,22 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndar
     except Image.DecompressionBombError as e:
         raise ImageError(f"{path}: refused as a decompression bomb ({e})") from None
     except (OSError, SyntaxError, ValueError) as e:  # Pillow's ways of saying "corrupt"
+        raise ImageError(f"{path}: cannot decode image ({e})") from None
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) from the file's header, without decoding the pixels."""
+    Image = _pil()
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: no such file")
+    _raise_pillow_limit(Image, MAX_PIXELS)
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"{path}: refused as a decompression bomb ({e})") from None
+    except (OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"{path}: cannot decode image ({e})") from None
 
 

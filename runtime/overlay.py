@@ -12,6 +12,7 @@ from shipcam.runtime.cam import normalize_cam
 __all__ = ["colorize", "overlay", "save_png"]
 
 # A perceptually ordered dark-blue -> cyan -> yellow -> red ramp (jet-like, without the muddy green).
+_BAND = 256  # rows blended at a time
 _STOPS = np.array([[0, 0, 0.35], [0, 0.45, 1.0], [0.1, 0.9, 0.9], [1.0, 0.95, 0.2], [1.0, 0.45, 0.0], [0.8, 0.0, 0.0]], np.float32)
 
 
@@ -28,12 +29,14 @@ def overlay(image: np.ndarray, cam_image: np.ndarray, boxes: list[Box] = (), alp
     from PIL import Image, ImageDraw
 
     if vmin is not None and vmax is not None:
-        cam01 = (np.asarray(cam_image, np.float32) - vmin) / max(vmax - vmin, 1e-6)
+        cam01 = (np.asarray(cam_image, np.float32) - vmin) / np.float32(max(vmax - vmin, 1e-6))
     else:
         cam01 = normalize_cam(cam_image)
-    heat = colorize(cam01).astype(np.float32)
-    a = alpha * np.clip(cam01, 0.15, 1)[..., None]  # cool regions stay readable
-    out = (image.astype(np.float32) * (1 - a) + heat * a).astype(np.uint8)
+    out = np.empty(image.shape[:2] + (3,), np.uint8)
+    for y in range(0, out.shape[0], _BAND):  # in bands of rows: float temporaries stay a few MB on a big scene
+        c = cam01[y : y + _BAND]
+        a = alpha * np.clip(c, 0.15, 1)[..., None]  # cool regions stay readable
+        out[y : y + _BAND] = image[y : y + _BAND].astype(np.float32) * (1 - a) + colorize(c).astype(np.float32) * a
     im = Image.fromarray(out)
     draw = ImageDraw.Draw(im)
     width = max(1, round(max(image.shape[:2]) / 200))

@@ -203,12 +203,24 @@ def cmd_scan(args) -> int:
     if args.downlink_budget_kb is not None and not args.crops:
         raise ShipcamError("--downlink-budget-kb needs --crops DIR (where the chips go)")
     downlink = dict(crops=args.crops, budget_kb=args.downlink_budget_kb, size=args.chip_size, fmt=args.chip_format, quality=args.chip_quality) if args.crops else None
-    s = scan_file(args.model, args.scene, args.out, tile=args.tile, overlap=args.overlap, engine=args.engine, threads=args.threads, gsd=args.gsd, rule=_rule(args), downlink=downlink)
+    s = scan_file(args.model, args.scene, args.out, tile=args.tile, overlap=args.overlap, engine=args.engine, threads=args.threads, gsd=args.gsd, rule=_rule(args), downlink=downlink, max_memory_mb=args.max_memory_mb, batch=args.batch)
     print(f"{s['scene']}: {s['detections']} ships in {s['tiles']} tiles ({s['positive_tiles']} positive, {s['rejected_peaks']} peaks off isolated objects), {s['scan_seconds']:.1f}s, peak RSS {s['peak_rss_mb']:.0f} MB -> {args.out}")
     if downlink:
         d = s["downlink"]
         print(f"downlink: {d['chips']} of {d['chips'] + d['left_out']} chips + manifest = {d['bytes'] / 1000:.1f} kB, {100 * d['fraction_of_file']:.2f}% of the scene file ({d['scene_file_bytes'] / 1e6:.1f} MB), {100 * d['fraction_of_raw']:.3f}% of its pixels -> {d['crops']}")
     return 0
+
+
+def cmd_scan_archive(args) -> int:
+    from shipcam.cli.archive import scan_archive
+
+    options = dict(tile=args.tile, overlap=args.overlap, gsd=args.gsd, rule=_rule(args), engine=args.engine, max_memory_mb=args.max_memory_mb)
+    s = scan_archive(args.model, args.inputs, args.out, address=args.address, workers=args.workers, options=options)
+    rate = f", {s['scenes_per_second']:.2f} scenes/s with {s['workers']} workers" if s["scenes_per_second"] else ""
+    print(f"{s['scenes']} scenes: {s['scanned']} scanned, {s['skipped_done']} already done, {len(s['failed'])} failed{rate}; {s['detections']} detections -> {s['parquet']}")
+    for f in s["failed"]:
+        print(f"  failed: {f['error']}", file=sys.stderr)
+    return 1 if s["failed"] else 0
 
 
 def cmd_calibrate(args) -> int:
@@ -404,6 +416,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tile", type=int, help="tile size in px (default: twice the training size)")
     p.add_argument("--overlap", type=float, default=0.25)
     p.add_argument("--gsd", type=float, help="the scene's metres/pixel (default: from a GeoTIFF transform; else the model's, with a note)")
+    p.add_argument("--batch", type=int, default=8, help="tiles per engine call (default 8); 1 keeps the engine's activation memory smallest")
+    p.add_argument("--max-memory-mb", type=_float_or_none, default=8000.0, help="refuse PNG/JPEG scenes whose decoded pixels would take more ('none': no limit; default 8000). GeoTIFF/JP2 are read window by window with rasterio and need no limit")
     g = p.add_argument_group("on-board downlink filter")
     g.add_argument("--crops", help="write a chip per detection and a compact manifest (<scene>_downlink.geojson) into this folder")
     g.add_argument("--downlink-budget-kb", type=float, help="send chips strongest first until chips + manifest would pass this many kB (default: all)")
@@ -413,6 +427,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rule_args(p)
     _add_engine_args(p)
     p.set_defaults(func=cmd_scan)
+
+    p = sub.add_parser("scan-archive", help="scan an archive of scenes on Ray Data (resumable; needs shipcam[scale])", description="Scan many scenes in parallel with a Ray Data actor pool (one Detector, one thread per actor); the same files as `shipcam scan` per scene under OUT/scenes/, one detections.parquet, and summary.json. Scenes already done are skipped; failed ones are recorded.")
+    p.add_argument("model", help="an exported .tflite or .onnx file")
+    p.add_argument("inputs", nargs="+", help="scene files, folders, glob patterns (quoted), or text files listing scene paths")
+    p.add_argument("--out", default="runs/archive")
+    p.add_argument("--address", help="a Ray cluster to join (e.g. ray://head:10001 or head:6379; default: start Ray locally on this machine's CPUs)")
+    p.add_argument("--workers", type=int, help="actors, each one Detector with one thread (default: the cluster's CPUs)")
+    p.add_argument("--tile", type=int)
+    p.add_argument("--overlap", type=float, default=0.25)
+    p.add_argument("--gsd", type=float, help="metres/pixel of scenes without a georeference (default: the model's)")
+    p.add_argument("--max-memory-mb", type=_float_or_none, default=8000.0, help="per scene, as for scan")
+    p.add_argument("--engine", default="auto", choices=["auto", "onnx", "litert"])
+    _add_rule_args(p)
+    p.set_defaults(func=cmd_scan_archive)
 
     p = sub.add_parser(
         "eval-scenes",

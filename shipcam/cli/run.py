@@ -19,6 +19,8 @@ from shipcam.runtime.image import IMAGE_SUFFIXES
 __all__ = ["predict_files", "scan_file", "write_downlink", "collect_images", "scene_gsd", "OVERLAY_MAX_SIDE"]
 
 OVERLAY_MAX_SIDE = 4096  # scan overlays are drawn at most this many pixels wide or high
+WINDOWED_OVERLAY_MAX_SIDE = 2048  # ... and from a windowed scene (its float blend stays under ~100 MB)
+DEFAULT_MAX_MEMORY_MB = 8000.0  # a PNG/JPEG scene is decoded whole; larger ones are refused (say --max-memory-mb)
 
 
 def collect_images(inputs: list[str]) -> list[Path]:
@@ -109,24 +111,36 @@ def scan_file(
     rule: dict | None = None,
     detector=None,
     downlink: dict | None = None,
+    max_memory_mb: float | None = DEFAULT_MAX_MEMORY_MB,
+    progress: bool = True,
 ) -> dict:
     """Scan one scene: ``<stem>_heatmap.png``, ``<stem>_detections.geojson`` and ``<stem>_scan.json`` in ``out``.
 
     With ``downlink`` (``crops`` folder, ``budget_kb``, ``size``, ``fmt``,
     ``quality``), also the chips and manifest an on-board computer would send.
+    GeoTIFF/JP2 scenes are read window by window when rasterio is installed
+    (memory does not grow with the scene); PNG/JPEG ones are decoded whole
+    and refused when that would take more than ``max_memory_mb``.
     """
-    from shipcam.runtime.geojson import detections_geojson, scene_georeference
-    from shipcam.runtime.image import read_image
-
     det = detector or open_exported(model, engine, threads)
     if rule:  # options the user set, over the file's own rule
         det.rule = dataclasses.replace(det.rule, **rule)
     t0 = time.perf_counter()
-    image = read_image(scene)
     scene_m, source = scene_gsd(scene, gsd)
+    image = _open_scene(scene, max_memory_mb, scene_m / det.gsd if scene_m else 1.0)
+    try:
+        return _scan_opened(det, image, scene, out, scene_m, source, t0, tile, overlap, batch, downlink, progress)
+    finally:
+        if hasattr(image, "close"):  # a windowed scene holds its file open
+            image.close()
+
+
+def _scan_opened(det, image, scene, out, scene_m, source, t0, tile, overlap, batch, downlink, progress) -> dict:
+    from shipcam.runtime.geojson import detections_geojson, scene_georeference
+
     if scene_m is None:
         print(f"note: {scene}: no ground sample distance (no --gsd, no georeference); assuming the model's {det.gsd:g} m/px", file=sys.stderr)
-    res = det.scan(image, tile=tile, overlap=overlap, batch=batch, progress=True, gsd=scene_m)
+    res = det.scan(image, tile=tile, overlap=overlap, batch=batch, progress=progress, gsd=scene_m)
     out_dir = Path(out)
     stem = Path(scene).stem
     _save_scan_overlay(image, res, out_dir / f"{stem}_heatmap.png")
@@ -197,16 +211,47 @@ def write_downlink(image: np.ndarray, detections, scene: str | Path, transform, 
     }
 
 
-def _save_scan_overlay(image: np.ndarray, res, path: Path) -> None:
-    """The heatmap over the scene (logit units, 0 = the p = 0.5 line), at most ``OVERLAY_MAX_SIDE`` px."""
+def _open_scene(scene: str | Path, max_memory_mb: float | None, resample: float):
+    """A windowed GeoTIFF/JP2 when rasterio is there, else the decoded image if it fits ``max_memory_mb``."""
+    from shipcam.runtime.image import image_size, read_image
+    from shipcam.runtime.scene import WINDOWED_SUFFIXES, open_raster
+
+    if Path(scene).suffix.lower() in WINDOWED_SUFFIXES:
+        try:
+            return open_raster(scene)
+        except ImportError:
+            pass  # no rasterio: Pillow decodes plain TIFFs whole, under the same limit as PNG
+    if max_memory_mb is not None:
+        W, H = image_size(scene)
+        need = H * W * 3 * (1 + 4 * resample * resample) / 1e6  # uint8 scene + its float32 resample
+        if need > max_memory_mb:
+            raise ImageError(
+                f"{scene}: {W}x{H} px takes about {need:.0f} MB decoded, over --max-memory-mb {max_memory_mb:g}; "
+                "PNG/JPEG cannot be read window by window: convert it to a tiled GeoTIFF "
+                "(gdal_translate -co TILED=YES) and install rasterio, or raise the limit"
+            )
+    return read_image(scene)
+
+
+def _save_scan_overlay(image, res, path: Path) -> None:
+    """The heatmap over the scene (logit units, 0 = the p = 0.5 line), at most ``OVERLAY_MAX_SIDE`` px.
+
+    A windowed scene's overlay is drawn from an averaged overview at most
+    ``WINDOWED_OVERLAY_MAX_SIDE`` px, so memory stays bounded.
+    """
     from shipcam.runtime.boxes import Box
     from shipcam.runtime.overlay import overlay, save_png
     from shipcam.runtime.resize import resize_antialiased, resize_bilinear
+    from shipcam.runtime.scene import WindowedScene
 
     H, W = image.shape[:2]
-    k = min(1.0, OVERLAY_MAX_SIDE / max(H, W))
+    windowed = isinstance(image, WindowedScene)
+    k = min(1.0, (WINDOWED_OVERLAY_MAX_SIDE if windowed else OVERLAY_MAX_SIDE) / max(H, W))
     h, w = max(1, round(H * k)), max(1, round(W * k))
-    small = image if k == 1.0 else resize_antialiased(image, h, w).astype(np.uint8)
+    if windowed:
+        small = image.overview(h, w)
+    else:
+        small = image if k == 1.0 else resize_antialiased(image, h, w).astype(np.uint8)
     heat = resize_bilinear(res.heatmap, h, w)
     boxes = [Box(b.x0 * k, b.y0 * k, b.x1 * k, b.y1 * k, b.score) for b in res.boxes]
     hi = float(res.heatmap.max())

@@ -1,0 +1,228 @@
+"""``shipcam scan-archive``: score an archive of scenes on Ray Data, resumably.
+
+Scenes are independent, so the archive is data-parallel: Ray Data streams
+the scene list through ``map_batches`` with an actor pool, each actor
+holding one Detector (one thread) and scanning whole scenes exactly as
+``shipcam scan`` does (GeoTIFFs window by window), writing the same files
+into ``OUT/scenes/<key>/``. The driver only collects one small row per
+scene. A scene is done when its ``_scan.json`` exists (written last,
+atomically), so a rerun skips it; a scene that fails is recorded with its
+error and the rest go on. At the end every scene's detections go into one
+Parquet table (``detections.parquet``).
+
+Actors ask for a fraction of a CPU each: an actor pool that takes every CPU
+of a 2-CPU machine starves Ray's other tasks and hangs.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from shipcam._utils.io import atomic_path, write_json
+from shipcam._utils.progress import progress
+from shipcam.errors import ShipcamError
+from shipcam.runtime.image import IMAGE_SUFFIXES
+
+__all__ = ["collect_scenes", "scan_archive", "scene_keys"]
+
+SCENE_SUFFIXES = tuple(sorted(set(IMAGE_SUFFIXES) | {".jp2"}))
+
+
+def collect_scenes(inputs: list[str]) -> list[Path]:
+    """Scene files from folders, globs and text files of paths (one per line, # comments), in order, once each."""
+    found: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if "://" in item:
+            raise ShipcamError(f"{item}: URLs are not read yet; copy the scenes to a local or mounted folder")
+        if p.is_dir():
+            found += sorted(q for q in p.rglob("*") if q.suffix.lower() in SCENE_SUFFIXES)
+        elif p.is_file() and p.suffix.lower() in SCENE_SUFFIXES:
+            found.append(p)
+        elif p.is_file():  # a list of paths, relative to the list's folder
+            for line in p.read_text().splitlines():
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    q = Path(line) if Path(line).is_absolute() else p.parent / line
+                    found.append(q)  # missing ones fail as scenes, recorded, not here
+        elif glob.has_magic(item):
+            matches = sorted(Path(m) for m in glob.glob(item, recursive=True) if Path(m).suffix.lower() in SCENE_SUFFIXES)
+            if not matches:
+                raise ShipcamError(f"{item}: the pattern matches no scene ({', '.join(SCENE_SUFFIXES)})")
+            found += matches
+        else:
+            raise ShipcamError(f"{item}: no such file, folder or pattern")
+    seen, unique = set(), []
+    for q in found:
+        r = q.resolve()
+        if r not in seen:
+            seen.add(r)
+            unique.append(q)
+    if not unique:
+        raise ShipcamError(f"no scenes in {inputs}")
+    return unique
+
+
+def scene_keys(paths: list[Path]) -> list[str]:
+    """The output folder name of each scene: its stem, plus a hash of its path where stems collide."""
+    stems = [p.stem for p in paths]
+    return [s if stems.count(s) == 1 else f"{s}-{hashlib.sha1(str(p.resolve()).encode()).hexdigest()[:8]}" for s, p in zip(stems, paths)]
+
+
+class _ScanActor:
+    """One Detector per actor; scans the scenes of each batch (one by default) into ``out/scenes/<key>``."""
+
+    def __init__(self, model: str, out: str, options: dict):
+        from shipcam.cli.run import open_exported
+
+        self.det = open_exported(model, options.get("engine", "auto"), threads=1)
+        self.out, self.options = Path(out), options
+
+    def __call__(self, batch: dict) -> dict:
+        import numpy as np
+
+        from shipcam.cli.run import scan_file
+
+        rows = {"key": [], "path": [], "ok": [], "error": [], "detections": [], "seconds": []}
+        for key, path in zip(batch["key"], batch["path"]):
+            t0 = time.perf_counter()
+            try:
+                s = scan_file("", str(path), str(self.out / "scenes" / str(key)), detector=self.det, progress=False, threads=1, **{k: v for k, v in self.options.items() if k != "engine"})
+                ok, error, n = True, "", int(s["detections"])
+            except Exception as e:  # noqa: BLE001 - one bad scene is recorded; the archive goes on
+                ok, error, n = False, _one_line(e, path), -1
+            for k, v in (("key", str(key)), ("path", str(path)), ("ok", ok), ("error", error), ("detections", n), ("seconds", time.perf_counter() - t0)):
+                rows[k].append(v)
+        return {k: np.array(v) for k, v in rows.items()}
+
+
+def _one_line(e: Exception, path) -> str:
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return text if str(path) in text else f"{path}: {type(e).__name__}: {text}"
+
+
+def scan_archive(model: str, inputs: list[str], out: str, address: str | None = None, workers: int | None = None, options: dict | None = None) -> dict:
+    """Scan every scene not done yet; returns the summary also written to ``out/summary.json``."""
+    paths = collect_scenes(inputs)
+    if not Path(model).is_file():
+        raise ShipcamError(f"{model}: no such model file")
+    out_dir = Path(out)
+    keys = scene_keys(paths)
+    done = [(k, p) for k, p in zip(keys, paths) if _done(out_dir, k, p)]
+    todo = [(k, p) for k, p in zip(keys, paths) if not _done(out_dir, k, p)]
+    print(f"{len(paths)} scenes: {len(done)} already done, {len(todo)} to scan -> {out_dir}", file=sys.stderr)
+    failed, scanned, t0 = [], 0, time.perf_counter()
+    info: dict = {}
+    if todo:
+        rows, info = _run_ray(model, todo, out_dir, address, workers, options or {})
+        for row in rows:
+            if row["ok"]:
+                scanned += 1
+            else:
+                failed.append({"scene": row["path"], "error": row["error"]})
+    seconds = time.perf_counter() - t0
+    table = _write_parquet(out_dir, [(k, p) for k, p in zip(keys, paths) if _done(out_dir, k, p)])
+    summary = {
+        "model": str(model),
+        "scenes": len(paths),
+        "skipped_done": len(done),
+        "scanned": scanned,
+        "failed": failed,
+        "seconds": round(seconds, 2),
+        "scenes_per_second": round(scanned / seconds, 4) if scanned and seconds else None,
+        **info,
+        **table,
+    }
+    write_json(out_dir / "summary.json", summary)
+    return summary
+
+
+def _done(out_dir: Path, key: str, path: Path) -> bool:
+    return (out_dir / "scenes" / key / f"{path.stem}_scan.json").is_file()
+
+
+def _run_ray(model: str, todo: list[tuple[str, Path]], out_dir: Path, address: str | None, workers: int | None, options: dict) -> tuple[list[dict], dict]:
+    try:
+        import ray
+        from ray.data import ActorPoolStrategy
+    except ImportError:
+        raise ImportError('scan-archive runs on Ray Data: pip install "shipcam[scale]"', name="ray") from None
+    _init_ray(ray, address)
+    try:
+        cpus = float(ray.cluster_resources().get("CPU", 1.0))
+        n = max(1, min(workers or int(cpus), len(todo)))
+        # Fractional CPUs: n actors together take at most 90% of the cluster, leaving room for Ray's own tasks.
+        per_actor = min(1.0, 0.9 * cpus / n)
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False  # ours counts scenes
+        ctx.print_on_execution_start = False
+        ds = ray.data.from_items([{"key": k, "path": str(p)} for k, p in todo], override_num_blocks=len(todo))
+        ds = ds.map_batches(
+            _ScanActor,
+            batch_size=1,
+            compute=ActorPoolStrategy(size=n),
+            num_cpus=per_actor,
+            max_restarts=0,  # a crashed actor fails its scene (recorded) instead of being rebuilt
+            fn_constructor_kwargs={"model": str(Path(model).resolve()), "out": str(out_dir.resolve()), "options": options},
+        )
+        rows = list(progress(ds.iter_rows(), total=len(todo), desc="scenes"))
+        return rows, {"workers": n, "cpus_per_worker": round(per_actor, 3), "ray_cpus": cpus, "address": address or "local"}
+    finally:
+        ray.shutdown()
+
+
+def _init_ray(ray, address: str | None) -> None:
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local, private cluster: no token banner
+    kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    if address is None:
+        ray.init(num_cpus=os.cpu_count(), **kwargs)
+        return
+    if address != "auto":  # Ray retries an unreachable head for minutes: knock first
+        _check_reachable(address)
+    try:
+        ray.init(address=address, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as e:  # unreachable or malformed: the user's address
+        raise ShipcamError(f"--address {address}: cannot connect to a Ray cluster ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    import socket
+
+    hostport = address.split("://", 1)[-1]
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ShipcamError(f"--address {address}: expected host:port, ray://host:port or auto")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise ShipcamError(f"--address {address}: no Ray head answers there ({e.strerror or e})") from None
+
+
+def _write_parquet(out_dir: Path, done: list[tuple[str, Path]]) -> dict:
+    """One row per detection of every finished scene, from the GeoJSON each scan wrote."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cols: dict[str, list] = {k: [] for k in ("scene", "key", "x", "y", "x0", "y0", "x1", "y1", "score", "probability", "map_x", "map_y", "crs")}
+    for key, path in done:
+        geo = json.loads((out_dir / "scenes" / key / f"{path.stem}_detections.geojson").read_text())
+        crs = geo["crs"]["properties"]["name"]
+        for f in geo["features"]:
+            px, props = f["properties"]["pixel"], f["properties"]
+            mx, my = f["geometry"]["geometries"][0]["coordinates"]
+            for k, v in (("scene", str(path)), ("key", key), ("score", props["score"]), ("probability", props["probability"]), ("crs", crs)):
+                cols[k].append(v)
+            for k in ("x", "y", "x0", "y0", "x1", "y1"):
+                cols[k].append(px[k])
+            cols["map_x"].append(mx if crs != "pixel" else None)
+            cols["map_y"].append(my if crs != "pixel" else None)
+    table = pa.table(cols)
+    with atomic_path(out_dir / "detections.parquet") as tmp:
+        pq.write_table(table, tmp)
+    return {"parquet": str(out_dir / "detections.parquet"), "detections": table.num_rows}
