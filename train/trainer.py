@@ -203,6 +203,7 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
     run.mkdir(parents=True, exist_ok=True)
     state = json.loads(state_path.read_text()) if resume and state_path.exists() else {"done": [], "phase": None}
 
+    strategy = make_strategy(config.strategy)  # first: MultiWorkerMirroredStrategy must exist before any TF op runs
     keras.utils.set_random_seed(config.seed)
     train_s, val_s = prepare_data(config, show_progress)
     write_json(run / "config.json", config.to_dict())  # after prepare_data resolved config.data
@@ -241,7 +242,6 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
         synthetic = synthetic_labelled_scenes(n_scene, size=max(768, 4 * config.size), gsd=config.gsd or 3.0, seed=SCENE_VAL_SEED)
         scorers.append(SceneScore(synthetic, info, "scene", target))
 
-    strategy = make_strategy(config.strategy)
     t0 = time.perf_counter()
     interrupted = False
     for phase, epochs, lr in _phases(config):
@@ -286,6 +286,14 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
                 callbacks=callbacks,
                 verbose=_verbosity(config.verbose),
             )
+        except ValueError as e:
+            if config.strategy == "multiworker" and "PerReplica" in str(e):
+                raise ShipcamError(
+                    "--strategy multiworker: Keras 3's fit cannot train under tf.distribute.MultiWorkerMirroredStrategy "
+                    "(keras-team/keras#20585: 'Attempt to convert a value (PerReplica ...) to a Tensor'); "
+                    "use --strategy mirrored on one machine (see BENCHMARKS.md, multi-worker training)"
+                ) from None
+            raise
         except KeyboardInterrupt:
             interrupted = True
             print(f"\ninterrupted during phase {phase}; continue with: shipcam train --resume {run}")
