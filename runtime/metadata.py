@@ -63,17 +63,32 @@ class ModelMetadata:
             raise ModelFileError(f"metadata: unknown pooling {self.pooling!r}")
 
     def to_json(self) -> str:
+        """The document exported files carry; refuses to write one the schema (SPEC.md) would reject."""
+        from shipcam.runtime.schema import schema_errors
+
         d = asdict(self)
         d["cam_weights"] = base64.b64encode(self.cam_weights.astype("<f4").tobytes()).decode("ascii")
-        return json.dumps(d, sort_keys=True)
+        text = json.dumps(d, sort_keys=True)
+        errors = schema_errors(json.loads(text))
+        if errors:
+            raise ModelFileError(f"metadata breaks metadata.schema.json: {'; '.join(errors)}")
+        return text
 
     @classmethod
     def from_json(cls, text: str | bytes, source: str = "model") -> "ModelMetadata":
+        from shipcam.runtime.schema import schema_errors
+
         try:
             d = json.loads(text)
-            d["cam_weights"] = np.frombuffer(base64.b64decode(d["cam_weights"]), dtype="<f4").copy()
-            if d.get("format_version", 0) > FORMAT_VERSION:
+            if isinstance(d, dict) and isinstance(d.get("format_version"), int) and d["format_version"] > FORMAT_VERSION:
                 raise ModelFileError(f"{source}: metadata format {d['format_version']} is newer than this shipcam reads ({FORMAT_VERSION}); upgrade shipcam")
+            errors = schema_errors(d)
+            if errors:
+                raise ModelFileError(f"{source}: shipcam metadata breaks the format (SPEC.md): {'; '.join(errors[:3])}")
+            weights = base64.b64decode(d["cam_weights"], validate=True)
+            if len(weights) != 4 * d["feature_channels"]:
+                raise ModelFileError(f"{source}: cam_weights holds {len(weights)} bytes; {d['feature_channels']} float32 channels need {4 * d['feature_channels']}")
+            d["cam_weights"] = np.frombuffer(weights, dtype="<f4").copy()
             known = set(cls.__dataclass_fields__)
             return cls(**{k: v for k, v in d.items() if k in known})
         except ModelFileError:
