@@ -1,0 +1,136 @@
+// Detector: a shipcam ONNX file run with ONNX Runtime (onnxruntime-node in Node,
+// onnxruntime-web in the browser), the metadata read from the file itself, the
+// CAM and boxes computed here (SPEC.md). Mirrors Python's shipcam.runtime.Detector.
+
+import { readMetadata, ModelFileError } from "./metadata.mjs";
+import { classActivationMap, detectInCam, preprocess, resizeBilinear, sigmoid } from "./maths.mjs";
+
+export const DEFAULT_GSD = 3.0;
+export const DEFAULT_RULE = { nms_radius_m: 150, max_length_m: 400, fraction: 0.5 };
+
+const now = () => (globalThis.performance ? performance.now() : Date.now());
+
+async function loadBytes(pathOrUrl) {
+  if (pathOrUrl instanceof Uint8Array) return pathOrUrl;
+  if (pathOrUrl instanceof ArrayBuffer) return new Uint8Array(pathOrUrl);
+  const isUrl = /^(https?|blob|data):/.test(String(pathOrUrl)) || typeof window !== "undefined";
+  if (isUrl) {
+    const res = await fetch(pathOrUrl);
+    if (!res.ok) throw new ModelFileError(`${pathOrUrl}: HTTP ${res.status}`);
+    return new Uint8Array(await res.arrayBuffer());
+  }
+  const { readFile } = await import("node:fs/promises");
+  try {
+    return new Uint8Array(await readFile(pathOrUrl));
+  } catch (e) {
+    throw new ModelFileError(`${pathOrUrl}: ${e.code === "ENOENT" ? "no such model file" : e.message}`);
+  }
+}
+
+async function defaultOrt() {
+  if (typeof window === "undefined") return import("onnxruntime-node");
+  throw new Error("in the browser, pass { ort } (the onnxruntime-web module) to Detector.load");
+}
+
+export class Detector {
+  /**
+   * Open a .onnx file (a path in Node, a URL or bytes anywhere).
+   * options: { threads = 1, ort (an onnxruntime module), name (for bytes), threshold }
+   */
+  static async load(pathOrUrl, options = {}) {
+    const name = options.name || (typeof pathOrUrl === "string" ? pathOrUrl : "model.onnx");
+    if (/\.tflite$/i.test(name)) {
+      throw new ModelFileError(`${name}: .tflite files run in the browser through LiteRT.js only; in Node use the .onnx export`);
+    }
+    const bytes = await loadBytes(pathOrUrl);
+    const metadata = readMetadata(bytes, name);
+    const ort = options.ort || (await defaultOrt());
+    const threads = options.threads ?? 1;
+    const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: threads, interOpNumThreads: 1 });
+    for (const out of ["logits", "features"]) {
+      if (!session.outputNames.includes(out)) {
+        throw new ModelFileError(`${name}: lacks output '${out}'; found ${session.outputNames.join(", ")} (export with \`shipcam export\`)`);
+      }
+    }
+    return new Detector(ort, session, metadata, { name, threads, threshold: options.threshold });
+  }
+
+  constructor(ort, session, metadata, { name, threads, threshold }) {
+    this.ort = ort;
+    this.session = session;
+    this.metadata = metadata;
+    this.name = name;
+    this.threads = threads;
+    this.gsd = metadata.gsd || DEFAULT_GSD;
+    this.rule = { ...DEFAULT_RULE, threshold: threshold ?? metadata.threshold };
+  }
+
+  get threshold() {
+    return this.rule.threshold;
+  }
+
+  /**
+   * image: { data: Uint8Array|Uint8ClampedArray (RGB or RGBA bytes, row-major), width, height, channels = 4 }.
+   * Returns { probability, logit, isShip, cam: {data, h, w}, boxes, timings_ms }.
+   */
+  async predict(image) {
+    const { width: W, height: H } = image;
+    const channels = image.channels || Math.round(image.data.length / (W * H));
+    const m = this.metadata;
+    if (!(channels === 3 || channels === 4) || image.data.length !== W * H * channels) {
+      throw new RangeError(`expected ${W}x${H} RGB or RGBA bytes, received ${image.data.length} bytes`);
+    }
+    if (m.input_size === null && (H < m.feature_stride || W < m.feature_stride)) {
+      throw new RangeError(`image is ${W}x${H} px; this model needs at least ${m.feature_stride}x${m.feature_stride} (its feature stride)`);
+    }
+    const t0 = now();
+    let x = preprocess(image.data, H, W, channels, m.input_scale, m.input_offset);
+    let [h, w] = [H, W];
+    if (m.input_size !== null && (H !== m.input_size || W !== m.input_size)) {
+      x = resizeBilinear(x, H, W, m.input_size, m.input_size, 3);
+      [h, w] = [m.input_size, m.input_size];
+    }
+    const t1 = now();
+    const feeds = { [this.session.inputNames[0]]: new this.ort.Tensor("float32", x, [1, h, w, 3]) };
+    const out = await this.session.run(feeds);
+    const t2 = now();
+    const logitValue = out.logits.data[0];
+    const [, fh, fw, C] = out.features.dims;
+    if (C !== m.feature_channels) throw new ModelFileError(`${this.name}: features have ${C} channels, metadata says ${m.feature_channels}`);
+    const cam = classActivationMap(out.features.data, fh, fw, m.camWeights, m.cam_bias);
+    const probability = sigmoid(logitValue);
+    const isShip = probability >= this.threshold;
+    const boxes = isShip ? detectInCam(cam, [H, W], this.gsd, this.rule) : [];
+    const t3 = now();
+    return {
+      probability,
+      logit: logitValue,
+      isShip,
+      cam,
+      imageSize: [H, W],
+      boxes,
+      timings_ms: { preprocess: t1 - t0, inference: t2 - t1, cam: t3 - t2 },
+    };
+  }
+
+  /** The CAM at image size (bilinear, half-pixel centres), for overlays. */
+  camImage(prediction) {
+    const [H, W] = prediction.imageSize;
+    return resizeBilinear(prediction.cam.data, prediction.cam.h, prediction.cam.w, H, W);
+  }
+}
+
+const r = (v, d) => Math.round(v * 10 ** d) / 10 ** d;
+
+/** The JSON line of `shipcam predict`'s predictions.jsonl: file, probability, logit, is_ship, boxes. */
+export function predictionRecord(file, p) {
+  return {
+    file,
+    probability: r(p.probability, 6),
+    logit: r(p.logit, 6),
+    is_ship: p.isShip,
+    boxes: p.boxes.map((b) => ({ x: r(b.x, 2), y: r(b.y, 2), x0: r(b.x0, 2), y0: r(b.y0, 2), x1: r(b.x1, 2), y1: r(b.y1, 2), score: r(b.score, 4), probability: r(b.probability, 6) })),
+    cam_shape: [p.cam.h, p.cam.w],
+    timings_ms: Object.fromEntries(Object.entries(p.timings_ms).map(([k, v]) => [k, r(v, 3)])),
+  };
+}

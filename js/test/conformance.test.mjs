@@ -1,0 +1,79 @@
+// The JavaScript runtime against conformance/vectors.json (SPEC.md section 8): the same vectors
+// the Python runtime is checked against in tests/test_conformance.py.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { Detector, readMetadata, parseMetadata, ModelFileError } from "../src/index.mjs";
+import { readImage } from "../src/image.mjs";
+
+const HERE = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "conformance");
+const V = JSON.parse(readFileSync(join(HERE, "vectors.json"), "utf8"));
+const T = V.tolerances;
+
+for (const [model, expected] of Object.entries(V.metadata)) {
+  test(`metadata read from ${model} is the vectors'`, () => {
+    const got = readMetadata(new Uint8Array(readFileSync(join(HERE, model))), model);
+    const { camWeights, ...doc } = got;
+    assert.deepEqual(doc, expected);
+    assert.equal(camWeights.length, expected.feature_channels);
+  });
+}
+
+const detectors = {};
+for (const c of V.cases.filter((c) => c.model.endsWith(".onnx"))) {
+  test(`${c.model.split("/").pop()} ${c.image} at threshold ${c.threshold}`, async () => {
+    detectors[c.model] ??= await Detector.load(join(HERE, c.model), { threads: 1 });
+    const det = detectors[c.model];
+    det.rule = { ...det.rule, ...V.rule, threshold: c.threshold };
+    const p = await det.predict(await readImage(join(HERE, c.image)));
+    assert.ok(Math.abs(p.probability - c.probability) <= T.probability_abs, `probability ${p.probability} vs ${c.probability}`);
+    assert.ok(Math.abs(p.logit - c.logit) <= T.logit_abs);
+    assert.equal(p.isShip, c.is_ship);
+    assert.deepEqual([p.cam.h, p.cam.w], c.cam_shape);
+    const flat = c.cam.flat();
+    const range = Math.max(...flat) - Math.min(...flat);
+    const err = Math.max(...flat.map((v, i) => Math.abs(v - p.cam.data[i])));
+    assert.ok(err <= T.cam_rel * Math.max(range, 1e-6), `CAM error ${err} over range ${range}`);
+    assert.equal(p.boxes.length, c.boxes.length, "number of detections");
+    p.boxes.forEach((b, i) => {
+      for (const k of ["x", "y", "x0", "y0", "x1", "y1"]) assert.ok(Math.abs(b[k] - c.boxes[i][k]) <= T.box_abs_px, `${k}: ${b[k]} vs ${c.boxes[i][k]}`);
+      assert.ok(Math.abs(b.score - c.boxes[i].score) <= T.logit_abs);
+    });
+  });
+}
+
+test("a reader refuses what SPEC.md section 7 says it must", () => {
+  const model = Object.keys(V.metadata)[0];
+  const good = V.metadata[model];
+  const bad = (change, pattern) => {
+    const d = structuredClone(good);
+    change(d);
+    assert.throws(() => parseMetadata(JSON.stringify(d), "m.onnx"), (e) => e instanceof ModelFileError && pattern.test(e.message));
+  };
+  bad((d) => delete d.cam_bias, /m\.onnx: .*missing required key 'cam_bias'/);
+  bad((d) => (d.pooling = "sum"), /pooling must be max or avg, received sum/);
+  bad((d) => (d.format_version = 2), /newer than this reader/);
+  bad((d) => (d.cam_weights = "AAAA"), /cam_weights holds 3 bytes; 1280 float32 channels need 5120/);
+  bad((d) => (d.threshold = 1), /threshold must be in \(0, 1\)/);
+  assert.throws(() => readMetadata(new Uint8Array([1, 2, 3]), "x.tflite"), /x\.tflite: not a readable model file/);
+  const extra = { ...good, added_later: 1 };
+  assert.equal(parseMetadata(JSON.stringify(extra)).feature_channels, good.feature_channels); // unknown keys ignored
+});
+
+test("shipcam-js predict prints predict's keys and exits 1 on an unreadable image", async () => {
+  const { spawnSync } = await import("node:child_process");
+  const bin = join(dirname(fileURLToPath(import.meta.url)), "..", "bin", "shipcam-js.mjs");
+  const c = V.cases.find((k) => k.model.endsWith(".onnx") && k.threshold === 0.2);
+  const r = spawnSync(process.execPath, [bin, "predict", join(HERE, c.model), join(HERE, c.image), "missing.png", "--threshold", "0.2"], { encoding: "utf8", timeout: 60000 });
+  assert.equal(r.status, 1, r.stderr);
+  const [line, bad] = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  assert.deepEqual(Object.keys(line).slice(0, 5), ["file", "probability", "logit", "is_ship", "boxes"]);
+  assert.ok(Math.abs(line.probability - c.probability) <= 1e-6 + T.probability_abs);
+  assert.equal(line.boxes.length, c.boxes.length);
+  assert.match(bad.error, /missing\.png: no such file/);
+  assert.match(r.stderr, /skipping: missing\.png: no such file/);
+});
