@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test js-test install clean
+.PHONY: demo test js-test browser install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,10 +20,19 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/shipcam demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	LINT_IMPORTS=$(BIN)/lint-imports .ci/lint-imports
-	$(BIN)/python -m pytest -q
 	$(MAKE) --no-print-directory js-test
+	$(BIN)/python -m pytest -q
+
+# Headless Chromium for the web page's test (tests/test_web_page.py): installed
+# with apt-get when missing and possible; otherwise that test skips, loudly.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; } && \
+	  echo "installed chromium (apt-get) for the web page test"; } || \
+	echo "!!! Chromium missing and not installable here: the web page test will be SKIPPED !!!"
 
 # The JavaScript runtime against the same conformance vectors. --ignore-scripts:
 # onnxruntime-node's install script downloads from a host that may be unreachable;

@@ -1,0 +1,74 @@
+"""The static web page (js/web/) in headless Chromium: its numbers against the conformance vectors, and a screenshot that is not blank.
+
+The page computes everything in the browser (onnxruntime-web + js/src); it
+writes its result as JSON into <pre id="result">, which --dump-dom reads.
+"""
+
+import functools
+import http.server
+import json
+import re
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--hide-scrollbars", "--virtual-time-budget=30000"]
+VECTORS = json.loads((ROOT / "conformance" / "vectors.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def server():
+    if CHROMIUM is None:
+        pytest.skip("SKIPPED LOUDLY: no Chromium here, the page was not tested in a browser (apt-get install chromium; `make test` tries)")
+    if not (ROOT / "js" / "node_modules" / "onnxruntime-web").is_dir():
+        pytest.skip("SKIPPED LOUDLY: js/node_modules is missing (cd js && npm ci --ignore-scripts; `make test` does it first)")
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript", ".wasm": "application/wasm"}
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(ROOT)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/js/web/index.html"
+    httpd.shutdown()
+
+
+def _page(url, tmp_path, *extra):
+    return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'chrome'}", *extra, url], capture_output=True, text=True, timeout=180)
+
+
+@pytest.mark.parametrize("image", ["ship_64.png", "ship_96x128.png"])
+def test_the_page_gives_the_vectors_numbers(server, tmp_path, image):
+    case = next(c for c in VECTORS["cases"] if c["model"].endswith("tiny_fp32.onnx") and c["image"].endswith(image) and c["threshold"] == 0.2)
+    dom = _page(f"{server}?image=../../conformance/{case['image']}&threshold=0.2", tmp_path, "--dump-dom").stdout
+    m = re.search(r'<pre id="result"[^>]*data-state="(\w+)"[^>]*>(.*?)</pre>', dom, re.S)
+    assert m and m.group(1) == "done", dom[-2000:]
+    got = json.loads(m.group(2).replace("&quot;", '"').replace("&amp;", "&"))
+    tol = VECTORS["tolerances"]
+    assert abs(got["probability"] - case["probability"]) <= tol["probability_abs"] + 1e-6  # the page rounds to 1e-6
+    cam = np.asarray(case["cam"])
+    assert np.abs(np.asarray(got["cam"]).reshape(cam.shape) - cam).max() <= tol["cam_rel"] * np.ptp(cam)
+    assert len(got["boxes"]) == len(case["boxes"])
+    for g, e in zip(got["boxes"], case["boxes"]):
+        assert all(abs(g[k] - e[k]) <= tol["box_abs_px"] for k in ("x", "y", "x0", "y0", "x1", "y1"))
+    assert set(got["timings_ms"]) == {"decode", "preprocess", "inference", "cam", "draw"}
+    assert "metadata" not in got and 'id="meta"><tbody><tr><th>alpha</th>' in dom.replace("\n", "")
+
+
+def test_the_page_screenshot_is_not_blank(server, tmp_path):
+    from PIL import Image
+
+    shot = tmp_path / "page.png"
+    _page(f"{server}?threshold=0.2", tmp_path, "--window-size=1280,760", f"--screenshot={shot}")
+    pixels = np.asarray(Image.open(shot).convert("L"), np.float32)
+    assert pixels.shape == (760, 1280) and pixels.std() > 20
+    view = pixels[150:530, 570:1090]  # the CAM overlay's canvas
+    assert view.std() > 10
