@@ -12,6 +12,8 @@ manifest is written last.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import dataclasses
 import tempfile
 import time
@@ -28,6 +30,8 @@ from shipcam.runtime.manifest import MANIFEST, sha256_file
 from shipcam.train.engine import model_metadata
 
 __all__ = ["ExportError", "ExportOptions", "export_model"]
+
+OnnxMethod = Literal["minmax", "entropy", "percentile"]  # ONNX Runtime static calibration
 
 
 
@@ -46,7 +50,7 @@ class ExportOptions:
     seed: int = 2024
     int8_io: bool = False
     onnx_per_channel: bool = True
-    onnx_method: str = "minmax"
+    onnx_method: OnnxMethod = "minmax"
     # int8: weights put on the converter's grid with their mean shift corrected (export/bias_correction.py).
     # ImageNet MobileNetV2 at 224, TFLite: CAM correlation 0.86 -> 0.98. False = plain post-training int8.
     bias_correction: bool = True

@@ -35,6 +35,8 @@ import numpy as np
 
 from shipcam._utils.io import write_json
 from shipcam.errors import ShipcamError
+from shipcam.train.backbones import BackboneName, Pooling
+from shipcam.train.schedules import CycleMode
 
 # Keras warns on every fit that it ignores shuffle=True for a tf.data input: the pipeline shuffles.
 warnings.filterwarnings("ignore", message=r".*`shuffle=True` was passed.*")
@@ -52,9 +54,9 @@ class TrainConfig:
     run_dir: str = "runs/train"
     data: str | None = None  # a dataset folder; None generates the synthetic default
     # --- model
-    backbone: str = "mobilenet_v2"
+    backbone: BackboneName = "mobilenet_v2"
     alpha: float = 0.35
-    pooling: str = "max"
+    pooling: Pooling = "max"
     weights: str | None = "imagenet"  # "imagenet", None or a weights file
     dropout: float = 0.2
     # --- data
@@ -81,7 +83,7 @@ class TrainConfig:
     finetune_bn: bool = False  # also train BatchNorm (batch statistics, momentum 0.9): adapts it to the target domain
     scratch_lr: float = 3e-3  # from the range test: flat loss up to ~5e-3; 1e-3 and 2e-3 learned slower
     scratch_epochs: int = 20
-    clr: str | None = None  # "triangular" | "triangular2" | "exp_range" | None; else cosine decay
+    clr: CycleMode | str | None = None  # a CycleMode value, or None: cosine decay
     clr_factor: float = 4.0  # max_lr = factor x base lr
     patience: int = 4
     head_only: bool = False  # only the frozen-backbone phase, whatever the weights (for comparisons)

@@ -7,7 +7,15 @@ import os
 import sys
 from pathlib import Path
 
+from typing import get_args
+
 from shipcam.errors import ShipcamError
+# Choices come from the libraries' Literal/Enum types (these modules import no TensorFlow).
+from shipcam.export.exporter import OnnxMethod
+from shipcam.runtime.engines import ENGINES
+from shipcam.train.backbones import BackboneName, Pooling
+from shipcam.train.schedules import CycleMode
+from shipcam.train.trainer import Balance, Select, Strategy
 
 DEFAULT_SIZE = 96
 
@@ -18,9 +26,9 @@ def _weights(value: str) -> str | None:
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--backbone", default="mobilenet_v2", choices=["mobilenet_v2", "xception"])
+    g.add_argument("--backbone", default="mobilenet_v2", choices=get_args(BackboneName))
     g.add_argument("--alpha", type=float, default=0.35, help="MobileNetV2 width multiplier (default: 0.35)")
-    g.add_argument("--pooling", default="max", choices=["max", "avg"], help="global max (GMP, default) or average pooling")
+    g.add_argument("--pooling", default="max", choices=get_args(Pooling), help="global max (GMP, default) or average pooling")
     g.add_argument(
         "--weights",
         type=_weights,
@@ -41,7 +49,7 @@ def _float_or_none(text: str) -> float | None:
 
 def _add_engine_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("engine")
-    g.add_argument("--engine", default="auto", choices=["auto", "onnx", "litert"], help="auto: by file type")
+    g.add_argument("--engine", default="auto", choices=ENGINES, help="auto: by file type")
     g.add_argument("--threads", type=int, default=1, help="inference threads (always set explicitly; default: 1)")
 
 
@@ -333,19 +341,19 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--finetune-bn", action="store_true", help="also train BatchNorm in fine-tuning (batch statistics, momentum 0.9): its statistics come from your imagery instead of ImageNet")
     g.add_argument("--scratch-lr", type=float, default=3e-3, help="rate when --weights none (one phase, all layers)")
     g.add_argument("--scratch-epochs", type=int, default=20, help="epochs when --weights none")
-    g.add_argument("--clr", choices=["triangular", "triangular2", "exp_range"], help="cyclical learning rate between lr and clr-factor x lr (default: cosine decay)")
+    g.add_argument("--clr", choices=[m.value for m in CycleMode], help="cyclical learning rate between lr and clr-factor x lr (default: cosine decay)")
     g.add_argument("--clr-factor", type=float, default=4.0)
     g.add_argument("--patience", type=int, default=4, help="early stopping on val AUC")
     g.add_argument("--steps-per-epoch", type=int)
     g.add_argument("--head-only", action="store_true", help="train only the head on a frozen backbone (even a random one: for comparisons)")
-    g.add_argument("--balance", choices=["none", "weights", "sample"], default="weights", help="class imbalance: loss weights (default), balanced sampling, or none")
+    g.add_argument("--balance", choices=get_args(Balance), default="weights", help="class imbalance: loss weights (default), balanced sampling, or none")
     g = p.add_argument_group("scene validation and threshold")
     g.add_argument("--real-val", nargs="+", default=[], metavar="SCENE", help="labelled real scenes (files or folders) scored each epoch: F1, recall, false alarms/Mpx, as eval-scenes does")
     g.add_argument("--labels", dest="real_labels", metavar="CSV", help="labels of the --real-val scenes (see labels/README.md)")
     g.add_argument(
         "--select",
         type=lambda s: s.replace("-", "_"),
-        choices=["val_auc", "real_f1", "scene_recall"],
+        choices=get_args(Select),
         default="val_auc",
         help="score that picks best.keras: val-auc (synthetic tiles, default), real-f1 (needs --real-val) or scene-recall "
         "(recall at --target-fa on held-out synthetic scenes: no real data involved)",
@@ -353,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--scene-val", type=int, default=0, metavar="N", help="score N held-out synthetic scenes each epoch (default: 16 with --select scene-recall, else none)")
     g.add_argument("--target-fa", type=_float_or_none, default=1.0, metavar="PER_MPX", help="save the threshold at which held-out synthetic scenes give this many false alarms per megapixel (default: 1; 'none' keeps 0.5)")
     g = p.add_argument_group("system")
-    g.add_argument("--strategy", choices=["default", "mirrored", "multiworker"], default="default", help="tf.distribute strategy")
+    g.add_argument("--strategy", choices=get_args(Strategy), default="default", help="tf.distribute strategy")
     g.add_argument("--tensorboard", action="store_true")
     p.set_defaults(func=cmd_train)
 
@@ -378,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--calib", type=int, default=200, help="calibration images (default: 200)")
     g.add_argument("--calib-data", help="dataset folder for calibration (default: synthetic scenes, half with ships)")
     g.add_argument("--calib-size", type=int, help="calibration image size (default: the training size)")
-    g.add_argument("--onnx-method", default="minmax", choices=["minmax", "entropy", "percentile"])
+    g.add_argument("--onnx-method", default="minmax", choices=get_args(OnnxMethod))
     g.add_argument("--per-tensor", action="store_true", help="ONNX int8 weights per tensor (default: per channel)")
     g.add_argument("--float-tail", type=int, default=0, help="int8: keep the last N convolutions (the CAM's feature map) in float (default: 0, all int8)")
     g.add_argument("--onnx-weight-bits", type=int, choices=[7, 8], default=7, help="ONNX int8 weight bits: 7 avoids ORT's int16 saturation on x86 CPUs without VNNI (default: 7)")
@@ -438,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlap", type=float, default=0.25)
     p.add_argument("--gsd", type=float, help="metres/pixel of scenes without a georeference (default: the model's)")
     p.add_argument("--max-memory-mb", type=_float_or_none, default=8000.0, help="per scene, as for scan")
-    p.add_argument("--engine", default="auto", choices=["auto", "onnx", "litert"])
+    p.add_argument("--engine", default="auto", choices=ENGINES)
     _add_rule_args(p)
     p.set_defaults(func=cmd_scan_archive)
 
