@@ -92,18 +92,25 @@ def plan_downlink(
     if budget_bytes is not None and budget_bytes < 0:
         raise ValueError(f"downlink budget must be >= 0 bytes, received {budget_bytes}")
     ranked = sorted(detections, key=lambda d: -d.score)
-    chips: list[Chip] = []
+
+    def chip(rank: int, d: Detection) -> Chip:
+        x0, y0, x1, y1 = window = chip_window(d.x, d.y, size, image.shape[:2])
+        return Chip(f"{stem}_{rank:03d}{_SUFFIX[fmt]}", window, encode_chip(image[y0:y1, x0:x1], fmt, quality), d)
+
+    if budget_bytes is None:
+        chips = [chip(rank, d) for rank, d in enumerate(ranked)]
+        return Downlink(chips, _manifest(chips, stem, len(ranked), transform, crs), 0)
+    chips, sent = [], 0  # sent: bytes of the chips so far
     manifest = _manifest(chips, stem, len(ranked), transform, crs)
-    if budget_bytes is not None and len(manifest) > budget_bytes:  # the manifest always goes: it says the scene was seen
+    if len(manifest) > budget_bytes:  # the manifest always goes: it says the scene was seen
         raise ValueError(f"downlink budget {budget_bytes} bytes is below the empty manifest's {len(manifest)} bytes")
     for rank, d in enumerate(ranked):
-        x0, y0, x1, y1 = window = chip_window(d.x, d.y, size, image.shape[:2])
-        chip = Chip(f"{stem}_{rank:03d}{_SUFFIX[fmt]}", window, encode_chip(image[y0:y1, x0:x1], fmt, quality), d)
-        trial = _manifest(chips + [chip], stem, len(ranked), transform, crs)
-        if budget_bytes is not None and sum(len(c.data) for c in chips) + len(chip.data) + len(trial) > budget_bytes:
+        c = chip(rank, d)
+        trial = _manifest(chips + [c], stem, len(ranked), transform, crs)
+        if sent + len(c.data) + len(trial) > budget_bytes:
             break
-        chips.append(chip)
-        manifest = trial
+        chips.append(c)
+        sent, manifest = sent + len(c.data), trial
     return Downlink(chips, manifest, len(ranked) - len(chips))
 
 

@@ -15,10 +15,12 @@ Pillow is imported on first use: the runtime does not need it for arrays.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -38,8 +40,9 @@ def _pil():
     return Image
 
 
-def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Decode ``path`` fully into an (H, W, 3) uint8 array or raise ``ImageError``."""
+@contextlib.contextmanager
+def _opened(path: str | os.PathLike, max_pixels: int) -> Iterator:
+    """Pillow's lazy image of ``path``; every way of failing to open or decode it becomes one ``ImageError``."""
     Image = _pil()
     path = Path(path)
     if not path.is_file():
@@ -47,13 +50,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndar
     _raise_pillow_limit(Image, max_pixels)
     try:
         with Image.open(path) as im:
-            w, h = im.size
-            if w == 0 or h == 0:
-                raise ImageError(f"{path}: image has zero size ({w}x{h})")
-            if w * h > max_pixels:
-                raise ImageError(f"{path}: {w}x{h} pixels exceeds the limit of {max_pixels} (decompression-bomb guard)")
-            im.load()  # decode now: truncated files fail here, not later
-            return _to_rgb8(im, path)
+            yield im
     except ImageError:
         raise
     except Image.DecompressionBombError as e:
@@ -62,20 +59,22 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndar
         raise ImageError(f"{path}: cannot decode image ({e})") from None
 
 
+def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode ``path`` fully into an (H, W, 3) uint8 array or raise ``ImageError``."""
+    with _opened(path, max_pixels) as im:
+        w, h = im.size
+        if w == 0 or h == 0:
+            raise ImageError(f"{path}: image has zero size ({w}x{h})")
+        if w * h > max_pixels:
+            raise ImageError(f"{path}: {w}x{h} pixels exceeds the limit of {max_pixels} (decompression-bomb guard)")
+        im.load()  # decode now: truncated files fail here, not later
+        return _to_rgb8(im, Path(path))
+
+
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """(width, height) from the file's header, without decoding the pixels."""
-    Image = _pil()
-    path = Path(path)
-    if not path.is_file():
-        raise ImageError(f"{path}: no such file")
-    _raise_pillow_limit(Image, MAX_PIXELS)
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except Image.DecompressionBombError as e:
-        raise ImageError(f"{path}: refused as a decompression bomb ({e})") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise ImageError(f"{path}: cannot decode image ({e})") from None
+    with _opened(path, MAX_PIXELS) as im:
+        return im.size
 
 
 _limit_lock = threading.Lock()

@@ -9,7 +9,8 @@ that runs on for far longer than any ship. So, around each peak:
 
 1. **Object pixels**: the local standard deviation (5 x 5 px, RMS over the
    colour channels) is above ``contrast`` times the scene's noise floor (a
-   low percentile of the same statistic over the scene: calm water).
+   low percentile of the same statistic over the scene: calm water). Images
+   finer than 3 m/px are binned towards it first, so 5 px is ~15 m at any GSD.
 2. **The object**: the connected group of object pixels (dilated one pixel,
    so a hull's two edges join) nearest the peak, within ``snap_m``.
 3. **Verdict**: ``ISOLATED`` when that object is between ``min_length_m``

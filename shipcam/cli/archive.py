@@ -114,8 +114,9 @@ def scan_archive(model: str, inputs: list[str], out: str, address: str | None = 
         raise ShipcamError(f"{model}: no such model file")
     out_dir = Path(out)
     keys = scene_keys(paths)
-    done = [(k, p) for k, p in zip(keys, paths) if _done(out_dir, k, p)]
-    todo = [(k, p) for k, p in zip(keys, paths) if not _done(out_dir, k, p)]
+    finished = [_done(out_dir, k, p) for k, p in zip(keys, paths)]
+    done = [(k, p) for (k, p), f in zip(zip(keys, paths), finished) if f]
+    todo = [(k, p) for (k, p), f in zip(zip(keys, paths), finished) if not f]
     print(f"{len(paths)} scenes: {len(done)} already done, {len(todo)} to scan -> {out_dir}", file=sys.stderr)
     failed, scanned, t0 = [], 0, time.perf_counter()
     info: dict = {}
