@@ -23,7 +23,7 @@ demo: $(STAMP)
 test: $(STAMP) browser
 	LINT_IMPORTS=$(BIN)/lint-imports .ci/lint-imports
 	$(MAKE) --no-print-directory js-test
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist worksteal
 
 # Headless Chromium for the web page's test (tests/test_web_page.py): installed
 # with apt-get when missing and possible; otherwise that test skips, loudly.

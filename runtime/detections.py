@@ -58,6 +58,7 @@ class DetectionRule:
     contrast: float = 4.0  # object pixels: local std above this many times the scene's noise floor
     min_length_m: float = 20.0  # shorter objects are specks of texture
     snap_m: float = 60.0  # how far from the peak the object may lie (the CAM's peak is a cell or two off)
+    fade: float | None = 0.5  # a too-long object's core of >= this x its peak contrast is judged alone (wakes); None: off
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -68,6 +69,8 @@ class DetectionRule:
             raise ValueError(f"fraction must be in [0, 1), received {self.fraction}")
         if self.contrast <= 0 or self.snap_m <= 0 or not 0 <= self.min_length_m < self.max_length_m:
             raise ValueError(f"need contrast > 0, snap_m > 0 and 0 <= min_length_m < max_length_m, received {self.contrast}, {self.snap_m}, {self.min_length_m}, {self.max_length_m}")
+        if self.fade is not None and not 0.0 < self.fade < 1.0:
+            raise ValueError(f"fade must be in (0, 1) or None, received {self.fade}")
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,14 @@ that runs on for far longer than any ship. So, around each peak:
    so a hull's two edges join) nearest the peak, within ``snap_m``.
 3. **Verdict**: ``ISOLATED`` when that object is between ``min_length_m``
    and ``max_length_m`` long and does not run out of the window around the
-   peak; ``ATTACHED`` when it is longer (land, a quay, a breakwater, or a ship
-   moored against one, which this check gives up on); ``EMPTY`` when no
-   object is near (a peak on open water).
+   peak; ``ATTACHED`` when it is longer (land, a quay, a breakwater);
+   ``EMPTY`` when no object is near (a peak on open water).
+4. **A second look at long objects** (``fade``): a hull trailing a wake, or
+   a bright ship against a dull quay, is a long object whose strong-contrast
+   part is ship-sized. That core is judged alone when little else of the
+   object is as strong, here and in a window three times as wide (a pier's
+   faint deck may lead to a bright shore). A ship moored at a quay as bright
+   as itself stays ``ATTACHED``: this check cannot tell them apart.
 
 The cost is one small window per detection, so it is independent of the
 scene's size. Pure numpy.
@@ -144,47 +149,130 @@ def noise_floor(g: np.ndarray, gsd: float, blocks: int = 8, size: int = 128, per
     return float(np.sqrt(np.percentile(np.concatenate(stds), percentile))) / (k * k)
 
 
-def isolation_at(g: np.ndarray, x: float, y: float, gsd: float, floor: float, *, contrast: float = 4.0, snap_m: float = 60.0, min_length_m: float = 20.0, max_length_m: float = 400.0) -> Verdict:
+def isolation_at(g: np.ndarray, x: float, y: float, gsd: float, floor: float, *, contrast: float = 4.0, snap_m: float = 60.0, min_length_m: float = 20.0, max_length_m: float = 400.0, fade: float | None = 0.5) -> Verdict:
     """The verdict for a peak at pixel (x, y) of image ``g`` ((H, W) or (H, W, C)) at ``gsd`` m/px (see the module docstring).
 
     With ``ISOLATED`` come the object's pixel box (x0, y0, x1, y1), end-exclusive,
     and its centre: the mean position of its strongest-contrast pixels (at
     least half its peak contrast), which stays on the hull when a fainter
     wake stretches the box.
+
+    ``fade`` (None: off) gives a too-long object a second look: a ship under
+    way trails a wake far longer than itself that fades away from the hull.
+    When the object's pixels of at least ``fade`` x its strongest contrast
+    near the peak form one ship-sized core, and little else of the object is
+    that strong, the core is judged alone; the same must hold in a window
+    three times as wide, so a pier whose faint deck leads to a bright shore
+    stays ``ATTACHED``.
     """
     k = working_bin(gsd)
     snap, longest, shortest = snap_m / gsd / k, max_length_m / gsd / k, min_length_m / gsd / k  # in binned pixels
-    half = k * (int(math.ceil(snap + longest / 2)) + 2)  # any object within snap of the peak and <= max length fits
-    H, W = g.shape[:2]
-    cx, cy = min(max(int(round(x)), 0), W - 1), min(max(int(round(y)), 0), H - 1)
-    y0, y1, x0, x1 = max(0, cy - half), min(H, cy + half + 1), max(0, cx - half), min(W, cx + half + 1)
-    std = _binned_std(g[y0:y1, x0:x1], k)
-    h, w = std.shape
-    y1, x1 = y0 + h * k, x0 + w * k  # binning drops a ragged edge
-    objects = max3x3(std > contrast * max(floor, 0.5 / k), False)  # one pixel of dilation joins a hull's two edges
-    yy, xx = np.ogrid[: h, : w]
-    yy, xx = yy - (cy - y0) / k, xx - (cx - x0) / k
-    near = objects & (yy * yy + xx * xx <= snap * snap)
-    if not near.any():
+    half = int(math.ceil(snap + longest / 2)) + 2  # any object within snap of the peak and <= max length fits
+    level = contrast * max(floor, 0.5 / k)  # object pixels stand this far above calm water's noise
+    w = _Window(g, x, y, k, half, level, snap)
+    if not w.near.any():
         return Verdict(Isolation.EMPTY)
-    labels, _ = label_components(objects)
-    d2 = np.broadcast_to(yy * yy + xx * xx, labels.shape)[near]
-    ordered = labels[near][np.argsort(d2, kind="stable")]
+    labels, _ = label_components(w.objects)
+    d2 = w.d2[w.near]
+    ordered = labels[w.near][np.argsort(d2, kind="stable")]
     _, first = np.unique(ordered, return_index=True)
     for i in ordered[np.sort(first)]:  # objects nearest first; specks below min length are skipped
-        rows, cols = np.nonzero(labels == i)
-        ya, yb, xa, xb = rows.min(), rows.max(), cols.min(), cols.max()
-        length = max(yb - ya, xb - xa) + 1 - 2 * _PAD
-        # Running out of the window at a side that is not the image's edge: longer than the window allows.
-        runs_out = (ya == 0 and y0 > 0) or (xa == 0 and x0 > 0) or (yb == h - 1 and y1 < H) or (xb == w - 1 and x1 < W)
-        if runs_out or length > longest:
+        whole = obj = labels == i
+        kind = w.extent(obj, shortest, longest)
+        if kind is Isolation.ATTACHED and fade is not None:
+            obj, kind, strongest = w.faded_core(whole, fade, shortest, longest)
+            if kind is Isolation.ISOLATED and w.runs_out(whole):  # what lies beyond the window?
+                wide = _Window(g, x, y, k, 3 * half, level, snap)
+                kind = wide.fades_out(w.to(wide, obj), fade * strongest)
+        if kind is Isolation.ATTACHED:
             return Verdict(Isolation.ATTACHED)
-        if length >= shortest:
-            c = std[rows, cols]
-            strong = c >= 0.5 * c.max()
-            box = (int(x0 + k * (xa + _PAD)), int(y0 + k * (ya + _PAD)), int(x0 + k * (xb + 1 - _PAD)), int(y0 + k * (yb + 1 - _PAD)))
-            return Verdict(Isolation.ISOLATED, box, (float(x0 + k * (cols[strong].mean() + 0.5)), float(y0 + k * (rows[strong].mean() + 0.5))))
+        if kind is Isolation.ISOLATED:
+            return w.verdict(obj)
     return Verdict(Isolation.EMPTY)
+
+
+class _Window:
+    """The binned local-std statistics of a square window around a peak, and the tests on its objects."""
+
+    def __init__(self, g, x: float, y: float, k: int, half: int, level: float, snap: float):
+        H, W = g.shape[:2]
+        cx, cy = min(max(int(round(x)), 0), W - 1), min(max(int(round(y)), 0), H - 1)
+        r = k * half
+        self.k, self.y0, self.x0 = k, max(0, cy - r), max(0, cx - r)
+        self.std = _binned_std(g[self.y0 : min(H, cy + r + 1), self.x0 : min(W, cx + r + 1)], k)
+        h, w = self.std.shape
+        y1, x1 = self.y0 + h * k, self.x0 + w * k  # binning drops a ragged edge
+        self.edges = (self.y0 > 0, self.x0 > 0, y1 < H, x1 < W)  # window sides that are not the image's edge
+        self.objects = max3x3(self.std > level, False)  # one pixel of dilation joins a hull's two edges
+        yy, xx = np.ogrid[:h, :w]
+        yy, xx = yy - (cy - self.y0) / k, xx - (cx - self.x0) / k
+        self.d2 = np.broadcast_to(yy * yy + xx * xx, (h, w))
+        self.near = self.objects & (self.d2 <= snap * snap)
+
+    def runs_out(self, obj: np.ndarray) -> bool:
+        """Does ``obj`` touch a window side that is not the image's edge (it is longer than the window allows)?"""
+        top, left, bottom, right = self.edges
+        return bool((top and obj[0].any()) or (left and obj[:, 0].any()) or (bottom and obj[-1].any()) or (right and obj[:, -1].any()))
+
+    def extent(self, obj: np.ndarray, shortest: float, longest: float) -> Isolation:
+        rows, cols = np.nonzero(obj)
+        length = max(np.ptp(rows), np.ptp(cols)) + 1 - 2 * _PAD
+        if self.runs_out(obj) or length > longest:
+            return Isolation.ATTACHED
+        return Isolation.ISOLATED if length >= shortest else Isolation.EMPTY
+
+    def faded_core(self, obj: np.ndarray, fade: float, shortest: float, longest: float) -> tuple[np.ndarray, Isolation, float]:
+        """The part of ``obj`` of at least ``fade`` x its strongest contrast near the peak, when that is one ship-sized core.
+
+        Returns (core or ``obj``, verdict, that strongest contrast).
+        """
+        strongest = float(self.std[obj & self.near].max())
+        strong = obj & (self.std >= fade * strongest)
+        core = self.component_at(strong & self.near, strong)
+        if core is None or self.extent(core, shortest, longest) is not Isolation.ISOLATED or not self.mostly_core(strong, core):
+            return obj, Isolation.ATTACHED, strongest
+        return core, Isolation.ISOLATED, strongest
+
+    @staticmethod
+    def mostly_core(strong: np.ndarray, core: np.ndarray, rest: float = 0.25) -> bool:
+        """Few strong pixels outside the core: a wake or a dull quay, not a city, a terminal or a breakwater."""
+        return int((strong & ~core).sum()) <= rest * int((strong & core).sum())
+
+    def component_at(self, seed: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray | None:
+        """The connected part of ``mask`` (default: the object pixels), one pixel dilated, holding most ``seed`` pixels."""
+        mask = self.objects if mask is None else mask
+        labels, _ = label_components(max3x3(mask, False))
+        ids = labels[seed & mask]
+        ids = ids[ids > 0]
+        return None if ids.size == 0 else labels == np.bincount(ids).argmax()
+
+    def fades_out(self, core: np.ndarray, level: float) -> Isolation:
+        """In this (wider) window, is the object holding ``core`` faint, ``level`` contrast or less, outside it?"""
+        obj = self.component_at(core)
+        if obj is None:
+            return Isolation.ATTACHED
+        strong = obj & (self.std >= level)
+        core = self.component_at(core, strong)
+        return Isolation.ISOLATED if core is not None and not self.runs_out(strong) and self.mostly_core(strong, core) else Isolation.ATTACHED
+
+    def to(self, other: "_Window", mask: np.ndarray) -> np.ndarray:
+        """``mask`` (this window's pixels) placed in the other window's pixel grid."""
+        out = np.zeros(other.std.shape, bool)
+        rows, cols = np.nonzero(mask)
+        dy, dx = (self.y0 - other.y0) // self.k, (self.x0 - other.x0) // self.k
+        rows, cols = rows + dy, cols + dx
+        ok = (rows >= 0) & (rows < out.shape[0]) & (cols >= 0) & (cols < out.shape[1])
+        out[rows[ok], cols[ok]] = True
+        return out
+
+    def verdict(self, obj: np.ndarray) -> Verdict:
+        rows, cols = np.nonzero(obj)
+        ya, yb, xa, xb = rows.min(), rows.max(), cols.min(), cols.max()
+        c = self.std[rows, cols]
+        strong = c >= 0.5 * c.max()
+        k, x0, y0 = self.k, self.x0, self.y0
+        box = (int(x0 + k * (xa + _PAD)), int(y0 + k * (ya + _PAD)), int(x0 + k * (xb + 1 - _PAD)), int(y0 + k * (yb + 1 - _PAD)))
+        return Verdict(Isolation.ISOLATED, box, (float(x0 + k * (cols[strong].mean() + 0.5)), float(y0 + k * (rows[strong].mean() + 0.5))))
 
 
 def split_isolated(image: np.ndarray, detections: list[Detection], gsd: float, rule: DetectionRule) -> tuple[list[Detection], list[Detection]]:
@@ -200,7 +288,7 @@ def split_isolated(image: np.ndarray, detections: list[Detection], gsd: float, r
     floor = noise_floor(g, gsd)
     kept, rejected, taken = [], [], set()
     for d in detections:  # strongest first
-        v = isolation_at(g, d.x, d.y, gsd, floor, contrast=rule.contrast, snap_m=rule.snap_m, min_length_m=rule.min_length_m, max_length_m=rule.max_length_m)
+        v = isolation_at(g, d.x, d.y, gsd, floor, contrast=rule.contrast, snap_m=rule.snap_m, min_length_m=rule.min_length_m, max_length_m=rule.max_length_m, fade=rule.fade)
         if v.kind is not Isolation.ISOLATED or v.box in taken:
             rejected.append(d)
             continue

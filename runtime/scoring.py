@@ -131,6 +131,8 @@ def _metrics(found: int, tp: int, fp: int, n_ships: int, mpx: float, km2: float)
 
 def _pr_curve(scores: np.ndarray, status: np.ndarray, n_ships: int, mpx: float) -> list[dict]:
     """One point per distinct detection score, strongest first: what a threshold there would give."""
+    if scores.size == 0:  # nothing detected at any score: no threshold to sweep
+        return []
     order = np.argsort(-scores, kind="stable")
     s, st = scores[order], status[order]
     tp, fp = np.cumsum(st == 1), np.cumsum(st == -1)

@@ -68,6 +68,8 @@ def test_threshold_and_sigmoid_closed_forms():
     heat[5, 5] = logit(0.6)
     assert len(detect(heat, 8, 3.0, DetectionRule(threshold=0.55))) == 1
     assert detect(heat, 8, 3.0, DetectionRule(threshold=0.65)) == []
+    with pytest.raises(ValueError, match="received 1.5"):
+        DetectionRule(fade=1.5)
 
 
 def test_antialiased_resize_matches_tensorflow(rng):

@@ -56,8 +56,10 @@ def test_verdicts_on_drawn_scenes(scale):
     g = _water(400 * s, 400 * s)
     _rect(g, 60 * s, 100 * s, 120 * s, 115 * s)  # a 180 m x 45 m ship
     _rect(g, 0, 300 * s, 400 * s, 306 * s, 150)  # a breakwater across the scene
-    _rect(g, 250 * s, 40 * s, 400 * s, 60 * s, 120)  # a quay from the right edge ...
-    _rect(g, 270 * s, 60 * s, 330 * s, 72 * s)  # ... with a ship moored against it
+    _rect(g, 250 * s, 40 * s, 400 * s, 60 * s, 120)  # a dull quay from the right edge ...
+    _rect(g, 270 * s, 60 * s, 330 * s, 72 * s)  # ... with a bright ship moored against it
+    _rect(g, 250 * s, 150 * s, 400 * s, 170 * s)  # a quay as bright as ...
+    _rect(g, 270 * s, 170 * s, 330 * s, 182 * s)  # ... the ship against it
     g[350 * s : 352 * s, 200 * s : 202 * s] = 200  # a 6 m speck
     gsd = GSD / s
     floor = noise_floor(g, gsd)
@@ -71,7 +73,11 @@ def test_verdicts_on_drawn_scenes(scale):
     # A uniform hull's strongest contrast is its outline, whose mean is the rectangle's centre.
     assert centre == pytest.approx((90 * s, 107.5 * s), abs=0.6)
     assert at(150, 303)[0] is Isolation.ATTACHED  # 1.2 km of breakwater
-    assert at(300, 66)[0] is Isolation.ATTACHED  # moored: the check gives up on it
+    # Moored: a ship that outshines its quay is the object's strong core; one the quay matches is not told apart.
+    verdict, box, _ = at(300, 66)
+    assert verdict is Isolation.ISOLATED and box[0] == 270 * s and box[2] == 330 * s and 60 * s <= box[1] <= 62 * s and box[3] == 72 * s
+    assert isolation_at(g, 300 * s, 66 * s, gsd, floor, fade=None)[0] is Isolation.ATTACHED  # without the second look
+    assert at(300, 176)[0] is Isolation.ATTACHED
     assert at(200, 200)[0] is Isolation.EMPTY  # calm water
     assert at(201, 351)[0] is Isolation.EMPTY  # too small for a ship
 
@@ -83,6 +89,30 @@ def test_a_ship_beside_a_pier_is_still_isolated_and_the_nearest_object_decides()
     floor = noise_floor(g, GSD)
     assert isolation_at(g, 180, 176, GSD, floor)[0] is Isolation.ISOLATED
     assert isolation_at(g, 180, 198, GSD, floor)[0] is Isolation.ATTACHED  # nearer the pier than the hull
+
+
+def test_a_ship_under_way_is_found_through_its_fading_wake():
+    """A 180 m hull trailing a 1.5 km wake that fades with distance: the object runs out of any window,
+    its strong core is the hull (and the wake's brightest start), and the point stays on the hull."""
+    g = _water(400, 900)
+    _rect(g, 100, 195, 160, 207)
+    x = np.arange(160, 900)
+    g[197:205, 160:] += (90 * np.exp(-(x - 160) / 150.0))[None, :].astype(np.float32)  # e-fold every 450 m
+    floor = noise_floor(g, GSD)
+    verdict, box, (cx, cy) = isolation_at(g, 130, 201, GSD, floor)
+    assert verdict is Isolation.ISOLATED and 100 <= cx <= 160 and 195 <= cy <= 207
+    assert box[0] == 100 and box[2] - box[0] <= 400 / GSD  # never longer than the longest ship
+    assert isolation_at(g, 130, 201, GSD, floor, fade=None)[0] is Isolation.ATTACHED
+
+
+def test_a_pier_with_a_bright_end_that_leads_to_a_bright_shore_stays_attached():
+    """A faint deck running 600 m from a city to a bright platform: inside the first window it looks like a
+    wake behind a hull; the wider window sees the shore it leads to."""
+    g = _water()
+    g[:60] = np.random.default_rng(5).uniform(100, 250, (60, 400))
+    _rect(g, 197, 60, 203, 260, 110)
+    _rect(g, 185, 255, 215, 268, 220)
+    assert isolation_at(g, 200, 262, GSD, noise_floor(g, GSD))[0] is Isolation.ATTACHED
 
 
 def test_a_city_is_attached():

@@ -88,6 +88,15 @@ def test_scores_follow_from_the_drawing(scene):
     assert total["fa_per_km2"] == pytest.approx(2 / (mpx * 9.0))  # 3 m/px: 9 m^2 per pixel
 
 
+def test_a_scene_without_any_detection_scores_zero_recall_and_an_empty_curve(scene):
+    """With the isolation check on, a black scene has no object at any peak: nothing to sweep."""
+    Image.fromarray(np.zeros((16 * B, 24 * B, 3), np.uint8)).save(scene / "s.png")
+    scenes, _ = load_scenes([scene / "s.png"], scene / "labels.csv")
+    result = score_scenes(Detector(BlockEngine()), scenes)
+    assert (result["total"]["found"], result["total"]["false_alarms"], result["total"]["recall"]) == (0, 0, 0.0)
+    assert result["pr"] == []
+
+
 def test_eval_scenes_writes_its_report_and_a_monotone_pr_curve(scene):
     from shipcam.benchmarks.scenes import evaluate_scenes
 

@@ -193,7 +193,10 @@ def cmd_predict(args) -> int:
 def _rule(args) -> dict:
     """Detection-rule options the user set (the rest stay the file's defaults)."""
     given = {"threshold": args.threshold, "nms_radius_m": args.nms_radius_m, "max_length_m": args.max_length_m, "isolation": args.isolation, "min_length_m": args.min_length_m}
-    return {k: v for k, v in given.items() if v is not None}
+    rule = {k: v for k, v in given.items() if v is not None}
+    if args.fade is not None:
+        rule["fade"] = args.fade or None  # 0: off
+    return rule
 
 
 def _add_rule_args(p) -> None:
@@ -203,6 +206,7 @@ def _add_rule_args(p) -> None:
     g.add_argument("--max-length-m", type=float, help="longest box and longest object (default: 400 m)")
     g.add_argument("--isolation", action=argparse.BooleanOptionalAction, default=None, help="keep only peaks on one compact object in calm water, not on land, quays or breakwaters (default: on)")
     g.add_argument("--min-length-m", type=float, help="shorter objects are texture, not ships (default: 20 m)")
+    g.add_argument("--fade", type=float, help="an object too long for a ship is judged by its core of at least this share of its strongest contrast, when little else is that strong: a hull trailing a fading wake (default: 0.5; 0 turns it off)")
 
 
 def cmd_scan(args) -> int:
