@@ -55,7 +55,6 @@ def localisation_scores(pred_boxes, gt_boxes, iou: float) -> tuple[int, int, int
 
 class _KerasPredictor:
     def __init__(self, path):
-        from shipcam.runtime.metadata import ModelMetadata  # noqa: F401  (same fields as the runtime)
         from shipcam.train.backbones import get_backbone
         from shipcam.train.model import head_weights, load_classifier, model_info, two_output_model
 

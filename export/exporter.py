@@ -20,12 +20,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from shipcam._utils.io import write_bytes, write_json
 from shipcam.errors import ShipcamError
 from shipcam.export.formats import ExportFormat
-from shipcam.export.parity import ParitySet, Tolerances, check_parity, compare_outputs, parity_set, run_in_batches
+from shipcam.export.parity import Tolerances, check_parity, compare_outputs, parity_set, run_in_batches
 from shipcam.runtime.manifest import MANIFEST, sha256_file
 from shipcam.train.engine import model_metadata
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import cast
+
+from shipcam.runtime.metadata import Quantization
 
 __all__ = ["ExportFormat", "ALL_FORMATS", "parse_formats"]
 
@@ -23,8 +26,8 @@ class ExportFormat(str, Enum):
         return "onnx" if self.value.startswith("onnx") else "litert"
 
     @property
-    def quantization(self) -> str:
-        return self.value.split("_")[1].replace("fp", "float")
+    def quantization(self) -> Quantization:
+        return cast(Quantization, self.value.split("_")[1].replace("fp", "float"))
 
     @property
     def is_int8(self) -> bool:

@@ -19,6 +19,7 @@ import numpy as np
 
 from shipcam.runtime.cam import class_activation_map, resize_bilinear
 from shipcam.runtime.metrics import cam_mask, mask_iou, pearson, roc_auc, sigmoid
+from shipcam.runtime.metadata import Quantization
 
 __all__ = ["ParitySet", "Tolerances", "check_parity", "compare_outputs", "parity_set", "run_in_batches"]
 
@@ -105,7 +106,7 @@ def compare_outputs(ref: dict, got: dict, weights: np.ndarray, bias: float, labe
     return report
 
 
-def check_parity(report: dict, quantization: str, tol: Tolerances) -> list[str]:
+def check_parity(report: dict, quantization: Quantization, tol: Tolerances) -> list[str]:
     """The tolerance violations of one file's report (empty when it passes)."""
     problems = []
     if quantization == "float32":

@@ -10,17 +10,18 @@ scale/zero-point.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
-from shipcam.runtime.metadata import METADATA_KEY, ModelMetadata
+from shipcam.runtime.metadata import METADATA_KEY, ModelMetadata, Quantization
 
 __all__ = ["convert_tflite", "embed_tflite_metadata", "float_tail_tensors"]
 
 
 def convert_tflite(
     savedmodel_dir: str | Path,
-    quantization: str,
+    quantization: Quantization | Literal["int16x8"],
     calibration=None,
     int8_io: bool = False,
     float_ops: list[str] | None = None,

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from shipcam.runtime.cam import cam_mask
 from shipcam.runtime.resize import resize_bilinear
 
 __all__ = ["Box", "boxes_from_cam", "label_components"]
@@ -106,16 +107,10 @@ def boxes_from_cam(
     cam = np.asarray(cam, np.float32)
     if cam.ndim != 2:
         raise ValueError(f"expected a 2-D CAM, received shape {cam.shape}")
-    if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"fraction must be in [0, 1), received {fraction}")
     H, W = image_size
     gh, gw = min(H, cam.shape[0] * upsample), min(W, cam.shape[1] * upsample)
     grid = resize_bilinear(cam, gh, gw) if cam.shape != (gh, gw) else cam
-    lo, hi = float(grid.min()), float(grid.max())
-    if hi - lo < 1e-12:
-        return []
-    mask = (grid - lo) / (hi - lo) >= fraction
-    return _component_boxes(mask, grid, cam, H / gh, W / gw, min_score)
+    return _component_boxes(cam_mask(grid, fraction), grid, cam, H / gh, W / gw, min_score)
 
 
 def _component_boxes(mask, grid, cam, sy: float, sx: float, min_score) -> list[Box]:

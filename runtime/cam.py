@@ -40,3 +40,18 @@ def normalize_cam(cam: np.ndarray) -> np.ndarray:
     if hi - lo < 1e-12:
         return np.zeros_like(cam)
     return (cam - lo) / (hi - lo)
+
+
+def cam_mask(cam, fraction: float = 0.2) -> np.ndarray:
+    """The CAM paper's localisation rule: cells at or above ``fraction`` of the way from the map's minimum to its maximum.
+
+    Min-max scaled first, so the rule depends on neither the CAM's offset (the
+    dense bias) nor its scale; a constant map has no such cells.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"fraction must be in [0, 1), received {fraction}")
+    cam = np.asarray(cam, np.float32)
+    lo, hi = float(cam.min()), float(cam.max())
+    if hi - lo < 1e-12:
+        return np.zeros(cam.shape, bool)
+    return (cam - lo) / np.float32(hi - lo) >= fraction

@@ -19,12 +19,16 @@ import json
 import struct
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from shipcam.errors import ModelFileError
 
-__all__ = ["ModelMetadata", "METADATA_KEY", "read_tflite_metadata", "tflite_metadata_entries"]
+__all__ = ["ModelMetadata", "METADATA_KEY", "Quantization", "read_tflite_metadata", "tflite_metadata_entries"]
+
+# How a file's weights are stored: the schema's enum (metadata.schema.json), informative for readers.
+Quantization = Literal["float32", "float16", "int8"]
 
 METADATA_KEY = "shipcam"
 FORMAT_VERSION = 1
@@ -47,7 +51,7 @@ class ModelMetadata:
     feature_stride: int = 32
     threshold: float = 0.5  # recommended decision threshold on the probability
     gsd: float | None = None  # ground sample distance of the training images, metres/pixel; scan resamples scenes to it
-    quantization: str = "float32"
+    quantization: Quantization = "float32"
     source_sha256: str = ""
     shipcam_version: str = ""
     format_version: int = FORMAT_VERSION

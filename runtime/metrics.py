@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from shipcam.runtime.cam import cam_mask  # re-exported: parity and eval measure CAM masks
 from shipcam.runtime.detections import sigmoid  # re-exported for parity and eval
 
 __all__ = [
@@ -53,21 +54,6 @@ def pearson(a, b) -> float:
     if na < 1e-12 or nb < 1e-12:
         return 1.0 if na < 1e-12 and nb < 1e-12 else 0.0
     return float((a * b).sum() / (na * nb))
-
-
-def cam_mask(cam, fraction: float = 0.2) -> np.ndarray:
-    """The CAM paper's localisation rule: pixels above ``fraction`` of the map's maximum.
-
-    The map is min-max normalised first, so the rule does not depend on the
-    CAM's offset (the dense bias) or scale.
-    """
-    if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"fraction must be in [0, 1), received {fraction}")
-    cam = np.asarray(cam, np.float64)
-    lo, hi = cam.min(), cam.max()
-    if hi - lo < 1e-12:
-        return np.zeros(cam.shape, bool)
-    return (cam - lo) / (hi - lo) >= fraction
 
 
 def mask_iou(a, b) -> float:

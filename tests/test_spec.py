@@ -35,6 +35,18 @@ def test_the_schema_is_valid_json_schema_and_the_exported_files_follow_it(doc):
     assert doc["format_version"] == FORMAT_VERSION == 1
 
 
+def test_the_python_choices_are_the_schema_enums():
+    """Literal types in the code and enums in the schema name the same values (what the exporter writes, readers accept)."""
+    from typing import get_args
+
+    from shipcam.export.formats import ALL_FORMATS
+    from shipcam.runtime.metadata import Quantization
+
+    props = json.loads(SCHEMA_PATH.read_text())["properties"]
+    assert set(get_args(Quantization)) == set(props["quantization"]["enum"])
+    assert {f.quantization for f in ALL_FORMATS} <= set(props["quantization"]["enum"])
+
+
 BREAKS = {
     "missing cam_bias": lambda d: d.pop("cam_bias"),
     "pooling enum": lambda d: d.__setitem__("pooling", "sum"),

@@ -30,12 +30,12 @@ def lr_range_test(
     import keras
 
     from shipcam.train.callbacks import LRRangeTest
-    from shipcam.train.metrics import JIT_COMPILE, logit_loss
+    from shipcam.train.metrics import compile_classifier
     from shipcam.train.plots import plot_lr_finder
 
     out_dir = Path(out_dir)
     cb = LRRangeTest(start_lr, end_lr, num_steps, beta=beta)
-    model.compile(optimizer=keras.optimizers.Adam(start_lr), loss=logit_loss(), jit_compile=JIT_COMPILE)
+    compile_classifier(model, keras.optimizers.Adam(start_lr))
     steps_per_epoch = max(1, int(dataset.cardinality())) if int(dataset.cardinality()) > 0 else num_steps
     epochs = int(np.ceil(num_steps / steps_per_epoch))
     model.fit(dataset.repeat(), steps_per_epoch=steps_per_epoch, epochs=epochs, callbacks=[cb], verbose=verbose)

@@ -51,12 +51,12 @@ def overfit_one_batch(
     """
     import keras
 
-    from shipcam.train.metrics import JIT_COMPILE, logit_loss
+    from shipcam.train.metrics import compile_classifier
 
     y = np.asarray(y, np.float32).reshape(-1, 1)
     if len(np.unique(y)) < 2:
         raise ValueError("the sanity batch needs both classes (ship and no ship) to mean anything")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss if loss is not None else logit_loss(), jit_compile=JIT_COMPILE)
+    compile_classifier(model, keras.optimizers.Adam(learning_rate), loss)
     losses = []
     for _ in range(steps):
         out = model.train_on_batch(x, y, return_dict=True)

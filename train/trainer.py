@@ -195,7 +195,7 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
 
     from shipcam.train.callbacks import BestCheckpoint, CyclicLR, MajorityBaseline, PhaseLogger, SceneScore
     from shipcam.train.data.pipeline import class_weights, make_dataset
-    from shipcam.train.metrics import JIT_COMPILE, classification_metrics, logit_loss
+    from shipcam.train.metrics import classification_metrics, compile_classifier
     from shipcam.train.model import build_classifier, load_classifier, save_classifier
 
     run = Path(config.run_dir)
@@ -262,7 +262,7 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
                 schedule = CyclicLR(lr, lr * config.clr_factor, step_size=2 * steps, mode=config.clr)
             else:  # cosine decay to a tenth over the phase: calmer validation curves than a constant rate
                 schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, epochs * steps), alpha=0.1)
-            model.compile(optimizer=keras.optimizers.Adam(schedule), loss=logit_loss(), metrics=classification_metrics(), jit_compile=JIT_COMPILE)
+            compile_classifier(model, keras.optimizers.Adam(schedule), metrics=classification_metrics())
         model(np.zeros((1, config.size, config.size, 3), np.float32))  # BackupAndRestore needs a built model
 
         callbacks = [
@@ -312,7 +312,7 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
         return {"interrupted": True, "state": state}
 
     best = load_classifier(run / "best.keras", compile=False)
-    best.compile(loss=logit_loss(), metrics=classification_metrics(), jit_compile=JIT_COMPILE)
+    compile_classifier(best, metrics=classification_metrics())
     metrics = {k: float(v) for k, v in best.evaluate(val_ds, return_dict=True, verbose=0).items()}
     if config.target_fa is not None:
         metrics["threshold"] = _calibrate(best, run, info, config)

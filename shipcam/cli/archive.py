@@ -8,7 +8,13 @@ into ``OUT/scenes/<key>/``. The driver only collects one small row per
 scene. A scene is done when its ``_scan.json`` exists (written last,
 atomically), so a rerun skips it; a scene that fails is recorded with its
 error and the rest go on. At the end every scene's detections go into one
-Parquet table (``detections.parquet``).
+Parquet table (``detections.parquet``; GeoParquet, points in OGC:CRS84,
+when geopandas is installed).
+
+Inputs may be fsspec URLs (``s3://bucket/scenes/``, ``gs://.../*.tif``,
+``https://...``) where fsspec and the protocol's package are installed: an
+actor copies each such scene to a local temporary file, scans it, and
+deletes it, so remote archives need disk for one scene per actor, not all.
 
 Actors ask for a fraction of a CPU each: an actor pool that takes every CPU
 of a 2-CPU machine starves Ray's other tasks and hangs.
@@ -20,9 +26,12 @@ import glob
 import hashlib
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlparse
 
 from shipcam._utils.io import atomic_path, write_json
 from shipcam._utils.progress import progress
@@ -34,14 +43,25 @@ __all__ = ["collect_scenes", "scan_archive", "scene_keys"]
 SCENE_SUFFIXES = tuple(sorted(set(IMAGE_SUFFIXES) | {".jp2"}))
 
 
-def collect_scenes(inputs: list[str]) -> list[Path]:
-    """Scene files from folders, globs and text files of paths (one per line, # comments), in order, once each."""
-    found: list[Path] = []
+Scene = Path | str  # a local path, or an fsspec URL (kept as text: Path would fold its "//")
+
+
+def is_url(scene: Scene) -> bool:
+    return isinstance(scene, str) and "://" in scene
+
+
+def _stem(scene: Scene) -> str:
+    return PurePosixPath(urlparse(scene).path).stem if is_url(scene) else Path(scene).stem
+
+
+def collect_scenes(inputs: list[str]) -> list[Scene]:
+    """Scene files from folders, globs, text files of paths (one per line, # comments) and fsspec URLs, in order, once each."""
+    found: list[Scene] = []
     for item in inputs:
         p = Path(item)
         if "://" in item:
-            raise ShipcamError(f"{item}: URLs are not read yet; copy the scenes to a local or mounted folder")
-        if p.is_dir():
+            found += _collect_url(item)
+        elif p.is_dir():
             found += sorted(q for q in p.rglob("*") if q.suffix.lower() in SCENE_SUFFIXES)
         elif p.is_file() and p.suffix.lower() in SCENE_SUFFIXES:
             found.append(p)
@@ -60,7 +80,7 @@ def collect_scenes(inputs: list[str]) -> list[Path]:
             raise ShipcamError(f"{item}: no such file, folder or pattern")
     seen, unique = set(), []
     for q in found:
-        r = q.resolve()
+        r = q if is_url(q) else Path(q).resolve()
         if r not in seen:
             seen.add(r)
             unique.append(q)
@@ -69,10 +89,59 @@ def collect_scenes(inputs: list[str]) -> list[Path]:
     return unique
 
 
-def scene_keys(paths: list[Path]) -> list[str]:
-    """The output folder name of each scene: its stem, plus a hash of its path where stems collide."""
-    stems = [p.stem for p in paths]
-    return [s if stems.count(s) == 1 else f"{s}-{hashlib.sha1(str(p.resolve()).encode()).hexdigest()[:8]}" for s, p in zip(stems, paths)]
+def _collect_url(item: str) -> list[str]:
+    """The scene URLs an fsspec URL names: one file, every scene under a folder, or a glob's matches."""
+    try:
+        import fsspec
+    except ImportError:
+        raise ShipcamError(f'{item}: reading URLs needs fsspec: pip install "shipcam[scale]"') from None
+    try:
+        fs, path = fsspec.core.url_to_fs(item)
+        if glob.has_magic(path):
+            names = fs.glob(path)
+        elif fs.isdir(path):
+            names = fs.find(path)
+        elif fs.isfile(path):
+            names = [path]
+        else:
+            raise ShipcamError(f"{item}: no such file, folder or pattern")
+    except ShipcamError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a missing protocol package, credentials, network: one line
+        raise ShipcamError(f"{item}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+    urls = sorted(fs.unstrip_protocol(n) for n in names if PurePosixPath(n).suffix.lower() in SCENE_SUFFIXES)
+    if not urls:
+        raise ShipcamError(f"{item}: no scene there ({', '.join(SCENE_SUFFIXES)})")
+    return urls
+
+
+def scene_keys(paths: list[Scene]) -> list[str]:
+    """The output folder name of each scene: its stem, plus a hash of its path or URL where stems collide."""
+    stems = [_stem(p) for p in paths]
+    full = [p if is_url(p) else str(Path(p).resolve()) for p in paths]
+    return [s if stems.count(s) == 1 else f"{s}-{hashlib.sha1(f.encode()).hexdigest()[:8]}" for s, f in zip(stems, full)]
+
+
+class _Fetched:
+    """A scene as a local file: the path itself, or an fsspec URL copied to a temporary folder (removed on exit)."""
+
+    def __init__(self, scene: str):
+        self.scene, self.tmp = scene, None
+
+    def __enter__(self) -> str:
+        if not is_url(self.scene):
+            return self.scene
+        import fsspec
+
+        self.tmp = tempfile.mkdtemp(prefix="shipcam-scene-")
+        local = os.path.join(self.tmp, PurePosixPath(urlparse(self.scene).path).name)
+        with fsspec.open(self.scene, "rb") as src, open(local, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        return local
+
+    def __exit__(self, *exc) -> None:
+        if self.tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 class _ScanActor:
@@ -93,7 +162,8 @@ class _ScanActor:
         for key, path in zip(batch["key"], batch["path"]):
             t0 = time.perf_counter()
             try:
-                s = scan_file("", str(path), str(self.out / "scenes" / str(key)), detector=self.det, progress=False, threads=1, **{k: v for k, v in self.options.items() if k != "engine"})
+                with _Fetched(str(path)) as local:
+                    s = scan_file("", local, str(self.out / "scenes" / str(key)), detector=self.det, progress=False, threads=1, **{k: v for k, v in self.options.items() if k != "engine"})
                 ok, error, n = True, "", int(s["detections"])
             except Exception as e:  # noqa: BLE001 - one bad scene is recorded; the archive goes on
                 ok, error, n = False, _one_line(e, path), -1
@@ -144,11 +214,11 @@ def scan_archive(model: str, inputs: list[str], out: str, address: str | None = 
     return summary
 
 
-def _done(out_dir: Path, key: str, path: Path) -> bool:
-    return (out_dir / "scenes" / key / f"{path.stem}_scan.json").is_file()
+def _done(out_dir: Path, key: str, path: Scene) -> bool:
+    return (out_dir / "scenes" / key / f"{_stem(path)}_scan.json").is_file()
 
 
-def _run_ray(model: str, todo: list[tuple[str, Path]], out_dir: Path, address: str | None, workers: int | None, options: dict) -> tuple[list[dict], dict]:
+def _run_ray(model: str, todo: list[tuple[str, Scene]], out_dir: Path, address: str | None, workers: int | None, options: dict) -> tuple[list[dict], dict]:
     try:
         import ray
         from ray.data import ActorPoolStrategy
@@ -205,14 +275,19 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
         raise ShipcamError(f"--address {address}: no Ray head answers there ({e.strerror or e})") from None
 
 
-def _write_parquet(out_dir: Path, done: list[tuple[str, Path]]) -> dict:
-    """One row per detection of every finished scene, from the GeoJSON each scan wrote."""
+def _write_parquet(out_dir: Path, done: list[tuple[str, Scene]]) -> dict:
+    """One row per detection of every finished scene, from the GeoJSON each scan wrote.
+
+    With geopandas installed the file is GeoParquet: a ``geometry`` column of
+    the points in OGC:CRS84 (longitude, latitude), reprojected from each
+    scene's CRS; scenes without one (PNG, JPEG) get null geometries.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     cols: dict[str, list] = {k: [] for k in ("scene", "key", "x", "y", "x0", "y0", "x1", "y1", "score", "probability", "map_x", "map_y", "crs")}
     for key, path in done:
-        geo = json.loads((out_dir / "scenes" / key / f"{path.stem}_detections.geojson").read_text())
+        geo = json.loads((out_dir / "scenes" / key / f"{_stem(path)}_detections.geojson").read_text())
         crs = geo["crs"]["properties"]["name"]
         for f in geo["features"]:
             px, props = f["properties"]["pixel"], f["properties"]
@@ -224,6 +299,28 @@ def _write_parquet(out_dir: Path, done: list[tuple[str, Path]]) -> dict:
             cols["map_x"].append(mx if crs != "pixel" else None)
             cols["map_y"].append(my if crs != "pixel" else None)
     table = pa.table(cols)
+    frame = _geodataframe(table)
     with atomic_path(out_dir / "detections.parquet") as tmp:
-        pq.write_table(table, tmp)
-    return {"parquet": str(out_dir / "detections.parquet"), "detections": table.num_rows}
+        if frame is not None:
+            frame.to_parquet(tmp, index=False)
+        else:
+            pq.write_table(table, tmp)
+    return {"parquet": str(out_dir / "detections.parquet"), "detections": table.num_rows, "geoparquet": frame is not None}
+
+
+def _geodataframe(table):
+    """The table with a point geometry per row in OGC:CRS84, or None without geopandas."""
+    try:
+        import geopandas as gpd
+        import pandas as pd
+    except ImportError:
+        return None
+    df = table.to_pandas()
+    parts = [gpd.GeoSeries([], crs="OGC:CRS84")]
+    for crs, rows in df.groupby("crs", sort=False):
+        if crs == "pixel":  # scene pixels are not a place on Earth
+            parts.append(gpd.GeoSeries([None] * len(rows), index=rows.index, crs="OGC:CRS84"))
+        else:
+            parts.append(gpd.GeoSeries(gpd.points_from_xy(rows["map_x"], rows["map_y"]), index=rows.index, crs=crs).to_crs("OGC:CRS84"))
+    geometry = pd.concat(parts).reindex(df.index)
+    return gpd.GeoDataFrame(df, geometry=geometry, crs="OGC:CRS84")
