@@ -252,12 +252,9 @@ def to_markdown(result: dict) -> str:
 
 
 def plot(result: dict, path: Path) -> None:
-    import matplotlib
+    from shipcam._utils.plotting import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from shipcam._utils.io import atomic_path
+    plt = pyplot()
 
     rows = result["rows"]
     keys = sorted({(r["input"], r["threads"]) for r in rows})
@@ -275,9 +272,7 @@ def plot(result: dict, path: Path) -> None:
         ax.set(title=f"{size} px, {threads} thread(s): end-to-end ms (log)", xlabel="ms per image, batch 1")
         ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 if __name__ == "__main__":

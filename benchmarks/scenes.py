@@ -94,13 +94,10 @@ def _draw(image, labels, detections, match: MatchResult, gsd: float, radius_m, p
 
 
 def _plot_pr(points: list[dict], total: dict, threshold: float, path: Path) -> None:
-    from shipcam._utils.io import atomic_path
+    from shipcam._utils.plotting import pyplot, save_png
 
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
     except ImportError:
         print("note: matplotlib is not installed; pr_curve.png skipped (pr_curve.json has the points)", file=sys.stderr)
         return
@@ -115,6 +112,4 @@ def _plot_pr(points: list[dict], total: dict, threshold: float, path: Path) -> N
     ax[1].set(xlabel="false alarms per megapixel", ylabel="recall", ylim=(0, 1.02), title="recall vs false alarms")
     ax[0].legend(loc="lower left")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_png(fig, path)

@@ -41,6 +41,7 @@ class ExportError(ShipcamError):
 class ExportOptions:
     formats: list[ExportFormat] = field(default_factory=lambda: list(ExportFormat))
     size: int | None = None  # fixed input size; None keeps height/width dynamic
+    batch: int | None = None  # TFLite files: a fixed batch (LiteRT.js needs 1, it cannot resize inputs); None keeps it dynamic
     calib: int = 200  # calibration images for int8
     calib_data: str | None = None  # a dataset folder; default: synthetic scenes
     calib_size: int | None = None  # default: the training size
@@ -103,7 +104,7 @@ def export_model(model_path: str | Path, out_dir: str | Path, options: ExportOpt
 
     entries, failures = [], []
     with tempfile.TemporaryDirectory(prefix="shipcam_export_") as tmp:
-        savedmodel = save_two_output_savedmodel(model, Path(tmp) / "savedmodel", options.size)
+        savedmodel = save_two_output_savedmodel(model, Path(tmp) / "savedmodel", options.size, options.batch)
         float_onnx = None
 
         means = None  # conv input means of the float model: one pass, shared by the TFLite and ONNX copies
@@ -127,7 +128,7 @@ def export_model(model_path: str | Path, out_dir: str | Path, options: ExportOpt
                 if fmt.is_int8:
                     corrected, correction = int8_source(127, 127)
                     if correction is not None:
-                        source = save_two_output_savedmodel(corrected, Path(tmp) / "savedmodel_int8", options.size)
+                        source = save_two_output_savedmodel(corrected, Path(tmp) / "savedmodel_int8", options.size, options.batch)
                     if options.float_tail > 0:
                         float_nodes = float_tail_tensors(convert_tflite(source, "float32"), options.float_tail)
                     meta.extra = {"float_nodes": float_nodes or [], "weight_correction": correction}

@@ -4,6 +4,7 @@ The page computes everything in the browser (onnxruntime-web + js/src); it
 writes its result as JSON into <pre id="result">, which --dump-dom reads.
 """
 
+import dataclasses
 import functools
 import http.server
 import json
@@ -28,6 +29,11 @@ def server():
         pytest.skip("SKIPPED LOUDLY: no Chromium here, the page was not tested in a browser (apt-get install chromium; `make test` tries)")
     if not (ROOT / "js" / "node_modules" / "onnxruntime-web").is_dir():
         pytest.skip("SKIPPED LOUDLY: js/node_modules is missing (cd js && npm ci --ignore-scripts; `make test` does it first)")
+    return f"{_serve(ROOT)}/js/web/index.html"
+
+
+def _serve(directory: Path) -> str:
+    """A static server for ``directory`` (stopped with the test process); returns its base URL."""
 
     class Handler(http.server.SimpleHTTPRequestHandler):
         extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript", ".wasm": "application/wasm"}
@@ -35,10 +41,9 @@ def server():
         def log_message(self, *args):
             pass
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(ROOT)))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(directory)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/js/web/index.html"
-    httpd.shutdown()
+    return f"http://127.0.0.1:{httpd.server_address[1]}"
 
 
 def _page(url, tmp_path, *extra):
@@ -72,3 +77,39 @@ def test_the_page_screenshot_is_not_blank(server, tmp_path):
     assert pixels.shape == (760, 1280) and pixels.std() > 20
     view = pixels[150:530, 570:1090]  # the CAM overlay's canvas
     assert view.std() > 10
+
+
+def test_the_page_runs_a_tflite_file_on_litert_js_like_the_python_runtime(server, tmp_path, tiny_model_path):
+    """LiteRT.js cannot resize inputs: a 64 px, batch-1 export (`--size 64 --batch 1`) of the session's tiny
+    model, run in the page and by the Python runtime (LiteRT) on the same images."""
+    if not (ROOT / "js" / "node_modules" / "@litertjs" / "core").is_dir():
+        pytest.skip("SKIPPED LOUDLY: @litertjs/core is not installed in js/node_modules (npm ci --ignore-scripts)")
+    from shipcam.export import ExportFormat, ExportOptions, export_model
+    from shipcam.runtime import Detector, read_image
+
+    site = tmp_path / "site"
+    site.mkdir()
+    for name in ("js", "conformance"):
+        (site / name).symlink_to(ROOT / name)
+    export_model(tiny_model_path, site / "m", ExportOptions(formats=[ExportFormat.TFLITE_FP32], size=64, batch=1, parity_n=8), show_progress=False)
+    model = next((site / "m").glob("*.tflite"))
+    base = _serve(site)  # the same page, served from a folder that also holds the export
+    det = Detector.load(model)
+    det.rule = dataclasses.replace(det.rule, threshold=0.2)
+    tol = VECTORS["tolerances"]
+    for image in ("ship_64.png", "ship_96x128.png"):  # the second is resized to the file's 64 px, as in Python
+        for _ in range(3):  # LiteRT.js compiles ~10 MB of WebAssembly in real time: on a busy machine the
+            # virtual-time budget can end before the page has a result; a result is never retried
+            dom = _page(f"{base}/js/web/index.html?model=../../m/{model.name}&image=../../conformance/images/{image}&threshold=0.2", tmp_path, "--dump-dom").stdout
+            m = re.search(r'<pre id="result"[^>]*data-state="(\w+)"[^>]*>(.*?)</pre>', dom, re.S)
+            if m:
+                break
+        assert m and m.group(1) == "done", dom[-2000:]
+        got = json.loads(m.group(2).replace("&quot;", '"').replace("&amp;", "&"))
+        assert got["engine"] == "litert.js"
+        ref = det.predict(read_image(ROOT / "conformance" / "images" / image))
+        assert abs(got["probability"] - ref.probability) <= tol["probability_abs"] + 1e-6
+        assert np.abs(np.asarray(got["cam"]).reshape(ref.cam.shape) - ref.cam).max() <= tol["cam_rel"] * np.ptp(ref.cam)
+        assert len(got["boxes"]) == len(ref.detections)
+        for g, e in zip(got["boxes"], ref.detections):
+            assert abs(g["x"] - e.x) <= tol["box_abs_px"] and abs(g["y"] - e.y) <= tol["box_abs_px"]

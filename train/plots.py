@@ -6,25 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-from shipcam._utils.io import atomic_path
+from shipcam._utils.plotting import pyplot as _plt
+from shipcam._utils.plotting import save_png
 
 __all__ = ["plot_lr_finder", "plot_history", "plot_samples"]
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _save(fig, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    _plt().close(fig)
-    return path
+    return save_png(fig, path, tight=True)
 
 
 def plot_lr_finder(lrs, losses, smoothed, suggestion: dict[str, float], path: str | Path) -> Path:

@@ -32,31 +32,94 @@ async function defaultOrt() {
   throw new Error("in the browser, pass { ort } (the onnxruntime-web module) to Detector.load");
 }
 
+// One forward pass -> { logits: Float32Array, features: Float32Array, dims: [1, h, w, C] }, by engine.
+
+/** An .onnx file on ONNX Runtime (node or web). */
+class OrtSession {
+  static async create(ort, bytes, name, threads) {
+    const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: threads, interOpNumThreads: 1 });
+    requireOutputs(name, session.outputNames);
+    return new OrtSession(ort, session);
+  }
+
+  constructor(ort, session) {
+    this.ort = ort;
+    this.session = session;
+    this.fixedSize = null;
+  }
+
+  async run(x, h, w) {
+    const out = await this.session.run({ [this.session.inputNames[0]]: new this.ort.Tensor("float32", x, [1, h, w, 3]) });
+    return { logits: out.logits.data, features: out.features.data, dims: out.features.dims };
+  }
+}
+
+/**
+ * A .tflite file on LiteRT.js (@litertjs/core, browsers only: it loads its WebAssembly through the DOM).
+ * Outputs are addressed by the signature's names, never by position; the input size is the file's own
+ * (LiteRT.js cannot resize inputs, which the Python runtime does), so other sizes are refused.
+ */
+class LiteRtSession {
+  static async create(litert, bytes, name) {
+    const model = await litert.loadAndCompile(bytes, { accelerator: "wasm" });
+    const signature = model.signatures.serving_default || Object.values(model.signatures)[0] || model;
+    requireOutputs(name, signature.getOutputDetails().map((d) => d.name));
+    const input = signature.getInputDetails()[0];
+    return new LiteRtSession(litert, signature, input.name, Array.from(input.shape));
+  }
+
+  constructor(litert, signature, inputName, inputShape) {
+    this.litert = litert;
+    this.signature = signature;
+    this.inputName = inputName;
+    const [, h, w] = inputShape;
+    this.fixedSize = h > 0 && w > 0 ? [h, w] : null;
+  }
+
+  async run(x, h, w) {
+    const input = new this.litert.Tensor(x, [1, h, w, 3]);
+    try {
+      const out = await this.signature.run({ [this.inputName]: input });
+      try {
+        return { logits: out.logits.toTypedArray(), features: out.features.toTypedArray(), dims: Array.from(out.features.type.layout.dimensions) };
+      } finally {
+        for (const t of Object.values(out)) t.delete();
+      }
+    } finally {
+      input.delete();
+    }
+  }
+}
+
+function requireOutputs(name, names) {
+  for (const out of ["logits", "features"]) {
+    if (!names.includes(out)) {
+      throw new ModelFileError(`${name}: lacks output '${out}'; found ${names.join(", ")} (export with \`shipcam export\`)`);
+    }
+  }
+}
+
 export class Detector {
   /**
-   * Open a .onnx file (a path in Node, a URL or bytes anywhere).
-   * options: { threads = 1, ort (an onnxruntime module), name (for bytes), threshold }
+   * Open a .onnx file (a path in Node, a URL or bytes anywhere), or in a browser a .tflite file.
+   * options: { threads = 1, ort (an onnxruntime module), litert (the @litertjs/core module, loaded:
+   * loadLiteRt called; for .tflite), name (for bytes), threshold }
    */
   static async load(pathOrUrl, options = {}) {
     const name = options.name || (typeof pathOrUrl === "string" ? pathOrUrl : "model.onnx");
-    if (/\.tflite$/i.test(name)) {
-      throw new ModelFileError(`${name}: .tflite files run in the browser through LiteRT.js only; in Node use the .onnx export`);
+    const tflite = /\.tflite$/i.test(name);
+    if (tflite && !options.litert) {
+      throw new ModelFileError(`${name}: .tflite files run through LiteRT.js, which works in browsers only (pass { litert }); in Node use the .onnx export`);
     }
     const bytes = await loadBytes(pathOrUrl);
     const metadata = readMetadata(bytes, name);
-    const ort = options.ort || (await defaultOrt());
     const threads = options.threads ?? 1;
-    const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: threads, interOpNumThreads: 1 });
-    for (const out of ["logits", "features"]) {
-      if (!session.outputNames.includes(out)) {
-        throw new ModelFileError(`${name}: lacks output '${out}'; found ${session.outputNames.join(", ")} (export with \`shipcam export\`)`);
-      }
-    }
-    return new Detector(ort, session, metadata, { name, threads, threshold: options.threshold });
+    const session = tflite ? await LiteRtSession.create(options.litert, bytes, name) : await OrtSession.create(options.ort || (await defaultOrt()), bytes, name, threads);
+    return new Detector(session, metadata, { name, threads, threshold: options.threshold, engine: tflite ? "litert.js" : "onnxruntime" });
   }
 
-  constructor(ort, session, metadata, { name, threads, threshold }) {
-    this.ort = ort;
+  constructor(session, metadata, { name, threads, threshold, engine }) {
+    this.engine = engine;
     this.session = session;
     this.metadata = metadata;
     this.name = name;
@@ -90,14 +153,17 @@ export class Detector {
       x = resizeBilinear(x, H, W, m.input_size, m.input_size, 3);
       [h, w] = [m.input_size, m.input_size];
     }
+    const fixed = this.session.fixedSize;
+    if (fixed && (h !== fixed[0] || w !== fixed[1])) {  // the Python runtime resizes the input tensor; LiteRT.js cannot
+      throw new RangeError(`${this.name}: LiteRT.js runs this file at ${fixed[1]}x${fixed[0]} px only, received ${w}x${h}; use the .onnx export for other sizes`);
+    }
     const t1 = now();
-    const feeds = { [this.session.inputNames[0]]: new this.ort.Tensor("float32", x, [1, h, w, 3]) };
-    const out = await this.session.run(feeds);
+    const out = await this.session.run(x, h, w);
     const t2 = now();
-    const logitValue = out.logits.data[0];
-    const [, fh, fw, C] = out.features.dims;
+    const logitValue = out.logits[0];
+    const [, fh, fw, C] = out.dims;
     if (C !== m.feature_channels) throw new ModelFileError(`${this.name}: features have ${C} channels, metadata says ${m.feature_channels}`);
-    const cam = classActivationMap(out.features.data, fh, fw, m.camWeights, m.cam_bias);
+    const cam = classActivationMap(out.features, fh, fw, m.camWeights, m.cam_bias);
     const probability = sigmoid(logitValue);
     const isShip = probability >= this.threshold;
     const boxes = isShip ? detectInCam(cam, [H, W], this.gsd, this.rule) : [];

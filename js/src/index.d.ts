@@ -57,7 +57,10 @@ export interface Prediction {
 
 export interface LoadOptions {
   threads?: number;
+  /** an onnxruntime module (node or web), for .onnx files */
   ort?: unknown;
+  /** the @litertjs/core module after loadLiteRt(), for .tflite files (browsers only; fixed input size) */
+  litert?: unknown;
   name?: string;
   threshold?: number;
 }
@@ -71,6 +74,7 @@ export declare class ModelFileError extends Error {}
 export declare class Detector {
   static load(pathOrUrl: string | Uint8Array | ArrayBuffer, options?: LoadOptions): Promise<Detector>;
   readonly metadata: Metadata;
+  readonly engine: "onnxruntime" | "litert.js";
   readonly gsd: number;
   readonly threads: number;
   rule: Rule;

@@ -46,7 +46,7 @@ for (const c of V.cases.filter((c) => c.model.endsWith(".onnx"))) {
   });
 }
 
-test("a reader refuses what SPEC.md section 7 says it must", () => {
+test("a reader refuses what SPEC.md section 7 says it must", async () => {
   const model = Object.keys(V.metadata)[0];
   const good = V.metadata[model];
   const bad = (change, pattern) => {
@@ -60,6 +60,8 @@ test("a reader refuses what SPEC.md section 7 says it must", () => {
   bad((d) => (d.cam_weights = "AAAA"), /cam_weights holds 3 bytes; 1280 float32 channels need 5120/);
   bad((d) => (d.threshold = 1), /threshold must be in \(0, 1\)/);
   assert.throws(() => readMetadata(new Uint8Array([1, 2, 3]), "x.tflite"), /x\.tflite: not a readable model file/);
+  // LiteRT.js needs a DOM (it loads its WebAssembly with a <script>): in Node a .tflite says where it runs.
+  await assert.rejects(Detector.load(join(HERE, "..", "tests", "fixtures", "tiny_int8.tflite")), (e) => e instanceof ModelFileError && /\.tflite files run through LiteRT\.js, which works in browsers only/.test(e.message));
   const extra = { ...good, added_later: 1 };
   assert.equal(parseMetadata(JSON.stringify(extra)).feature_channels, good.feature_channels); // unknown keys ignored
 });

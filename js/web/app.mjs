@@ -21,11 +21,22 @@ function fail(e) {
   $("result").dataset.state = "error";
 }
 
+let litert = null;
+async function liteRt() { // LiteRT.js for .tflite files, loaded on first use (its WebAssembly is ~10 MB)
+  if (!litert) {
+    const mod = await import("../node_modules/@litertjs/core/dist/index.js");
+    await mod.loadLiteRt(new URL("../node_modules/@litertjs/core/wasm/", import.meta.url).href);
+    litert = mod;
+  }
+  return litert;
+}
+
 async function loadModel(source, name) {
   const t0 = performance.now();
-  detector = await Detector.load(source, { ort, name, threads: 1, threshold: params.has("threshold") ? Number(params.get("threshold")) : undefined });
+  const engines = /\.tflite$/i.test(name) ? { litert: await liteRt() } : { ort };
+  detector = await Detector.load(source, { ...engines, name, threads: 1, threshold: params.has("threshold") ? Number(params.get("threshold")) : undefined });
   const ms = performance.now() - t0;
-  status(`model ${name} loaded in ${ms.toFixed(0)} ms`);
+  status(`model ${name} loaded in ${ms.toFixed(0)} ms (${detector.engine})`);
   const m = detector.metadata;
   const rows = Object.entries(m).filter(([k]) => !["cam_weights", "camWeights", "extra"].includes(k));
   $("meta").innerHTML = rows.map(([k, v]) => `<tr><th>${k}</th><td>${v === null ? "null" : v}</td></tr>`).join("");
@@ -92,7 +103,7 @@ async function run(blob, name) {
   $("prob").innerHTML = `<span class="${p.isShip ? "ship" : "noship"}">P(ship) = ${p.probability.toFixed(3)}</span>`;
   $("timings").innerHTML = Object.entries(timings).map(([k, v]) => `<tr><th>${k}</th><td>${v.toFixed(2)}</td></tr>`).join("");
   $("boxes").innerHTML = "<tr><th>x</th><th>y</th><th>box</th><th>p</th></tr>" + p.boxes.map((b) => `<tr><td>${b.x.toFixed(1)}</td><td>${b.y.toFixed(1)}</td><td>${b.x0.toFixed(0)},${b.y0.toFixed(0)}–${b.x1.toFixed(0)},${b.y1.toFixed(0)}</td><td>${b.probability.toFixed(3)}</td></tr>`).join("");
-  const record = { ...predictionRecord(name, p), cam: Array.from(p.cam.data), timings_ms: timings };
+  const record = { ...predictionRecord(name, p), engine: detector.engine, cam: Array.from(p.cam.data), timings_ms: timings };
   $("result").textContent = JSON.stringify(record);
   $("result").dataset.state = "done";
   status(`${name}: ${image.width}x${image.height} px`);
@@ -115,7 +126,7 @@ drop.addEventListener("drop", (e) => {
   e.preventDefault();
   drop.classList.remove("over");
   const f = e.dataTransfer.files[0];
-  if (f && /\.onnx$/i.test(f.name)) f.arrayBuffer().then((b) => loadModel(new Uint8Array(b), f.name)).catch(fail);
+  if (f && /\.(onnx|tflite)$/i.test(f.name)) f.arrayBuffer().then((b) => loadModel(new Uint8Array(b), f.name)).catch(fail);
   else if (f) run(f, f.name).catch(fail);
 });
 

@@ -148,6 +148,7 @@ def cmd_export(args) -> int:
     options = ExportOptions(
         formats=parse_formats(args.formats),
         size=args.size,
+        batch=args.batch,
         calib=args.calib,
         calib_data=args.calib_data,
         calib_size=args.calib_size,
@@ -385,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("formats")
     g.add_argument("--formats", default="all", help="'all' or a comma list of tflite_fp32,tflite_fp16,tflite_int8,onnx_fp32,onnx_int8")
     g.add_argument("--size", type=int, help="fix the input size (default: any size, dynamic height/width)")
+    g.add_argument("--batch", type=int, help="fix the batch of .tflite files (LiteRT.js in the browser needs --size N --batch 1; default: dynamic)")
     g.add_argument("--int8-io", action="store_true", help="int8 TFLite with int8 input/output tensors (default: float I/O, int8 inside)")
     g = p.add_argument_group("int8 calibration")
     g.add_argument("--calib", type=int, default=200, help="calibration images (default: 200)")
