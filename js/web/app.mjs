@@ -5,11 +5,13 @@
 import * as ort from "../node_modules/onnxruntime-web/dist/ort.wasm.min.mjs";
 import { Detector, predictionRecord } from "../src/index.mjs";
 
+const params = new URLSearchParams(location.search);
+// Threads need cross-origin isolation (COOP/COEP headers), which a plain static server does not give.
+const THREADS = self.crossOriginIsolated ? Number(params.get("threads") || 1) : 1;
 ort.env.wasm.wasmPaths = new URL("../node_modules/onnxruntime-web/dist/", import.meta.url).href;
-ort.env.wasm.numThreads = 1; // threads need cross-origin isolation, which a plain static server does not give
+ort.env.wasm.numThreads = THREADS;
 
 const $ = (id) => document.getElementById(id);
-const params = new URLSearchParams(location.search);
 let detector = null;
 let lastImage = null;
 
@@ -34,7 +36,7 @@ async function liteRt() { // LiteRT.js for .tflite files, loaded on first use (i
 async function loadModel(source, name) {
   const t0 = performance.now();
   const engines = /\.tflite$/i.test(name) ? { litert: await liteRt() } : { ort };
-  detector = await Detector.load(source, { ...engines, name, threads: 1, threshold: params.has("threshold") ? Number(params.get("threshold")) : undefined });
+  detector = await Detector.load(source, { ...engines, name, threads: THREADS, threshold: params.has("threshold") ? Number(params.get("threshold")) : undefined });
   const ms = performance.now() - t0;
   status(`model ${name} loaded in ${ms.toFixed(0)} ms (${detector.engine})`);
   const m = detector.metadata;
@@ -103,10 +105,25 @@ async function run(blob, name) {
   $("prob").innerHTML = `<span class="${p.isShip ? "ship" : "noship"}">P(ship) = ${p.probability.toFixed(3)}</span>`;
   $("timings").innerHTML = Object.entries(timings).map(([k, v]) => `<tr><th>${k}</th><td>${v.toFixed(2)}</td></tr>`).join("");
   $("boxes").innerHTML = "<tr><th>x</th><th>y</th><th>box</th><th>p</th></tr>" + p.boxes.map((b) => `<tr><td>${b.x.toFixed(1)}</td><td>${b.y.toFixed(1)}</td><td>${b.x0.toFixed(0)},${b.y0.toFixed(0)}–${b.x1.toFixed(0)},${b.y1.toFixed(0)}</td><td>${b.probability.toFixed(3)}</td></tr>`).join("");
-  const record = { ...predictionRecord(name, p), engine: detector.engine, cam: Array.from(p.cam.data), timings_ms: timings };
+  const record = { ...predictionRecord(name, p), engine: detector.engine, threads: THREADS, cam: Array.from(p.cam.data), timings_ms: timings };
+  if (params.has("bench")) record.bench = await bench(image, Number(params.get("bench")));
   $("result").textContent = JSON.stringify(record);
   $("result").dataset.state = "done";
   status(`${name}: ${image.width}x${image.height} px`);
+}
+
+// ?bench=N: N more predictions of the same image, per-stage medians in wall time (benchmarks/js_latency.py).
+async function bench(image, runs) {
+  const stages = { preprocess: [], inference: [], cam: [], total: [] };
+  for (let i = 0; i < runs + 3; i++) {
+    const t0 = performance.now();
+    const p = await detector.predict(image);
+    if (i < 3) continue; // warm-up
+    stages.total.push(performance.now() - t0);
+    for (const k of ["preprocess", "inference", "cam"]) stages[k].push(p.timings_ms[k]);
+  }
+  const median = (v) => { const s = [...v].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
+  return { runs, threads: THREADS, cross_origin_isolated: self.crossOriginIsolated, median_ms: Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, median(v)])) };
 }
 
 $("image").addEventListener("change", (e) => e.target.files[0] && run(e.target.files[0], e.target.files[0].name).catch(fail));
