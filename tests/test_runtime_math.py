@@ -10,14 +10,22 @@ from shipcam.runtime.cam import class_activation_map, normalize_cam, resize_bili
 from shipcam.runtime.metrics import binary_report, box_iou, cam_mask, mask_iou, pearson, pointing_game_hit, roc_auc
 
 
-def test_gap_cam_mean_equals_the_logit(rng):
+def test_cam_against_the_gap_and_gmp_logits(rng):
     feats = rng.normal(size=(4, 5, 6, 32)).astype(np.float32)
     w, b = rng.normal(size=32).astype(np.float32), 0.7
     cam = class_activation_map(feats, w, b)
     logit_gap = feats.mean(axis=(1, 2)) @ w + b
     np.testing.assert_allclose(cam.mean(axis=(1, 2)), logit_gap, rtol=1e-5)
-    # and for GMP the logit is the dense layer on the channel-wise max (not the CAM's max)
-    np.testing.assert_allclose(class_activation_map(feats.max(axis=(1, 2))[:, None, None], w, b)[:, 0, 0], feats.max(axis=(1, 2)) @ w + b, rtol=1e-5)
+    # For GMP the logit is the dense layer on the channel-wise maxima, not the CAM's maximum. With
+    # non-negative weights no CAM cell exceeds it (each channel is at most its maximum), and the two are
+    # equal when one cell holds every channel's maximum.
+    wp = np.abs(w)
+    logit_gmp = feats.max(axis=(1, 2)) @ wp + b
+    assert (class_activation_map(feats, wp, b).max(axis=(1, 2)) <= logit_gmp + 1e-5).all()
+    assert (class_activation_map(feats, wp, b).max(axis=(1, 2)) < logit_gmp - 1e-3).any()  # random features: strictly below
+    peaked = feats.copy()
+    peaked[:, 2, 1] = feats.max(axis=(1, 2))
+    np.testing.assert_allclose(class_activation_map(peaked, wp, b).max(axis=(1, 2)), logit_gmp, rtol=1e-5)
 
 
 def test_cam_rejects_mismatched_channels():
