@@ -197,3 +197,20 @@ def test_int8_keeps_the_cam_of_the_real_imagenet_backbone(imagenet_weights, tmp_
     manifest = export_model(path, tmp_path / "out", ExportOptions(formats=[ExportFormat.TFLITE_INT8, ExportFormat.ONNX_INT8], calib=32, parity_n=32, fail_on_parity=False), show_progress=False)
     for e in manifest["files"]:
         assert e["parity"]["cam_corr_mean"] >= 0.95, (e["file"], e["parity"]["cam_corr_mean"])
+
+
+def test_the_committed_fixtures_match_their_manifest_and_todays_export_defaults():
+    """tests/fixtures (the runtime's and JS conformance's models) were made by make_fixtures.py with the exporter's
+    defaults: a default that changes how files are quantized makes them stale, and this says to regenerate them."""
+    import dataclasses
+    import hashlib
+    from pathlib import Path
+
+    fixtures = Path(__file__).parent / "fixtures"
+    manifest = json.loads((fixtures / "manifest.json").read_text())
+    for e in manifest["files"]:
+        assert hashlib.sha256((fixtures / e["file"]).read_bytes()).hexdigest() == e["sha256"], f"{e['file']} changed without its manifest"
+    defaults = dataclasses.asdict(ExportOptions())
+    quantizing = ("seed", "int8_io", "onnx_per_channel", "onnx_method", "bias_correction", "onnx_weight_bits", "float_tail", "size")
+    stale = {k: (manifest["options"][k], defaults[k]) for k in quantizing if manifest["options"][k] != defaults[k]}
+    assert not stale, f"fixtures made with {stale} (fixture, default): run python tests/fixtures/make_fixtures.py"
