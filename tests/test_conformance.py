@@ -52,3 +52,40 @@ def test_predictions_match_the_vectors(detectors, case):
         for k in ("x", "y", "x0", "y0", "x1", "y1"):
             assert abs(g[k] - e[k]) <= TOL["box_abs_px"], (k, g, e)
         assert abs(g["score"] - e["score"]) <= TOL["logit_abs"]
+
+
+def test_shipcam_js_predict_agrees_with_shipcam_predict_on_real_images(tmp_path):
+    """The two command lines on the same file and real PlanetScope crops (../shared/realdata; skipped
+    without): probability within 1e-5, the same boxes. Sizes vary, so the fully convolutional path too."""
+    import shutil
+    import subprocess
+
+    from shipcam.cli import main
+    from shipcam.runtime import read_image
+
+    root = Path(__file__).resolve().parents[1]
+    scene = root.parent / "shared" / "realdata" / "scene_1.png"
+    if not scene.is_file():
+        pytest.skip("../shared/realdata is absent: real-image agreement not checked")
+    if shutil.which("node") is None or not (root / "js" / "node_modules" / "onnxruntime-node").is_dir():
+        pytest.skip("SKIPPED LOUDLY: node or js/node_modules missing (cd js && npm ci --ignore-scripts)")
+    image = read_image(scene)
+    crops = []
+    for i, (x, y, w, h) in enumerate([(1640, 420, 96, 96), (1860, 400, 160, 128), (880, 680, 224, 224), (300, 1200, 128, 128)]):
+        path = tmp_path / f"real_{i}.png"
+        Image.fromarray(image[y : y + h, x : x + w]).save(path)
+        crops.append(path)
+    model = root / "tests" / "fixtures" / "tiny_fp32.onnx"
+    args: list[str] = []  # the file's threshold in both
+    assert main(["predict", str(model), *map(str, crops), "--out", str(tmp_path / "py"), *args]) == 0
+    py = {Path(r["file"]).name: r for r in map(json.loads, (tmp_path / "py" / "predictions.jsonl").read_text().splitlines())}
+    node = subprocess.run(["node", str(root / "js" / "bin" / "shipcam-js.mjs"), "predict", str(model), *map(str, crops), *args], capture_output=True, text=True, timeout=120)
+    assert node.returncode == 0, node.stderr
+    js = {Path(r["file"]).name: r for r in map(json.loads, node.stdout.splitlines())}
+    assert set(js) == set(py) == {p.name for p in crops}
+    assert any(p["boxes"] for p in py.values())  # the box comparison below is not vacuous
+    for name, p in py.items():
+        assert abs(js[name]["probability"] - p["probability"]) <= 1e-5 and js[name]["is_ship"] == p["is_ship"]
+        assert len(js[name]["boxes"]) == len(p["boxes"])
+        for a, b in zip(js[name]["boxes"], p["boxes"]):
+            assert all(abs(a[k] - b[k]) <= TOL["box_abs_px"] for k in ("x", "y", "x0", "y0", "x1", "y1"))
