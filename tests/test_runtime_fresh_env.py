@@ -35,6 +35,7 @@ print(json.dumps({"logit_err": logit_err, "cam_rel_err": cam_err, "boxes": sum(l
 """
 
 
+@pytest.mark.network
 @pytest.mark.skipif(not (FIXTURES / "tiny_fp32.onnx").is_file(), reason="fixtures not generated")
 def test_runtime_only_install_predicts_without_tensorflow(tmp_path):
     env_dir = tmp_path / "venv"
