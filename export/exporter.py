@@ -12,13 +12,12 @@ manifest is written last.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import dataclasses
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from shipcam._utils.io import write_bytes, write_json
 from shipcam.errors import ShipcamError
@@ -30,7 +29,6 @@ from shipcam.train.engine import model_metadata
 __all__ = ["ExportError", "ExportOptions", "export_model"]
 
 OnnxMethod = Literal["minmax", "entropy", "percentile"]  # ONNX Runtime static calibration
-
 
 
 class ExportError(ShipcamError):

@@ -31,15 +31,20 @@ def class_activation_map(features: np.ndarray, weights: np.ndarray, bias: float 
     return features.astype(np.float32, copy=False) @ weights + np.float32(bias)
 
 
+def _min_max(cam: np.ndarray) -> np.ndarray | None:
+    """``cam`` scaled to [0, 1] by its minimum and maximum; None for a constant map (or one with NaN)."""
+    cam = np.asarray(cam, dtype=np.float32)
+    lo, hi = float(cam.min()), float(cam.max())
+    return (cam - lo) / np.float32(hi - lo) if hi - lo >= 1e-12 else None
+
+
 def normalize_cam(cam: np.ndarray) -> np.ndarray:
     """Min-max scale a CAM to [0, 1] (a constant map becomes zeros)."""
     cam = np.asarray(cam, dtype=np.float32)
-    lo, hi = float(cam.min()), float(cam.max())
-    if not np.isfinite(lo) or not np.isfinite(hi):
+    if not np.isfinite(cam.min()) or not np.isfinite(cam.max()):
         raise ValueError("CAM contains NaN or inf")
-    if hi - lo < 1e-12:
-        return np.zeros_like(cam)
-    return (cam - lo) / (hi - lo)
+    scaled = _min_max(cam)
+    return np.zeros_like(cam) if scaled is None else scaled
 
 
 def cam_mask(cam, fraction: float = 0.2) -> np.ndarray:
@@ -50,8 +55,5 @@ def cam_mask(cam, fraction: float = 0.2) -> np.ndarray:
     """
     if not 0.0 <= fraction < 1.0:
         raise ValueError(f"fraction must be in [0, 1), received {fraction}")
-    cam = np.asarray(cam, np.float32)
-    lo, hi = float(cam.min()), float(cam.max())
-    if hi - lo < 1e-12:
-        return np.zeros(cam.shape, bool)
-    return (cam - lo) / np.float32(hi - lo) >= fraction
+    scaled = _min_max(cam)
+    return np.zeros(np.shape(cam), bool) if scaled is None else scaled >= fraction

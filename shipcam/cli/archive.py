@@ -22,6 +22,7 @@ of a 2-CPU machine starves Ray's other tasks and hangs.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import json
@@ -31,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path, PurePosixPath
+from typing import Iterator
 from urllib.parse import urlparse
 
 from shipcam._utils.io import atomic_path, write_json
@@ -122,26 +124,19 @@ def scene_keys(paths: list[Scene]) -> list[str]:
     return [s if stems.count(s) == 1 else f"{s}-{hashlib.sha1(f.encode()).hexdigest()[:8]}" for s, f in zip(stems, full)]
 
 
-class _Fetched:
-    """A scene as a local file: the path itself, or an fsspec URL copied to a temporary folder (removed on exit)."""
+@contextlib.contextmanager
+def _local_file(scene: str) -> Iterator[str]:
+    """A scene as a local file: the path itself, or an fsspec URL copied into a temporary folder, removed after."""
+    if not is_url(scene):
+        yield scene
+        return
+    import fsspec
 
-    def __init__(self, scene: str):
-        self.scene, self.tmp = scene, None
-
-    def __enter__(self) -> str:
-        if not is_url(self.scene):
-            return self.scene
-        import fsspec
-
-        self.tmp = tempfile.mkdtemp(prefix="shipcam-scene-")
-        local = os.path.join(self.tmp, PurePosixPath(urlparse(self.scene).path).name)
-        with fsspec.open(self.scene, "rb") as src, open(local, "wb") as dst:
+    with tempfile.TemporaryDirectory(prefix="shipcam-scene-") as tmp:
+        local = os.path.join(tmp, PurePosixPath(urlparse(scene).path).name)
+        with fsspec.open(scene, "rb") as src, open(local, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
-        return local
-
-    def __exit__(self, *exc) -> None:
-        if self.tmp:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        yield local
 
 
 class _ScanActor:
@@ -162,7 +157,7 @@ class _ScanActor:
         for key, path in zip(batch["key"], batch["path"]):
             t0 = time.perf_counter()
             try:
-                with _Fetched(str(path)) as local:
+                with _local_file(str(path)) as local:
                     s = scan_file("", local, str(self.out / "scenes" / str(key)), detector=self.det, progress=False, threads=1, **{k: v for k, v in self.options.items() if k != "engine"})
                 ok, error, n = True, "", int(s["detections"])
             except Exception as e:  # noqa: BLE001 - one bad scene is recorded; the archive goes on

@@ -6,10 +6,10 @@ import argparse
 import os
 import sys
 from pathlib import Path
-
 from typing import get_args
 
 from shipcam.errors import ShipcamError
+
 # Choices come from the libraries' Literal/Enum types (these modules import no TensorFlow).
 from shipcam.export.exporter import OnnxMethod
 from shipcam.runtime.engines import ENGINES
