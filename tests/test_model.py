@@ -86,5 +86,17 @@ def test_imagenet_weights_from_a_file(imagenet_weights):
     x = np.random.default_rng(0).uniform(-1, 1, (1, 96, 96, 3)).astype(np.float32)
     feats = np.asarray(two_output_model(m)(x)["features"])
     assert np.abs(feats).mean() > 0.1  # real activations, not the ~1e-10 of a fresh network
+    # every backbone variable holds one of the file's arrays (Keras warns of "freshly-initialized" layers otherwise hidden)
+    import h5py
+
+    with h5py.File(imagenet_weights) as f:
+        stored = []
+        f.visititems(lambda _, v: stored.append(np.asarray(v)) if isinstance(v, h5py.Dataset) else None)
+    by_shape = {}
+    for a in stored:
+        by_shape.setdefault(a.shape, []).append(a)
+    backbone = m.get_layer("backbone").weights
+    assert len(backbone) == len(stored) == 260
+    assert all(any(np.array_equal(np.asarray(w), a) for a in by_shape.get(tuple(w.shape), [])) for w in backbone)
     with pytest.raises(ModelFileError, match="cannot load into mobilenet_v2"):
         build_classifier("mobilenet_v2", alpha=0.35, weights=imagenet_weights)  # width mismatch

@@ -1,62 +1,44 @@
 """The static web page (js/web/) in headless Chromium: its numbers against the conformance vectors, and a screenshot that is not blank.
 
-The page computes everything in the browser (onnxruntime-web + js/src); it
-writes its result as JSON into <pre id="result">, which --dump-dom reads.
+The page computes everything in the browser (onnxruntime-web or LiteRT.js, and js/src);
+it writes its result as JSON into <pre id="result">, which the test polls for in real
+time over the DevTools protocol (shipcam.benchmarks.browser).
 """
 
 import dataclasses
-import functools
-import http.server
 import json
-import re
-import shutil
-import subprocess
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from shipcam.benchmarks.browser import Page, find_chromium, serve
+
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--hide-scrollbars", "--virtual-time-budget=30000"]
+
 VECTORS = json.loads((ROOT / "conformance" / "vectors.json").read_text())
 
 
 @pytest.fixture(scope="module")
 def server():
-    if CHROMIUM is None:
+    if find_chromium() is None:
         pytest.skip("SKIPPED LOUDLY: no Chromium here, the page was not tested in a browser (apt-get install chromium; `make test` tries)")
     if not (ROOT / "js" / "node_modules" / "onnxruntime-web").is_dir():
         pytest.skip("SKIPPED LOUDLY: js/node_modules is missing (cd js && npm ci --ignore-scripts; `make test` does it first)")
-    return f"{_serve(ROOT)}/js/web/index.html"
+    return f"{serve(ROOT)}/js/web/index.html"
 
 
-def _serve(directory: Path) -> str:
-    """A static server for ``directory`` (stopped with the test process); returns its base URL."""
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript", ".wasm": "application/wasm"}
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(directory)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{httpd.server_address[1]}"
-
-
-def _page(url, tmp_path, *extra):
-    return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'chrome'}", *extra, url], capture_output=True, text=True, timeout=180)
+def _result(url, tmp_path):
+    with Page(url, tmp_path / "chrome") as page:
+        state, got = page.result(timeout_s=180)
+        assert state == "done", got
+        return got, page.html()
 
 
 @pytest.mark.parametrize("image", ["ship_64.png", "ship_96x128.png"])
 def test_the_page_gives_the_vectors_numbers(server, tmp_path, image):
     case = next(c for c in VECTORS["cases"] if c["model"].endswith("tiny_fp32.onnx") and c["image"].endswith(image) and c["threshold"] == 0.2)
-    dom = _page(f"{server}?image=../../conformance/{case['image']}&threshold=0.2", tmp_path, "--dump-dom").stdout
-    m = re.search(r'<pre id="result"[^>]*data-state="(\w+)"[^>]*>(.*?)</pre>', dom, re.S)
-    assert m and m.group(1) == "done", dom[-2000:]
-    got = json.loads(m.group(2).replace("&quot;", '"').replace("&amp;", "&"))
+    got, dom = _result(f"{server}?image=../../conformance/{case['image']}&threshold=0.2", tmp_path)
     tol = VECTORS["tolerances"]
     assert abs(got["probability"] - case["probability"]) <= tol["probability_abs"] + 1e-6  # the page rounds to 1e-6
     cam = np.asarray(case["cam"])
@@ -72,7 +54,9 @@ def test_the_page_screenshot_is_not_blank(server, tmp_path):
     from PIL import Image
 
     shot = tmp_path / "page.png"
-    _page(f"{server}?threshold=0.2", tmp_path, "--window-size=1280,760", f"--screenshot={shot}")
+    with Page(f"{server}?threshold=0.2", tmp_path / "chrome", size=(1280, 760)) as page:
+        assert page.result(timeout_s=180)[0] == "done"
+        page.screenshot(shot)
     pixels = np.asarray(Image.open(shot).convert("L"), np.float32)
     assert pixels.shape == (760, 1280) and pixels.std() > 20
     view = pixels[150:530, 570:1090]  # the CAM overlay's canvas
@@ -93,19 +77,12 @@ def test_the_page_runs_a_tflite_file_on_litert_js_like_the_python_runtime(server
         (site / name).symlink_to(ROOT / name)
     export_model(tiny_model_path, site / "m", ExportOptions(formats=[ExportFormat.TFLITE_FP32], size=64, batch=1, parity_n=8), show_progress=False)
     model = next((site / "m").glob("*.tflite"))
-    base = _serve(site)  # the same page, served from a folder that also holds the export
+    base = serve(site)  # the same page, served from a folder that also holds the export
     det = Detector.load(model)
     det.rule = dataclasses.replace(det.rule, threshold=0.2)
     tol = VECTORS["tolerances"]
     for image in ("ship_64.png", "ship_96x128.png"):  # the second is resized to the file's 64 px, as in Python
-        for _ in range(3):  # LiteRT.js compiles ~10 MB of WebAssembly in real time: on a busy machine the
-            # virtual-time budget can end before the page has a result; a result is never retried
-            dom = _page(f"{base}/js/web/index.html?model=../../m/{model.name}&image=../../conformance/images/{image}&threshold=0.2", tmp_path, "--dump-dom").stdout
-            m = re.search(r'<pre id="result"[^>]*data-state="(\w+)"[^>]*>(.*?)</pre>', dom, re.S)
-            if m:
-                break
-        assert m and m.group(1) == "done", dom[-2000:]
-        got = json.loads(m.group(2).replace("&quot;", '"').replace("&amp;", "&"))
+        got, _ = _result(f"{base}/js/web/index.html?model=../../m/{model.name}&image=../../conformance/images/{image}&threshold=0.2", tmp_path)
         assert got["engine"] == "litert.js"
         ref = det.predict(read_image(ROOT / "conformance" / "images" / image))
         assert abs(got["probability"] - ref.probability) <= tol["probability_abs"] + 1e-6

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,11 @@ def build_classifier(
         ) from None
     if weights_path is not None:
         try:
-            base.load_weights(str(weights_path))
+            with warnings.catch_warnings():
+                # Keras 3.15 warns about its own bookkeeping containers (no weights) that
+                # files written by earlier versions lack; every layer's weights still load
+                warnings.filterwarnings("ignore", message="Skipping nested container", category=UserWarning)
+                base.load_weights(str(weights_path))
         except Exception as e:  # Keras raises several types for a mismatched file
             raise ModelFileError(
                 f"{weights_path}: cannot load into {backbone} (alpha={alpha}): {type(e).__name__}: {e}"
