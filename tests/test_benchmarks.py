@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shipcam.benchmarks.bench import BenchConfig, run_bench, to_markdown
+from shipcam.benchmarks.bench import BenchConfig, run_bench
 from shipcam.benchmarks.evaluate import localisation_scores, mask_boxes
 
 
@@ -20,15 +20,18 @@ def test_bench_produces_every_row_and_column(exported, tiny_model_path, tmp_path
     for name, r in rows.items():
         for col in ("threads", "input", "median_ms", "p90_ms", "e2e_median_ms", "ips_b1", "speedup_vs_keras_predict", "auc"):
             assert col in r, (name, col)
-        assert r["threads"] == 1 and r["input"] == 64 and r["median_ms"] > 0 and r["p90_ms"] >= r["median_ms"]
+        assert r["threads"] == 1 and r["input"] == 64 and r["median_ms"] > 0
     for e in manifest["files"]:
         r = rows[e["file"]]
-        assert r["size_mb"] == pytest.approx(e["size_bytes"] / 1e6) and r["peak_rss_mb"] > 10
-        assert 0 <= r["agreement"] <= 1 and -1 <= r["cam_corr"] <= 1
-    assert rows["keras_predict"]["speedup_vs_keras_predict"] == pytest.approx(1.0)
-    assert rows[next(e["file"] for e in manifest["files"] if e["format"] == "onnx_fp32")]["cam_corr"] > 0.999
-    md = (tmp_path / "bench.md").read_text()
-    assert md == to_markdown(json.loads((tmp_path / "bench.json").read_text())) and "keras_gradcam" in md
+        assert r["size_mb"] == pytest.approx((out / e["file"]).stat().st_size / 1e6) and r["peak_rss_mb"] > 10  # the file on disk
+    fp32 = rows[next(e["file"] for e in manifest["files"] if e["format"] == "onnx_fp32")]
+    assert fp32["agreement"] == 1.0 and fp32["cam_corr"] > 0.999  # ONNX fp32 decides as Keras does on every image
+    assert fp32["auc"] == pytest.approx(rows["keras_predict"]["auc"], abs=1e-3)
+    # the markdown holds one line per row, in order, with the JSON's numbers as printed
+    table = [line.split("|")[1:-1] for line in (tmp_path / "bench.md").read_text().splitlines() if line.startswith("| ") and not line.startswith("| row ")]
+    saved = json.loads((tmp_path / "bench.json").read_text())["rows"]
+    assert [c[0].strip() for c in table] == [r["row"] for r in saved]
+    assert [float(c[4]) for c in table] == [round(r["median_ms"], 2) for r in saved]
     assert (tmp_path / "bench.png").stat().st_size > 5000
     assert result["machine"]["cores"] >= 1 and "onnxruntime" in result["machine"]["versions"]
 
@@ -56,8 +59,16 @@ def test_eval_on_a_dataset_with_masks(exported, tmp_path):
     data = write_synthetic_dataset(tmp_path / "d", 16, SceneConfig(size=64, ship_fraction=0.5), seed=8, show_progress=False)
     r = evaluate(out / "tiny_fp32.onnx", data, tmp_path / "e", worst=2, show_progress=False)
     c, loc = r["classification"], r["localisation"]
-    assert c["n"] == 16 and c["tp"] + c["fp"] + c["fn"] + c["tn"] == 16
-    assert 0 <= loc["pointing_game"] <= 1 and loc["images_with_ships"] == c["tp"] + c["fn"]
+    # the confusion counts, recomputed from the dataset's labels and the runtime's own decisions
+    from shipcam.runtime import Detector, read_image
+    from shipcam.train.data.sources import load_dataset
+
+    det = Detector.load(out / "tiny_fp32.onnx")
+    samples = load_dataset(data, show_progress=False)
+    truth = samples.labels.astype(bool)
+    said = np.array([det.predict(read_image(path)).is_ship for path in samples.paths])
+    assert (c["tp"], c["fp"], c["fn"], c["tn"]) == (int((truth & said).sum()), int((~truth & said).sum()), int((truth & ~said).sum()), int((~truth & ~said).sum()))
+    assert loc["images_with_ships"] == int(truth.sum())
     assert loc["box_recall@0.5"] <= loc["box_recall@0.3"] and loc["maxboxacc@0.5"] >= loc["box_recall@0.5"] - 1e-9
     assert json.loads((tmp_path / "e" / "eval.json").read_text())["classification"]["n"] == 16
 
@@ -70,7 +81,44 @@ def test_ab_interleaves_every_file_and_writes_json(tmp_path):
     assert main([*files, "--size", "64", "--runs", "5", "--out", str(tmp_path / "ab.json")]) == 0
     rows = json.loads((tmp_path / "ab.json").read_text())["rows"]
     assert [r["file"] for r in rows] == files and [r["engine"] for r in rows] == ["OnnxEngine", "LiteRTEngine"]
-    assert rows[0]["speedup_vs_first"] == pytest.approx(1.0)
-    for r in rows:
-        assert r["threads"] == 1 and r["median_ms"] > 0 and r["p90_ms"] >= r["median_ms"]
-        assert r["speedup_vs_first"] == pytest.approx(rows[0]["median_ms"] / r["median_ms"])
+    assert all(r["threads"] == 1 and r["input"] == 64 and r["median_ms"] > 0 for r in rows)
+
+
+def test_ab_takes_turns_and_its_statistics_have_closed_forms(monkeypatch):
+    """Engines on a fake clock: A costs 1, 2, ..., 10 ms in turn, B 2.75 ms. Calls alternate A B A B
+    (warm-up included); A's median is 5.5 and p90 9.1 (linear interpolation), and B runs 2x A."""
+    from shipcam.benchmarks import ab
+    from shipcam.runtime import engines
+
+    clock, calls = [0.0], []
+
+    class Fake:
+        def __init__(self, name, costs):
+            self.name, self.costs, self.n = name, costs, 0
+
+        def run(self, x):
+            calls.append(self.name)
+            clock[0] += self.costs[self.n % len(self.costs)] / 1e3
+            self.n += 1
+
+    fakes = {"a": Fake("a", [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]), "b": Fake("b", [2.75])}
+    monkeypatch.setattr(engines, "open_engine", lambda path, threads: fakes[str(path)])
+    monkeypatch.setattr(ab, "time", type("FakeTime", (), {"perf_counter": staticmethod(lambda: clock[0])}))
+    rows = ab.interleaved_latency(["a", "b"], size=8, threads=1, runs=10, warmup=2)
+    assert calls == ["a", "b"] * 12
+    assert rows[0]["median_ms"] == pytest.approx(5.5) and rows[0]["p90_ms"] == pytest.approx(9.1)
+    assert rows[1]["median_ms"] == pytest.approx(2.75) and rows[1]["speedup_vs_first"] == pytest.approx(2.0)
+    assert rows[0]["engine"] == "Fake"
+
+
+def test_time_calls_times_only_the_runs(monkeypatch):
+    from shipcam.benchmarks import timing
+
+    clock, n = [0.0], [0]
+
+    def call():  # the k-th call takes k ms
+        n[0] += 1
+        clock[0] += n[0] / 1e3
+
+    monkeypatch.setattr(timing, "time", type("FakeTime", (), {"perf_counter": staticmethod(lambda: clock[0])}))
+    assert timing.time_calls(call, warmup=3, runs=4) == pytest.approx([4, 5, 6, 7])

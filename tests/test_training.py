@@ -61,11 +61,13 @@ def test_lr_range_test_writes_curve_and_suggestion(synthetic_dir, tmp_path):
     ds = make_dataset(samples, get_backbone("mobilenet_v2"), 64, 8, training=True)
     model = build_classifier("mobilenet_v2", alpha=0.35, weights=None)
     result = lr_range_test(model, ds, tmp_path, start_lr=1e-5, end_lr=10.0, num_steps=30, verbose=0)
-    lrs = np.array(result["lrs"])
-    assert len(lrs) >= 12 and np.all(np.diff(lrs) > 0)
-    assert (tmp_path / "lr_finder.png").stat().st_size > 5000
     saved = json.loads((tmp_path / "lr_finder.json").read_text())
-    assert saved["lrs"] == result["lrs"] and 1e-5 <= saved["suggested_lr"] <= 10.0
+    lrs = np.array(saved["lrs"])
+    # the geometric sweep's closed form, one rate per step actually taken
+    np.testing.assert_allclose(lrs, 1e-5 * 1e6 ** (np.arange(len(lrs)) / 29), rtol=1e-6)
+    # Adam at rates up to 10 blows MobileNetV2 up: the test stops early, and suggests a rate it saw before
+    assert saved["diverged"] and 12 <= len(lrs) < 30 and saved["suggested_lr"] in saved["lrs"][:-5]
+    assert (tmp_path / "lr_finder.png").stat().st_size > 5000
 
 
 def _history(run):
