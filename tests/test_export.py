@@ -11,6 +11,8 @@ from shipcam.errors import ModelFileError
 from shipcam.export import ExportError, ExportFormat, ExportOptions, export_model, verify_file
 from shipcam.runtime.engines import open_engine
 
+from helpers import assert_outputs_close
+
 FILES = {f: f.filename("tiny") for f in ExportFormat}
 
 
@@ -73,7 +75,7 @@ def test_float_files_match_keras_and_each_other(exported):
     a = open_engine(out / FILES[ExportFormat.TFLITE_FP32]).run(x)
     b = open_engine(out / FILES[ExportFormat.ONNX_FP32]).run(x)
     for k in ("logits", "features"):
-        np.testing.assert_allclose(a[k], b[k], atol=1e-4 * float(np.std(a[k])) + 1e-7)
+        assert_outputs_close(a[k], b[k], what=k)
 
 
 def test_int8_graphs_are_really_quantized(exported):
