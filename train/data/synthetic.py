@@ -114,7 +114,7 @@ def generate_scene(config: SceneConfig = SceneConfig(), seed: int = 0, index: in
         for _ in range(n_ships * 4):  # rejection-sample open water
             if len(masks) == n_ships:
                 break
-            moored = coast[1] if coast is not None and rng.random() < config.moored_prob else None
+            moored = _berth(rng, coast) if coast is not None and rng.random() < config.moored_prob else None
             mask = _try_ship(rng, img, land, cloud, masks, config, moored)
             if mask is not None:
                 masks.append(mask)
@@ -167,11 +167,12 @@ def _sea(rng: np.random.Generator, s: int) -> np.ndarray:
     return img
 
 
-def _coast(rng: np.random.Generator, img: np.ndarray, cfg: SceneConfig) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+def _coast(rng: np.random.Generator, img: np.ndarray, cfg: SceneConfig) -> tuple[np.ndarray, tuple[float, float, float, float], list[tuple[float, ...]]]:
     """Land on one side of a ragged line: city blocks, a container terminal or a beach; piers and marinas off it.
 
-    Returns the land mask and the shore's geometry (unit normal towards the
-    sea, the shore angle, offset) for ships moored along it.
+    Returns the land mask, the shore's geometry (unit normal towards the sea,
+    offset, the shore angle) for ships moored along it, and the port's finger
+    piers (base x, y, direction angle, length, width) for ships berthed beside them.
     """
     s = img.shape[0]
     yy, xx = np.mgrid[0:s, 0:s].astype(np.float32)
@@ -201,9 +202,49 @@ def _coast(rng: np.random.Generator, img: np.ndarray, cfg: SceneConfig) -> tuple
         cover = _rectangle(xx, yy, cx + nx * mid, cy + ny * mid, th, length + inland, width)
         _paint(img, cover, np.full(3, rng.uniform(150, 185), np.float32))
         land |= cover > 0.5
+    fingers = []
+    if kind != "plain" and rng.random() < 0.5:
+        fingers = _finger_piers(rng, img, xx, yy, land, nx, ny, offset, th, cfg.gsd)
     if rng.random() < 0.3:  # a marina: rows of small white boats along pontoons (not ships)
         land |= _marina(rng, img, xx, yy, nx, ny, offset, th, cfg.gsd)
-    return land, (float(nx), float(ny), float(offset), float(th))
+    return land, (float(nx), float(ny), float(offset), float(th)), fingers
+
+
+def _finger_piers(rng, img, xx, yy, land, nx, ny, offset, th, gsd: float) -> list[tuple[float, ...]]:
+    """A port's finger piers: ship-sized roofed slabs leaving the shore side by side.
+
+    In real harbours most moored ships lie beside these, and an empty one is as
+    long, as bright and as straight as a hull: only the bow, the deck's layout
+    and the attachment to land tell them apart.
+    """
+    s = img.shape[0]
+    out = []
+    t = rng.uniform(-0.45, 0.0) * s
+    tones = np.array([[150, 95, 75], [200, 195, 185], [125, 125, 128], [175, 160, 135], [225, 222, 215]], np.float32)
+    for _ in range(int(rng.integers(1, 4))):
+        length, width, inland = rng.uniform(120, 450) / gsd, max(3.0, rng.uniform(20, 60) / gsd), 6.0
+        cx, cy = s / 2 - ny * t + nx * (offset - s / 2), s / 2 + nx * t + ny * (offset - s / 2)
+        mid = (length - inland) / 2
+        cover = _rectangle(xx, yy, cx + nx * mid, cy + ny * mid, th, length + inland, width)
+        roof = tones[rng.integers(len(tones))] * rng.uniform(0.85, 1.1)
+        _, v = _along_across(xx, yy, cx, cy, th)
+        colour = np.broadcast_to(roof, img.shape).copy()
+        colour[v > 0] *= rng.uniform(0.8, 0.95)  # a shed's ridge: one slope in shade
+        colour += rng.normal(0, 6, img.shape[:2] + (1,)).astype(np.float32)
+        img *= 1 - 0.35 * np.roll(cover, (1, 1), axis=(0, 1))[..., None]
+        _paint(img, cover, colour)
+        land |= cover > 0.5
+        out.append((float(cx), float(cy), float(th), float(length), float(width)))
+        t += width + rng.uniform(60, 200) / gsd  # a slip wide enough for ships on both sides
+    return out
+
+
+def _berth(rng, coast) -> tuple[str, tuple[float, ...]]:
+    """Where a moored ship goes: along the quay, or beside a finger pier when the port has them."""
+    _, shore, fingers = coast
+    if fingers and rng.random() < 0.6:
+        return "pier", fingers[int(rng.integers(len(fingers)))]
+    return "quay", shore
 
 
 def _city(rng: np.random.Generator, s: int, gsd: float) -> np.ndarray:
@@ -398,7 +439,7 @@ def _land_decoys(rng, img, xx, yy, land: np.ndarray, gsd: float) -> None:
 
 
 def _try_ship(rng, img, land, cloud, others, cfg: SceneConfig, moored=None) -> np.ndarray | None:
-    """Draw one ship on open water, or along the quay when ``moored`` gives the shore (nx, ny, offset, angle)."""
+    """Draw one ship on open water, or at the berth ``moored`` gives (``_berth``: the quay or beside a finger pier)."""
     s = img.shape[0]
     lo, hi = cfg.ship_length_m
     length = math.exp(rng.uniform(math.log(lo), math.log(hi))) / cfg.gsd
@@ -406,14 +447,22 @@ def _try_ship(rng, img, land, cloud, others, cfg: SceneConfig, moored=None) -> n
     cx, cy = rng.uniform(2, s - 2, 2)
     heading = rng.uniform(0, 2 * np.pi)
     land_limit = 0.05
-    if moored is not None:  # slide the centre along the shore normal until the hull touches the quay
-        nx, ny, offset, angle = moored
+    if moored is not None and moored[0] == "quay":  # slide the centre along the shore normal until the hull touches the quay
+        nx, ny, offset, angle = moored[1]
         d = (cx - s / 2) * nx + (cy - s / 2) * ny + s / 2 - offset
         shift = beam / 2 + 1.5 - d
         cx, cy = cx + nx * shift, cy + ny * shift
         heading = angle + np.pi / 2 + (np.pi if rng.random() < 0.5 else 0.0)
         land_limit = 0.2
-        if not (0 <= cx < s and 0 <= cy < s):  # the quay lies off this side of the frame
+    elif moored is not None:  # alongside a finger pier, parallel to it, on either side
+        px, py, angle, plen, pwidth = moored[1]
+        along, side = rng.uniform(0.2, 0.8) * plen, (pwidth / 2 + beam / 2 + 1.0) * (1 if rng.random() < 0.5 else -1)
+        cx = px + np.cos(angle) * along - np.sin(angle) * side
+        cy = py + np.sin(angle) * along + np.cos(angle) * side
+        heading = angle + (np.pi if rng.random() < 0.5 else 0.0)
+        land_limit = 0.2
+    if moored is not None:
+        if not (0 <= cx < s and 0 <= cy < s):  # the berth lies off this side of the frame
             return None
 
     # Render only inside the ship's bounding box (+ wake room handled separately).
