@@ -200,11 +200,13 @@ def test_int8_keeps_the_cam_of_the_real_imagenet_backbone(imagenet_weights, tmp_
     keras.utils.set_random_seed(1)
     model = build_classifier("mobilenet_v2", alpha=1.0, weights=imagenet_weights)
     path = save_classifier(model, tmp_path / "imagenet.keras", extra={"train_size": 96})
-    manifest = export_model(path, tmp_path / "out", ExportOptions(formats=[ExportFormat.TFLITE_INT8, ExportFormat.ONNX_INT8], calib=32, parity_n=32, fail_on_parity=False), show_progress=False)
+    # 128 calibration scenes (the exporter's default is 200): with 32, ONNX's min-max ranges depend on
+    # which scenes are drawn (CAM 0.950-0.967 across generator versions); with 128, 0.970 (TFLite 0.964)
+    manifest = export_model(path, tmp_path / "out", ExportOptions(formats=[ExportFormat.TFLITE_INT8, ExportFormat.ONNX_INT8], calib=128, parity_n=32, fail_on_parity=False), show_progress=False)
     for e in manifest["files"]:
         assert e["parity"]["cam_corr_mean"] >= 0.95, (e["file"], e["parity"]["cam_corr_mean"])
     # ... and the correction is what keeps it: plain post-training int8 of the same model does worse.
-    plain = export_model(path, tmp_path / "plain", ExportOptions(formats=[ExportFormat.TFLITE_INT8], calib=32, parity_n=32, fail_on_parity=False, bias_correction=False), show_progress=False)
+    plain = export_model(path, tmp_path / "plain", ExportOptions(formats=[ExportFormat.TFLITE_INT8], calib=128, parity_n=32, fail_on_parity=False, bias_correction=False), show_progress=False)
     corrected = next(e for e in manifest["files"] if e["format"] == "tflite_int8")["parity"]["cam_corr_mean"]
     assert plain["files"][0]["parity"]["cam_corr_mean"] < corrected - 0.05
 
