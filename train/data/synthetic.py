@@ -191,15 +191,10 @@ def _coast(rng: np.random.Generator, img: np.ndarray, cfg: SceneConfig) -> tuple
         beach = (dist >= -2) & (dist < 0)
         img[beach] = np.array([215, 205, 180], np.float32) + rng.normal(0, 5, (int(beach.sum()), 3))
 
-    # Piers: grey concrete leaving the shore, perpendicular to it. They start a few
-    # pixels inside the land so none floats free: a detached grey bar would be a
-    # boat in all but label.
+    # Piers: grey concrete leaving the shore, perpendicular to it.
     for _ in range(int(rng.integers(0, 4))):
         t = rng.uniform(-0.5, 0.5) * s
-        cx, cy = s / 2 - ny * t + nx * (offset - s / 2), s / 2 + nx * t + ny * (offset - s / 2)
-        length, width, inland = rng.uniform(8, 35), rng.uniform(1.5, 4), 6.0
-        mid = (length - inland) / 2
-        cover = _rectangle(xx, yy, cx + nx * mid, cy + ny * mid, th, length + inland, width)
+        cover, _ = _pier(xx, yy, nx, ny, offset, th, t, rng.uniform(8, 35), rng.uniform(1.5, 4))
         _paint(img, cover, np.full(3, rng.uniform(150, 185), np.float32))
         land |= cover > 0.5
     fingers = []
@@ -208,6 +203,22 @@ def _coast(rng: np.random.Generator, img: np.ndarray, cfg: SceneConfig) -> tuple
     if rng.random() < 0.3:  # a marina: rows of small white boats along pontoons (not ships)
         land |= _marina(rng, img, xx, yy, nx, ny, offset, th, cfg.gsd)
     return land, (float(nx), float(ny), float(offset), float(th)), fingers
+
+
+def _shore_point(s: int, nx: float, ny: float, offset: float, t: float) -> tuple[float, float]:
+    """The point of a straight shore (unit normal (nx, ny) towards the sea, ``offset``) at ``t`` along it."""
+    return s / 2 - ny * t + nx * (offset - s / 2), s / 2 + nx * t + ny * (offset - s / 2)
+
+
+def _pier(xx, yy, nx, ny, offset, th, t, length, width, inland: float = 6.0) -> tuple[np.ndarray, tuple[float, float]]:
+    """Coverage of a pier leaving the shore at ``t``, perpendicular to it, and its base point on the shore.
+
+    It starts ``inland`` pixels inside the land so none floats free: a detached
+    bar would be a boat in all but label.
+    """
+    cx, cy = _shore_point(xx.shape[0], nx, ny, offset, t)
+    mid = (length - inland) / 2
+    return _rectangle(xx, yy, cx + nx * mid, cy + ny * mid, th, length + inland, width), (cx, cy)
 
 
 def _finger_piers(rng, img, xx, yy, land, nx, ny, offset, th, gsd: float) -> list[tuple[float, ...]]:
@@ -222,10 +233,8 @@ def _finger_piers(rng, img, xx, yy, land, nx, ny, offset, th, gsd: float) -> lis
     t = rng.uniform(-0.45, 0.0) * s
     tones = np.array([[150, 95, 75], [200, 195, 185], [125, 125, 128], [175, 160, 135], [225, 222, 215]], np.float32)
     for _ in range(int(rng.integers(1, 4))):
-        length, width, inland = rng.uniform(120, 450) / gsd, max(3.0, rng.uniform(20, 60) / gsd), 6.0
-        cx, cy = s / 2 - ny * t + nx * (offset - s / 2), s / 2 + nx * t + ny * (offset - s / 2)
-        mid = (length - inland) / 2
-        cover = _rectangle(xx, yy, cx + nx * mid, cy + ny * mid, th, length + inland, width)
+        length, width = rng.uniform(120, 450) / gsd, max(3.0, rng.uniform(20, 60) / gsd)
+        cover, (cx, cy) = _pier(xx, yy, nx, ny, offset, th, t, length, width)
         roof = tones[rng.integers(len(tones))] * rng.uniform(0.85, 1.1)
         _, v = _along_across(xx, yy, cx, cy, th)
         colour = np.broadcast_to(roof, img.shape).copy()
@@ -313,7 +322,7 @@ def _marina(rng, img, xx, yy, nx, ny, offset, th, gsd) -> np.ndarray:
     spacing = max(3.0, rng.uniform(15, 30) / gsd)
     for j in range(int(rng.integers(2, 6))):
         t = t0 + j * spacing
-        cx, cy = s / 2 - ny * t + nx * (offset - s / 2), s / 2 + nx * t + ny * (offset - s / 2)
+        cx, cy = _shore_point(s, nx, ny, offset, t)
         length = rng.uniform(40, 120) / gsd
         pont = _rectangle(xx, yy, cx + nx * length / 2, cy + ny * length / 2, th, length, 1.0)
         _paint(img, pont, np.full(3, 175, np.float32))
@@ -461,9 +470,8 @@ def _try_ship(rng, img, land, cloud, others, cfg: SceneConfig, moored=None) -> n
         cy = py + np.sin(angle) * along + np.cos(angle) * side
         heading = angle + (np.pi if rng.random() < 0.5 else 0.0)
         land_limit = 0.2
-    if moored is not None:
-        if not (0 <= cx < s and 0 <= cy < s):  # the berth lies off this side of the frame
-            return None
+    if moored is not None and not (0 <= cx < s and 0 <= cy < s):  # the berth lies off this side of the frame
+        return None
 
     # Render only inside the ship's bounding box (+ wake room handled separately).
     r = int(length / 2 + beam + 2)
