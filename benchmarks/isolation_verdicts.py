@@ -17,24 +17,32 @@ import sys
 import numpy as np
 
 
-def verdict_shares(n: int, coast: float, fade: float | None, size: int = 320, gsd: float = 3.0, seed: int = 7) -> dict:
-    """Share of ISOLATED / ATTACHED / EMPTY verdicts at the centres of every ship of ``n`` generated scenes."""
+def verdict_shares(n: int, coast: float, fade: float | None, min_length_m: float, size: int = 320, gsd: float = 3.0, seed: int = 7) -> dict:
+    """Share of ISOLATED / ATTACHED / EMPTY verdicts at the centres of every ship of ``n`` generated scenes.
+
+    ``isolated_45m``: the ISOLATED share among hulls of 45 m or more, what the real labels call a ship.
+    """
     from shipcam.runtime.isolation import Isolation, isolation_at, noise_floor
     from shipcam.train.data.synthetic import SceneConfig, generate_scene
 
     cfg = SceneConfig(size=size, gsd=gsd, ship_fraction=1.0, coast_prob=coast)
     counts = {k.value: 0 for k in Isolation}
+    big = big_kept = 0
     for i in range(n):
         scene = generate_scene(cfg, seed=seed, index=i)
         floor = noise_floor(scene.image, gsd)
         for m in scene.masks:
             ys, xs = np.nonzero(m)
-            counts[isolation_at(scene.image, xs.mean(), ys.mean(), gsd, floor, fade=fade).kind.value] += 1
+            kind = isolation_at(scene.image, xs.mean(), ys.mean(), gsd, floor, fade=fade, min_length_m=min_length_m).kind
+            counts[kind.value] += 1
+            if np.hypot(np.ptp(xs) + 1, np.ptp(ys) + 1) * gsd >= 45.0:  # the mask's diagonal: the hull's length
+                big += 1
+                big_kept += kind is Isolation.ISOLATED
     total = sum(counts.values())
-    return {"ships": total, **{k: v / total for k, v in counts.items()}}
+    return {"ships": total, **{k: v / total for k, v in counts.items()}, "ships_45m": big, "isolated_45m": big_kept / max(big, 1)}
 
 
-def confusers_isolated(n: int, fade: float | None, size: int = 320, gsd: float = 3.0, seed: int = 11, per_scene: int = 5) -> dict:
+def confusers_isolated(n: int, fade: float | None, min_length_m: float, size: int = 320, gsd: float = 3.0, seed: int = 11, per_scene: int = 5) -> dict:
     """Share of random object pixels of ship-free coastal scenes whose verdict is ISOLATED (would-be false alarms)."""
     from shipcam.runtime.isolation import Isolation, isolation_at, local_std, noise_floor
     from shipcam.train.data.synthetic import SceneConfig, generate_scene
@@ -47,7 +55,7 @@ def confusers_isolated(n: int, fade: float | None, size: int = 320, gsd: float =
         floor = noise_floor(image, gsd)
         ys, xs = np.nonzero(local_std(image) > 4 * floor)
         for j in rng.choice(len(ys), min(per_scene, len(ys)), replace=False) if len(ys) else []:
-            isolated += isolation_at(image, xs[j], ys[j], gsd, floor, fade=fade).kind is Isolation.ISOLATED
+            isolated += isolation_at(image, xs[j], ys[j], gsd, floor, fade=fade, min_length_m=min_length_m).kind is Isolation.ISOLATED
             total += 1
     return {"points": total, "isolated": isolated / max(total, 1)}
 
@@ -58,11 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", help="write the table here")
     args = p.parse_args(argv)
     rows = []
-    for name, fade in (("fade off", None), ("fade 0.5 (default)", 0.5)):
-        sea, coast = verdict_shares(args.scenes, 0.0, fade), verdict_shares(args.scenes, 1.0, fade)
-        neg = confusers_isolated(args.scenes, fade)
-        rows.append({"check": name, "fade": fade, "open_sea": sea, "coastal": coast, "confusers": neg})
-        print(f"{name:20s} ships kept: open sea {sea['isolated']:.1%} of {sea['ships']}, coastal {coast['isolated']:.1%} of {coast['ships']}"
+    for name, fade, shortest in (("fade off, 20 m", None, 20.0), ("fade 0.5, 20 m", 0.5, 20.0), ("fade 0.5, 40 m (default)", 0.5, 40.0)):
+        sea, coast = verdict_shares(args.scenes, 0.0, fade, shortest), verdict_shares(args.scenes, 1.0, fade, shortest)
+        neg = confusers_isolated(args.scenes, fade, shortest)
+        rows.append({"check": name, "fade": fade, "min_length_m": shortest, "open_sea": sea, "coastal": coast, "confusers": neg})
+        print(f"{name:26s} ships kept: open sea {sea['isolated']:.1%} of {sea['ships']} ({sea['isolated_45m']:.1%} of {sea['ships_45m']} >= 45 m),"
+              f" coastal {coast['isolated']:.1%} of {coast['ships']} ({coast['isolated_45m']:.1%} of {coast['ships_45m']} >= 45 m)"
               f" | confuser pixels let through {neg['isolated']:.1%} of {neg['points']}", flush=True)
     if args.json:
         from shipcam._utils.io import write_json

@@ -40,3 +40,14 @@ def test_quick_demo_writes_a_report_that_renders(tmp_path):
 
     pixels = np.asarray(Image.open(shot).convert("L"), np.float32)
     assert pixels.shape == (2400, 1280) and pixels.std() > 20  # not a blank page
+
+
+def test_demo_recipe_transfers_from_imagenet_when_it_has_weights(tmp_path):
+    from shipcam.cli.demo import AUTO, SHARED_WEIGHTS, demo_recipe
+
+    with_weights = demo_recipe(str(tmp_path / "w.h5"))
+    assert (with_weights["alpha"], with_weights["size"], with_weights["gsd"], with_weights["finetune_layers"]) == (1.0, 224, 1.5, 30)
+    scratch = demo_recipe(None)
+    assert (scratch["alpha"], scratch["size"], scratch["weights"]) == (0.35, 96, None) and "gsd" not in scratch  # the generator's 3 m/px
+    assert demo_recipe(AUTO)["weights"] == (str(SHARED_WEIGHTS) if SHARED_WEIGHTS.is_file() else None)
+    assert demo_recipe(AUTO, quick=True)["weights"] is None  # the test suite's tiny demo stays from scratch

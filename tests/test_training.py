@@ -11,7 +11,7 @@ from shipcam.train.data.pipeline import class_weights, make_dataset
 from shipcam.train.data.sources import load_dataset
 from shipcam.train.model import build_classifier
 from shipcam.train.sanity import SanityCheckError, overfit_one_batch
-from shipcam.train.trainer import TrainConfig, load_config, train
+from shipcam.train.trainer import TrainConfig, load_config, prepare_data, train
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +126,33 @@ def test_two_phases_with_frozen_then_unfrozen_backbone(synthetic_dir, tmp_path, 
     assert (run / "head.keras").exists() and (run / "best.keras").exists()
     state = json.loads((run / "state.json").read_text())
     assert state["done"] == ["head", "finetune"]
+
+
+def test_training_gsd_comes_from_the_generated_datasets_record(tmp_path):
+    """Generated scenes use the Airbus layout; their GSD is what they were drawn at, not Airbus' 1.5 m/px.
+
+    (Session 7 found a 224 px model trained on 3 m/px scenes recorded as 1.5 m/px,
+    so every scan upsampled real scenes 2x.)
+    """
+    import shutil
+
+    from shipcam.train.data.synthetic import SceneConfig
+    from shipcam.train.data.writer import write_synthetic_dataset
+
+    for gsd in (3.0, 1.5):
+        data = write_synthetic_dataset(tmp_path / f"g{gsd}", 6, SceneConfig(size=64, ship_fraction=0.5, gsd=gsd), seed=1, show_progress=False)
+        config = TrainConfig(run_dir=str(tmp_path / "run"), data=str(data))
+        prepare_data(config, show_progress=False)
+        assert config.gsd == gsd
+    airbus = tmp_path / "airbus"  # the same files without the generator's record: a real Airbus download
+    shutil.copytree(tmp_path / "g3.0", airbus)
+    (airbus / "shipcam_dataset.json").unlink()
+    config = TrainConfig(run_dir=str(tmp_path / "run"), data=str(airbus))
+    prepare_data(config, show_progress=False)
+    assert config.gsd == 1.5
+    explicit = TrainConfig(run_dir=str(tmp_path / "run"), data=str(tmp_path / "g3.0"), gsd=0.5)
+    prepare_data(explicit, show_progress=False)
+    assert explicit.gsd == 0.5
 
 
 def test_existing_run_is_not_overwritten(tmp_path):

@@ -144,7 +144,7 @@ def prepare_data(config: TrainConfig, show_progress: bool = True):
     """Index (and if needed generate) the dataset and split it. Returns (train, val) Samples."""
     from shipcam.train.data.sources import load_dataset
     from shipcam.train.data.synthetic import SceneConfig
-    from shipcam.train.data.writer import write_synthetic_dataset
+    from shipcam.train.data.writer import dataset_gsd, write_synthetic_dataset
 
     data = config.data
     if data is None:
@@ -156,7 +156,8 @@ def prepare_data(config: TrainConfig, show_progress: bool = True):
         config.data = data
     samples = load_dataset(data, show_progress=show_progress)
     if config.gsd is None:
-        config.gsd = LAYOUT_GSD.get(samples.layout.value if samples.layout else "", 3.0)
+        # Generated scenes are in the Airbus layout but not at Airbus' 1.5 m/px: their own record says what they are.
+        config.gsd = dataset_gsd(data) or LAYOUT_GSD.get(samples.layout.value if samples.layout else "", 3.0)
     return samples.split(config.val_fraction, seed=config.seed)
 
 

@@ -24,29 +24,38 @@ def _step(name: str, done: bool) -> bool:
 
 REALDATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "realdata"  # beside a checkout: the project's own real scenes
 REAL_LABELS = Path(__file__).resolve().parents[2] / "labels" / "realdata.csv"
+# Beside a checkout: the project's offline copy of Keras' ImageNet MobileNetV2 (a user's clone downloads it with --weights imagenet).
+SHARED_WEIGHTS = Path(__file__).resolve().parents[2] / ".." / "shared" / "weights" / "mobilenet_v2_1.0_imagenet_no_top.weights.h5"
+AUTO = "auto"
 
 
-def run_demo(out: str | Path = "runs/demo", weights: str | None = None, quick: bool = False, scenes: str | Path | None = None, labels: str | Path | None = None) -> dict:
+def demo_recipe(weights: str | None, quick: bool = False) -> dict:
+    """The demo's training settings: transfer learning when there are ImageNet weights, else from scratch.
+
+    With weights: MobileNetV2 1.0 at 224 px on scenes drawn at 1.5 m/px, head then the top 30
+    layers (BENCHMARKS.md "Real scenes": on real 3 m/px scenes this finds far more ships than
+    the scratch model, whose 96 px tiles see each ship as two or three CAM cells).
+    ``weights="auto"``: the offline copy in ``../shared/weights`` when present, else from scratch.
+    """
+    if weights == AUTO:
+        weights = str(SHARED_WEIGHTS) if SHARED_WEIGHTS.is_file() and not quick else None
+    common = dict(weights=weights, batch_size=16, verbose="auto", calibration_scenes=2 if quick else 16, steps_per_epoch=4 if quick else None)
+    if quick:
+        return dict(common, size=64, synthetic_n=160, alpha=0.35 if weights is None else 1.0, head_epochs=1, finetune_epochs=1, scratch_epochs=2)
+    if weights is None:
+        return dict(common, size=96, synthetic_n=2000, alpha=0.35, scratch_epochs=20)
+    return dict(common, size=224, synthetic_n=800, alpha=1.0, gsd=1.5, head_epochs=3, finetune_epochs=3, finetune_layers=30)
+
+
+def run_demo(out: str | Path = "runs/demo", weights: str | None = AUTO, quick: bool = False, scenes: str | Path | None = None, labels: str | Path | None = None) -> dict:
     from shipcam.train.lr_find import lr_find_for_config
     from shipcam.train.trainer import TrainConfig, load_config, prepare_data, train
 
     t0 = time.perf_counter()
     out = Path(out)
-    n, size = (160, 64) if quick else (2000, 96)
-    base = dict(
-        data=None,
-        weights=weights,
-        size=size,
-        synthetic_n=n,
-        alpha=0.35,
-        batch_size=16,
-        head_epochs=1 if quick else 3,
-        finetune_epochs=1 if quick else 6,
-        scratch_epochs=2 if quick else 20,
-        steps_per_epoch=4 if quick else None,
-        calibration_scenes=2 if quick else 16,
-        verbose="auto",
-    )
+    base = demo_recipe(weights, quick)
+    weights, size, gsd = base["weights"], base["size"], base.get("gsd", 3.0)
+    print(f"demo recipe: MobileNetV2 {base['alpha']} at {size} px, {gsd:g} m/px, " + (f"ImageNet backbone ({weights})" if weights else "from scratch (no ImageNet weights found; --weights imagenet downloads them)"), flush=True)
     run = out / "train"
 
     # 1. data (+ a picture of it)
@@ -88,14 +97,14 @@ def run_demo(out: str | Path = "runs/demo", weights: str | None = None, quick: b
         from shipcam.train.data.synthetic import SceneConfig
         from shipcam.train.data.writer import write_synthetic_dataset
 
-        write_synthetic_dataset(eval_data, 60 if quick else 400, SceneConfig(size=size, ship_fraction=0.3), seed=777)
+        write_synthetic_dataset(eval_data, 60 if quick else 400, SceneConfig(size=size, ship_fraction=0.3, gsd=gsd), seed=777)
         evaluate(run / "best.keras", eval_data, out / "eval" / "keras", worst=0)
         for name in {manifest.get("recommended"), _file(manifest, "tflite_fp32")} - {None}:
             evaluate(export_dir / name, eval_data, out / "eval" / Path(name).stem, worst=6)
 
     # 6. CAM overlays from the exported file
     if _step("overlays", (out / "overlays").exists()):
-        _overlays(export_dir / (manifest.get("recommended") or _file(manifest, "tflite_fp32")), out / "overlays", size)
+        _overlays(export_dir / (manifest.get("recommended") or _file(manifest, "tflite_fp32")), out / "overlays", size, gsd)
 
     # 7. benchmark (small matrix: the demo's own model; BENCHMARKS.md has the big one)
     if _step("benchmark", (out / "bench" / "bench.json").exists()):
@@ -137,15 +146,15 @@ def _sample_grid(samples, path: Path, size: int) -> None:
     plot_samples(images, samples.labels[idx], path, masks=masks)
 
 
-def _overlays(model_file: Path, out: Path, size: int, n: int = 4) -> None:
+def _overlays(model_file: Path, out: Path, size: int, gsd: float, n: int = 4) -> None:
     from shipcam.runtime import Detector
     from shipcam.runtime.overlay import overlay, save_png
     from shipcam.train.data.synthetic import SceneConfig, generate_scene
 
     det = Detector.load(model_file, threads=1)
     big = max(size, 160)  # show the CAM on scenes larger than the training size: the model is fully convolutional
-    ships = [generate_scene(SceneConfig(size=big, ship_fraction=1.0), seed=31, index=i) for i in range(n)]
-    empty = [generate_scene(SceneConfig(size=big, ship_fraction=0.0, coast_prob=0.5, confuser_prob=1.0), seed=32, index=i) for i in range(n)]
+    ships = [generate_scene(SceneConfig(size=big, ship_fraction=1.0, gsd=gsd), seed=31, index=i) for i in range(n)]
+    empty = [generate_scene(SceneConfig(size=big, ship_fraction=0.0, coast_prob=0.5, confuser_prob=1.0, gsd=gsd), seed=32, index=i) for i in range(n)]
     preds = {kind: [det.predict(s.image) for s in scenes] for kind, scenes in (("ship", ships), ("no_ship", empty))}
     # One absolute colour scale for the whole gallery (logit units: 0 is the p = 0.5 threshold).
     # Per-image min-max scaling would paint a "hot spot" on every empty scene.

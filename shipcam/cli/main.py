@@ -206,7 +206,7 @@ def _add_rule_args(p) -> None:
     g.add_argument("--nms-radius-m", type=float, help="peaks closer than this to a stronger one are dropped (default: 150 m, about one ship)")
     g.add_argument("--max-length-m", type=float, help="longest box and longest object (default: 400 m)")
     g.add_argument("--isolation", action=argparse.BooleanOptionalAction, default=None, help="keep only peaks on one compact object in calm water, not on land, quays or breakwaters (default: on)")
-    g.add_argument("--min-length-m", type=float, help="shorter objects are texture, not ships (default: 20 m)")
+    g.add_argument("--min-length-m", type=float, help="shorter objects are boats, buoys or texture, not ships (default: 40 m)")
     g.add_argument("--fade", type=float, help="an object too long for a ship is judged by its core of at least this share of its strongest contrast, when little else is that strong: a hull trailing a fading wake (default: 0.5; 0 turns it off)")
 
 
@@ -314,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the whole pipeline on the embedded synthetic dataset", description="Generate data, find a learning rate, train, and report in OUT.")
     p.add_argument("--out", default="runs/demo")
-    p.add_argument("--weights", type=_weights, default=None, help="backbone weights: 'imagenet', a file, or none (default: none, trains from scratch)")
+    p.add_argument("--weights", type=_weights, default="auto", help="backbone weights: 'imagenet' (download), a file, none (from scratch), or auto (default: ../shared/weights' ImageNet copy when present, else none)")
     p.add_argument("--quick", action="store_true", help="a tiny run (for tests): fewer scenes and epochs")
     p.add_argument("--scenes", help="folder of labelled real scenes to scan at the end (default: ../shared/realdata when present)")
     p.add_argument("--labels", help="labels CSV for --scenes (default: labels/realdata.csv)")

@@ -13,9 +13,21 @@ from shipcam.train.data.rle import rle_encode
 from shipcam.train.data.sources import AIRBUS_CSV, AIRBUS_IMAGES
 from shipcam.train.data.synthetic import SceneConfig, generate_scene
 
-__all__ = ["write_synthetic_dataset", "DATASET_INFO"]
+__all__ = ["write_synthetic_dataset", "dataset_gsd", "DATASET_INFO"]
 
 DATASET_INFO = "shipcam_dataset.json"
+
+
+def dataset_gsd(root: str | Path) -> float | None:
+    """The metres/pixel a generated dataset was drawn at (its ``shipcam_dataset.json``); None for other data."""
+    path = Path(root) / DATASET_INFO
+    if not path.is_file():
+        return None
+    try:
+        gsd = json.loads(path.read_text())["config"]["gsd"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: not a shipcam dataset description ({e})") from None
+    return float(gsd)
 
 
 def write_synthetic_dataset(
