@@ -47,7 +47,7 @@ def test_scan_writes_heatmap_and_geojson(tmp_path):
         assert f["properties"]["probability"] >= 0.05
     assert Image.open(tmp_path / "o" / "scene_heatmap.png").size == (384, 90)
     info = json.loads((tmp_path / "o" / "scene_scan.json").read_text())
-    assert info["tiles"] >= 6 and info["peak_rss_mb"] > 0 and info["gsd_source"] == "unknown"
+    assert info["tiles"] >= 6 and info["peak_rss_mb"] > 0 and info["gsd_source"] == "assumed" and info["gsd"] == 3.0
     assert info["detections"] == len(geo["features"])
 
 

@@ -85,9 +85,15 @@ def predict_files(model: str, inputs: list[str], out: str, overlay: bool = False
     return summary
 
 
-def scene_gsd(scene: str | Path, given: float | None) -> tuple[float | None, str]:
-    """The scene's metres/pixel and where it came from: ``--gsd``, the GeoTIFF transform, or unknown."""
+def scene_gsd(scene: str | Path, given: float | None) -> tuple[float, str]:
+    """The scene's metres/pixel and where it came from: ``--gsd``, the GeoTIFF transform, or assumed.
+
+    Assumed: PlanetScope's 3 m, as ``eval-scenes`` assumes, so one PNG gives the same
+    detections in both. (Assuming the model's own GSD would scan a 3 m scene at half
+    scale with a 1.5 m/px model, and find few ships.)
+    """
     from shipcam.runtime.geojson import scene_georeference
+    from shipcam.runtime.scoring import DEFAULT_SCENE_GSD
 
     if given is not None:
         return float(given), "--gsd"
@@ -95,7 +101,7 @@ def scene_gsd(scene: str | Path, given: float | None) -> tuple[float | None, str
         _, _, gsd = scene_georeference(scene)
         if gsd:
             return gsd, "georeference"
-    return None, "unknown"
+    return DEFAULT_SCENE_GSD, "assumed"
 
 
 def scan_file(
@@ -127,7 +133,7 @@ def scan_file(
         det.rule = dataclasses.replace(det.rule, **rule)
     t0 = time.perf_counter()
     scene_m, source = scene_gsd(scene, gsd)
-    image = _open_scene(scene, max_memory_mb, scene_m / det.gsd if scene_m else 1.0)
+    image = _open_scene(scene, max_memory_mb, scene_m / det.gsd)
     try:
         return _scan_opened(det, image, scene, out, scene_m, source, t0, tile, overlap, batch, downlink, progress)
     finally:
@@ -138,8 +144,8 @@ def scan_file(
 def _scan_opened(det, image, scene, out, scene_m, source, t0, tile, overlap, batch, downlink, progress) -> dict:
     from shipcam.runtime.geojson import detections_geojson, scene_georeference
 
-    if scene_m is None:
-        print(f"note: {scene}: no ground sample distance (no --gsd, no georeference); assuming the model's {det.gsd:g} m/px", file=sys.stderr)
+    if source == "assumed":
+        print(f"note: {scene}: no ground sample distance (no --gsd, no georeference); assuming {scene_m:g} m/px (PlanetScope); the model's is {det.gsd:g} m/px", file=sys.stderr)
     res = det.scan(image, tile=tile, overlap=overlap, batch=batch, progress=progress, gsd=scene_m)
     out_dir = Path(out)
     stem = Path(scene).stem
