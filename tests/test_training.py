@@ -224,3 +224,17 @@ def test_threshold_for_a_false_alarm_rate_closed_form():
     assert 0.9 < threshold_for_fa_rate(too_noisy, 1.0) < 0.9 + 1e-12  # just above the strongest peak
     with pytest.raises(ValueError, match="received -1"):
         threshold_for_fa_rate(pr, -1)
+
+
+def test_synthetic_calibration_scenes_call_ships_by_metres_not_pixels():
+    """The hand labels' rule (hulls of ~45 m or more are ships, smaller boats `ignore`) at any GSD.
+
+    At 1.5 m/px a 15 px rule would call 22-45 m boats ships, and the threshold
+    would be set against boats the isolation check (40 m) never reports.
+    """
+    from shipcam.train.threshold import synthetic_labelled_scenes
+
+    labels = [lab for scene in synthetic_labelled_scenes(6, 768, 1.5) for lab in scene.labels]
+    boats = [lab for lab in labels if 22.5 <= lab.length_m < 45.0]
+    assert boats and all(lab.label == "ignore" for lab in boats)
+    assert all(lab.label == "ship" for lab in labels if lab.length_m >= 45.0)

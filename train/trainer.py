@@ -37,6 +37,7 @@ from shipcam._utils.io import write_json
 from shipcam.errors import ShipcamError
 from shipcam.train.backbones import BackboneName, Pooling
 from shipcam.train.schedules import CycleMode
+from shipcam.train.threshold import DEFAULT_TARGET_FA, REVIEW_FA
 
 # Keras warns on every fit that it ignores shuffle=True for a tf.data input: the pipeline shuffles.
 warnings.filterwarnings("ignore", message=r".*`shuffle=True` was passed.*")
@@ -72,7 +73,7 @@ class TrainConfig:
     real_labels: str | None = None  # their labels CSV (see labels/README.md)
     select: Select = "val_auc"  # which score picks best.keras: real_f1 needs real_val; scene_recall scores held-out synthetic scenes
     scene_val: int = 0  # held-out synthetic scenes (768 px) scored each epoch; select=scene_recall uses 16 when 0
-    target_fa: float | None = 1.0  # threshold saved with best.keras: <= this many false alarms/Mpx on held-out synthetic scenes; None keeps 0.5
+    target_fa: float | None = DEFAULT_TARGET_FA  # threshold saved with best.keras: <= this many false alarms/Mpx on held-out synthetic scenes; None keeps 0.5
     calibration_scenes: int = 16  # held-out synthetic scenes (768 px at 3 m/px) for that threshold
     # --- schedule
     head_epochs: int = 3
@@ -236,14 +237,13 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
             raise ShipcamError(f"--real-val: could not read {', '.join(f['scene'] for f in failed)}")
         print(f"real-scene validation: {len(real)} scenes, {sum(lab.label == 'ship' for s in real for lab in s.labels)} ships; best.keras by {config.select}")
 
-    target = config.target_fa if config.target_fa is not None else 1.0
-    scorers = [SceneScore(real, info, "real", target)] if real else []
+    scorers = [SceneScore(real, info, "real", REVIEW_FA)] if real else []
     n_scene = config.scene_val or (16 if config.select == "scene_recall" else 0)
     if n_scene:
         from shipcam.train.threshold import synthetic_labelled_scenes
 
         synthetic = synthetic_labelled_scenes(n_scene, size=max(768, 4 * config.size), gsd=config.gsd or 3.0, seed=SCENE_VAL_SEED)
-        scorers.append(SceneScore(synthetic, info, "scene", target))
+        scorers.append(SceneScore(synthetic, info, "scene", config.target_fa if config.target_fa is not None else DEFAULT_TARGET_FA))
 
     t0 = time.perf_counter()
     interrupted = False
@@ -337,7 +337,7 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
     return metrics
 
 
-def calibrate_model(model, target_fa: float = 1.0, n_scenes: int = 16, gsd: float | None = None, path: str | Path | None = None, info: dict | None = None) -> dict:
+def calibrate_model(model, target_fa: float = DEFAULT_TARGET_FA, n_scenes: int = 16, gsd: float | None = None, path: str | Path | None = None, info: dict | None = None) -> dict:
     """Save in the ``.keras`` file the threshold at which held-out synthetic scenes give ``target_fa`` false alarms/Mpx.
 
     ``model`` is a path (rewritten in place, atomically) or an in-memory

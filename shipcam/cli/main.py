@@ -15,6 +15,7 @@ from shipcam.export.exporter import OnnxMethod
 from shipcam.runtime.engines import ENGINES
 from shipcam.train.backbones import BackboneName, Pooling
 from shipcam.train.schedules import CycleMode
+from shipcam.train.threshold import DEFAULT_TARGET_FA
 from shipcam.train.trainer import Balance, Select, Strategy
 
 DEFAULT_SIZE = 96
@@ -364,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(recall at --target-fa on held-out synthetic scenes: no real data involved)",
     )
     g.add_argument("--scene-val", type=int, default=0, metavar="N", help="score N held-out synthetic scenes each epoch (default: 16 with --select scene-recall, else none)")
-    g.add_argument("--target-fa", type=_float_or_none, default=1.0, metavar="PER_MPX", help="save the threshold at which held-out synthetic scenes give this many false alarms per megapixel (default: 1; 'none' keeps 0.5)")
+    g.add_argument("--target-fa", type=_float_or_none, default=DEFAULT_TARGET_FA, metavar="PER_MPX", help=f"save the threshold at which held-out synthetic scenes give this many false alarms per megapixel (default: {DEFAULT_TARGET_FA:g}, half of the 1/Mpx real scenes should show: real scenes gave up to 2.3x the synthetic rate; 'none' keeps 0.5)")
     g = p.add_argument_group("system")
     g.add_argument("--strategy", choices=get_args(Strategy), default="default", help="tf.distribute strategy")
     g.add_argument("--tensorboard", action="store_true")
@@ -479,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
         "threshold that gives at most --target-fa false alarms per megapixel (never below 0.5). train does this at the end.",
     )
     p.add_argument("model", help="a shipcam .keras model (rewritten in place, atomically)")
-    p.add_argument("--target-fa", type=float, default=1.0, metavar="PER_MPX", help="false alarms per megapixel (default: 1)")
+    p.add_argument("--target-fa", type=float, default=DEFAULT_TARGET_FA, metavar="PER_MPX", help=f"false alarms per megapixel on synthetic scenes (default: {DEFAULT_TARGET_FA:g})")
     p.add_argument("--scenes", type=int, default=16, help="synthetic scenes of 768 px (default: 16)")
     p.add_argument("--gsd", type=float, help="metres/pixel of the scenes (default: the model's, else 3.0)")
     p.set_defaults(func=cmd_calibrate)
