@@ -62,6 +62,7 @@ def test_lr_range_test_writes_curve_and_suggestion(synthetic_dir, tmp_path):
     model = build_classifier("mobilenet_v2", alpha=0.35, weights=None)
     result = lr_range_test(model, ds, tmp_path, start_lr=1e-5, end_lr=10.0, num_steps=30, verbose=0)
     saved = json.loads((tmp_path / "lr_finder.json").read_text())
+    assert saved["suggested_lr"] == result["suggested_lr"] and saved["lrs"] == pytest.approx(result["lrs"])  # the file is the run
     lrs = np.array(saved["lrs"])
     # the geometric sweep's closed form, one rate per step actually taken
     np.testing.assert_allclose(lrs, 1e-5 * 1e6 ** (np.arange(len(lrs)) / 29), rtol=1e-6)
