@@ -192,7 +192,7 @@ def test_ships_of_the_generator_at_sea_are_isolated_and_their_boxes_match_the_ma
         for m in scene.masks:
             ys, xs = np.nonzero(m)
             # 20 m, not the default 40: two faint generated hulls (111 m, 135 m) show only a 24-27 m
-            # bright part, which the default takes for a boat (BENCHMARKS.md, "Shortest object").
+            # bright part, which the default takes for a boat (BENCHMARKS.md, "The shortest ship").
             verdict, box, _ = isolation_at(g, xs.mean(), ys.mean(), GSD, floor, min_length_m=20.0)
             verdicts.append(verdict)
             if box is not None:  # the object lies on the hull (plus its one-pixel shadow), never beyond

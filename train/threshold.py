@@ -23,7 +23,7 @@ from shipcam.runtime.detections import sigmoid
 from shipcam.runtime.labels import SceneLabel
 from shipcam.runtime.scoring import LabelledScene, score_scenes
 
-__all__ = ["threshold_for_fa_rate", "synthetic_labelled_scenes", "calibrate_threshold", "DEFAULT_TARGET_FA", "REVIEW_FA"]
+__all__ = ["threshold_for_fa_rate", "synthetic_labelled_scenes", "calibrate_threshold", "DEFAULT_TARGET_FA", "REVIEW_FA", "MIN_SHIP_M"]
 
 REVIEW_FA = 1.0  # false alarms per megapixel a real scene may show: what an analyst can review
 DEFAULT_TARGET_FA = REVIEW_FA / 2  # on synthetic scenes: a 2x margin for the synthetic-to-real gap
@@ -66,7 +66,7 @@ def synthetic_labelled_scenes(n: int = 16, size: int = 768, gsd: float = 3.0, se
             yy, xx = np.nonzero(m)
             length_px = math.hypot(np.ptp(xx) + 1, np.ptp(yy) + 1)
             length_m = length_px * gsd
-            # As in labels/README.md: boats under ~15 px are too small to call either way.
+            # As in labels/README.md: boats under ~45 m are too small to call either way.
             kind = "ship" if length_m >= MIN_SHIP_M else "ignore"
             labels.append(SceneLabel(float(xx.mean() + 0.5), float(yy.mean() + 0.5), length_m, kind))
         out.append(LabelledScene(Path(f"synthetic_{seed}_{i}.png"), scene.image, labels, gsd))

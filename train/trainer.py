@@ -74,7 +74,7 @@ class TrainConfig:
     select: Select = "val_auc"  # which score picks best.keras: real_f1 needs real_val; scene_recall scores held-out synthetic scenes
     scene_val: int = 0  # held-out synthetic scenes (768 px) scored each epoch; select=scene_recall uses 16 when 0
     target_fa: float | None = DEFAULT_TARGET_FA  # threshold saved with best.keras: <= this many false alarms/Mpx on held-out synthetic scenes; None keeps 0.5
-    calibration_scenes: int = 16  # held-out synthetic scenes (768 px at 3 m/px) for that threshold
+    calibration_scenes: int = 16  # held-out synthetic scenes (768 px at the training GSD) for that threshold
     # --- schedule
     head_epochs: int = 3
     head_lr: float = 1e-3

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 from shipcam._utils.progress import progress
+from shipcam.errors import DatasetError
 from shipcam.train.data.rle import rle_encode
 from shipcam.train.data.sources import AIRBUS_CSV, AIRBUS_IMAGES
 from shipcam.train.data.synthetic import SceneConfig, generate_scene
@@ -26,7 +27,7 @@ def dataset_gsd(root: str | Path) -> float | None:
     try:
         gsd = json.loads(path.read_text())["config"]["gsd"]
     except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{path}: not a shipcam dataset description ({e})") from None
+        raise DatasetError(f"{path}: not a shipcam dataset description ({e})") from None
     return float(gsd)
 
 
