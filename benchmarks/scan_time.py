@@ -9,6 +9,11 @@ copes): the before/after ratio is only meaningful from one machine in one
 sitting. ``--isolation-ab`` times
 the scan with and without the isolation check, alternating, and prints the
 ratio.
+
+``--processes 1,4,16`` measures multi-core scaling instead: ``--jobs`` scans
+(the scenes in turn) spread over that many worker processes, each with its
+own one-thread Detector, as ``scan-archive``'s actors are; it prints scenes
+per second and the speed-up over the first count.
 """
 
 from __future__ import annotations
@@ -28,8 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--tile", type=int)
+    p.add_argument("--gsd", type=float, help="the scenes' metres/pixel (default: not passed, so the model's: no resampling)")
     p.add_argument("--isolation-ab", action="store_true", help="alternate scans with and without the isolation check")
+    p.add_argument("--processes", help="comma list of worker-process counts: time --jobs scans spread over each")
+    p.add_argument("--jobs", type=int, default=16, help="scans per --processes row (default: 16)")
     args = p.parse_args(argv)
+    if args.processes:
+        return _scaling(args)
 
     import dataclasses
 
@@ -40,14 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for path in args.scenes:
         image = read_image(path)
-        det.scan(image[:512, :512], tile=args.tile)  # warm-up: first-call allocations out of the timing
+        kw = {"tile": args.tile, **({"gsd": args.gsd} if args.gsd else {})}
+        det.scan(image[:512, :512], **kw)  # warm-up: first-call allocations out of the timing
         times: dict[str, list[float]] = {k: [] for k in rules}
         for _ in range(args.repeats):
             for key, rule in rules.items():
                 if rule is not None:
                     det.rule = rule
                 t0 = time.perf_counter()
-                res = det.scan(image, tile=args.tile)
+                res = det.scan(image, **kw)
                 times[key].append(time.perf_counter() - t0)
         n = len(getattr(res, "detections", None) or getattr(res, "boxes", []))
         for key, runs in times.items():
@@ -56,7 +67,45 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{os.path.basename(path)} {image.shape[1]}x{image.shape[0]}{label}: median {statistics.median(runs):.2f} s over {args.repeats} ({res.tiles} tiles)")
         if len(times) == 2:
             print(f"  on / off = {statistics.median(times['on']) / statistics.median(times['off']):.3f}")
-    print(json.dumps({"model": args.model, "threads": args.threads, "engine": det.engine.name, "python": sys.version.split()[0], "scenes": rows}))
+    print(json.dumps({"model": args.model, "threads": args.threads, "gsd": args.gsd, "engine": det.engine.name, "python": sys.version.split()[0], "scenes": rows}))
+    return 0
+
+
+_worker = None
+
+
+def _init(model: str) -> None:
+    global _worker
+    from shipcam.runtime import Detector
+
+    _worker = Detector.load(model, threads=1)
+
+
+def _scan_one(job: tuple[str, int | None, float | None]) -> int:
+    from shipcam.runtime import read_image
+
+    path, tile, gsd = job
+    return len(_worker.scan(read_image(path), tile=tile, **({"gsd": gsd} if gsd else {})).detections)
+
+
+def _scaling(args) -> int:
+    """Scenes per second with N worker processes of one thread each (reading included, Detector load not)."""
+    import multiprocessing as mp
+
+    counts = [int(c) for c in args.processes.split(",")]
+    jobs = [(args.scenes[i % len(args.scenes)], args.tile, args.gsd) for i in range(args.jobs)]
+    ctx = mp.get_context("spawn")  # no engine state forked into the workers
+    rows = []
+    for n in counts:
+        with ctx.Pool(n, initializer=_init, initargs=(args.model,)) as pool:
+            pool.map(_scan_one, [jobs[0]] * n, chunksize=1)  # warm-up: every worker loads and scans once
+            t0 = time.perf_counter()
+            found = pool.map(_scan_one, jobs, chunksize=1)
+            wall = time.perf_counter() - t0
+        rows.append({"processes": n, "jobs": len(jobs), "wall_s": wall, "scenes_per_s": len(jobs) / wall, "detections": sum(found)})
+        speedup = rows[-1]["scenes_per_s"] / rows[0]["scenes_per_s"]
+        print(f"{n:3d} processes x 1 thread: {len(jobs)} scans in {wall:.1f} s, {len(jobs) / wall:.2f} scenes/s, {speedup:.2f}x {counts[0]} process(es)", flush=True)
+    print(json.dumps({"model": args.model, "gsd": args.gsd, "cpus": os.cpu_count(), "python": sys.version.split()[0], "scaling": rows}))
     return 0
 
 

@@ -49,7 +49,12 @@ def _sample_positions(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np
 
 
 def _triangle_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (n_out, K) and normalised weights (n_out, K) of the antialiased triangle kernel."""
+    """Indices (n_out, K) and normalised weights (n_out, K) of the antialiased triangle kernel.
+
+    Only taps that carry weight are kept: when enlarging, the kernel spans two
+    input pixels of the four its fixed window holds, and skipping the zeros
+    halves the work of a 2x upsample with identical sums.
+    """
     scale = n_in / n_out
     support = max(scale, 1.0)
     centre = (np.arange(n_out, dtype=np.float64) + 0.5) * scale
@@ -59,7 +64,26 @@ def _triangle_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
     w = np.clip(1.0 - np.abs(idx + 0.5 - centre[:, None]) / support, 0.0, None)
     w[(idx < 0) | (idx >= n_in)] = 0.0
     w /= w.sum(axis=1, keepdims=True)
-    return np.clip(idx, 0, n_in - 1), w.astype(np.float32)
+    order = np.argsort(w == 0, axis=1, kind="stable")  # weighted taps first, in their order
+    idx, w = np.take_along_axis(idx, order, 1), np.take_along_axis(w, order, 1)
+    k = int((w > 0).sum(axis=1).max())
+    return np.clip(idx[:, :k], 0, n_in - 1), w[:, :k].astype(np.float32)
+
+
+def _resample(src: np.ndarray, axis: int, idx: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Weighted sum of taps along ``axis`` (0 or 1) of float32 ``src``, into preallocated buffers."""
+    shape = list(src.shape)
+    shape[axis] = idx.shape[0]
+    out, tmp = np.empty(shape, np.float32), np.empty(shape, np.float32)
+    wshape = (-1,) + (1,) * (src.ndim - 1) if axis == 0 else (1, -1) + (1,) * (src.ndim - 2)
+    for k in range(idx.shape[1]):
+        np.take(src, idx[:, k], axis=axis, out=tmp)
+        tmp *= w[:, k].reshape(wshape)
+        if k == 0:
+            out, tmp = tmp, out
+        else:
+            out += tmp
+    return out
 
 
 def resize_antialiased(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -72,12 +96,9 @@ def resize_antialiased(image: np.ndarray, height: int, width: int) -> np.ndarray
     src = image.astype(np.float32, copy=False)
     iy, wy = _triangle_taps(src.shape[0], height)
     ix, wx = _triangle_taps(src.shape[1], width)
-    extra = (None,) * (src.ndim - 1)
-    rows = np.zeros((height,) + src.shape[1:], np.float32)
-    for k in range(iy.shape[1]):
-        rows += wy[(slice(None), k) + extra] * src[iy[:, k]]
-    out = np.zeros((height, width) + src.shape[2:], np.float32)
-    extra = (None,) * (src.ndim - 2)
-    for k in range(ix.shape[1]):
-        out += wx[(slice(None), k) + extra] * rows[:, ix[:, k]]
-    return out
+    # Separable passes, the cheaper order first: a column gather costs more than a row's contiguous copy.
+    rows_first = height * src.shape[1] * iy.shape[1] + 2 * height * width * ix.shape[1]
+    cols_first = 2 * src.shape[0] * width * ix.shape[1] + height * width * iy.shape[1]
+    if rows_first <= cols_first:
+        return _resample(_resample(src, 0, iy, wy), 1, ix, wx)
+    return _resample(_resample(src, 1, ix, wx), 0, iy, wy)

@@ -122,3 +122,32 @@ def test_time_calls_times_only_the_runs(monkeypatch):
 
     monkeypatch.setattr(timing, "time", type("FakeTime", (), {"perf_counter": staticmethod(lambda: clock[0])}))
     assert timing.time_calls(call, warmup=3, runs=4) == pytest.approx([4, 5, 6, 7])
+
+
+def test_robustness_perturbations_move_labels_with_the_pixels():
+    """rot90 and a GSD change carry each label onto the pixel it marked; a blurred impulse has variance sigma^2."""
+    from shipcam.benchmarks.robustness import PERTURBATIONS, gaussian_blur, perturb
+    from shipcam.runtime.labels import SceneLabel
+    from shipcam.runtime.scoring import LabelledScene
+
+    img = np.zeros((60, 90, 3), np.uint8)
+    img[20:24, 70:74] = 255  # a bright 4 px square centred on pixel (71.5, 21.5)
+    scene = LabelledScene(Path("s.png"), img, [SceneLabel(71.5, 21.5, 12.0, "ship")], 3.0)
+    for name in PERTURBATIONS:
+        out = perturb(scene, name)
+        lab = out.labels[0]
+        assert out.image.dtype == np.uint8 and out.image.ndim == 3, name
+        ys, xs = np.nonzero(out.image.mean(axis=2) > 100)
+        assert abs(xs.mean() - lab.x) < 0.25 and abs(ys.mean() - lab.y) < 0.25, (name, xs.mean(), ys.mean(), lab)
+        assert lab.length_m == 12.0
+    assert perturb(scene, "GSD 2.5 m").gsd == 2.5 and perturb(scene, "GSD 2.5 m").image.shape[:2] == (72, 108)  # 3 / 2.5 = 1.2x
+    assert perturb(scene, "rot90").image.shape[:2] == (90, 60)
+    with pytest.raises(ValueError, match="'tilt'"):
+        perturb(scene, "tilt")
+
+    impulse = np.zeros((41, 41), np.float32)
+    impulse[20, 20] = 1.0
+    b = gaussian_blur(impulse, 2.0)
+    yy, xx = np.mgrid[:41, :41] - 20
+    assert b.sum() == pytest.approx(1.0, abs=1e-5)
+    assert (b * xx**2).sum() == pytest.approx(4.0, rel=0.02) and (b * yy**2).sum() == pytest.approx(4.0, rel=0.02)

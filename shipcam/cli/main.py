@@ -63,7 +63,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--synthetic-n", type=int, default=2000, help="scenes to generate when --data is not given")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--no-randomize", dest="randomize", action="store_false", help="turn off domain randomisation (colour, blur, noise, scale jitter); flips and turns stay")
-    g.add_argument("--gsd", type=float, help="metres/pixel of the training images, recorded in exported files so scan resamples scenes to it (default: synthetic 3.0, Airbus 1.5, ShipsNet 3.0)")
+    g.add_argument("--gsd", type=float, help="metres/pixel of the training images, recorded in exported files so scan resamples scenes to it (default: a generated dataset's own, Airbus 1.5, ShipsNet 3.0)")
 
 
 def _config_from_args(args) -> "object":
@@ -430,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/scan")
     p.add_argument("--tile", type=int, help="tile size in px (default: twice the training size)")
     p.add_argument("--overlap", type=float, default=0.25)
-    p.add_argument("--gsd", type=float, help="the scene's metres/pixel (default: from a GeoTIFF transform; else the model's, with a note)")
+    p.add_argument("--gsd", type=float, help="the scene's metres/pixel (default: from a GeoTIFF transform; else PlanetScope's 3.0, with a note)")
     p.add_argument("--batch", type=int, default=8, help="tiles per engine call (default 8); 1 keeps the engine's activation memory smallest")
     p.add_argument("--max-memory-mb", type=_float_or_none, default=8000.0, help="refuse PNG/JPEG scenes whose decoded pixels would take more ('none': no limit; default 8000). GeoTIFF/JP2 are read window by window with rasterio and need no limit")
     g = p.add_argument_group("on-board downlink filter")
@@ -451,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="actors, each one Detector with one thread (default: the cluster's CPUs)")
     p.add_argument("--tile", type=int)
     p.add_argument("--overlap", type=float, default=0.25)
-    p.add_argument("--gsd", type=float, help="metres/pixel of scenes without a georeference (default: the model's)")
+    p.add_argument("--gsd", type=float, help="metres/pixel of scenes without a georeference (default: PlanetScope's 3.0, as scan)")
     p.add_argument("--max-memory-mb", type=_float_or_none, default=8000.0, help="per scene, as for scan")
     p.add_argument("--engine", default="auto", choices=ENGINES)
     _add_rule_args(p)
