@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import io
-import json
 import sys
 from collections.abc import Callable
 from typing import NamedTuple
@@ -125,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     det = open_detector(a.model, a.threads)
     rows = []
     print(f"{a.model}: threshold {det.threshold:.3f}, {det.engine.describe().get('engine')} {a.threads} threads, {len(scenes)} scenes")
-    print(f"| perturbation | found | false alarms | FA/Mpx | precision |\n|---|---:|---:|---:|---:|")
+    print("| perturbation | found | false alarms | FA/Mpx | precision |\n|---|---:|---:|---:|---:|")
     for name in progress(a.only or list(PERTURBATIONS), desc="perturbations"):
         t = score_scenes(det, [perturb(s, name) for s in scenes])["total"]
         rows.append({"perturbation": name, **t})
