@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--tile", type=int)
     p.add_argument("--gsd", type=float, help="the scenes' metres/pixel (default: not passed, so the model's: no resampling)")
+    p.add_argument("--threshold", type=float, help="decision threshold on the probability (default: the file's)")
     p.add_argument("--isolation-ab", action="store_true", help="alternate scans with and without the isolation check")
     p.add_argument("--processes", help="comma list of worker-process counts: time --jobs scans spread over each")
     p.add_argument("--jobs", type=int, default=16, help="scans per --processes row (default: 16)")
@@ -43,9 +44,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import dataclasses
 
-    from shipcam.runtime import Detector, read_image
+    from shipcam.runtime import read_image
 
-    det = Detector.load(args.model, threads=args.threads)
+    det = _detector(args.model, args.threads, args.threshold)
     rules = {"on": det.rule, "off": dataclasses.replace(det.rule, isolation=False)} if args.isolation_ab and hasattr(det, "rule") else {"": getattr(det, "rule", None)}
     rows = []
     for path in args.scenes:
@@ -71,14 +72,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _detector(model: str, threads: int, threshold: float | None):
+    import dataclasses
+
+    from shipcam.runtime import Detector
+
+    det = Detector.load(model, threads=threads)
+    if threshold is not None:
+        det.rule = dataclasses.replace(det.rule, threshold=threshold)
+    return det
+
+
 _worker = None
 
 
-def _init(model: str) -> None:
+def _init(model: str, threshold: float | None) -> None:
     global _worker
-    from shipcam.runtime import Detector
-
-    _worker = Detector.load(model, threads=1)
+    _worker = _detector(model, 1, threshold)
 
 
 def _scan_one(job: tuple[str, int | None, float | None]) -> int:
@@ -97,7 +107,7 @@ def _scaling(args) -> int:
     ctx = mp.get_context("spawn")  # no engine state forked into the workers
     rows = []
     for n in counts:
-        with ctx.Pool(n, initializer=_init, initargs=(args.model,)) as pool:
+        with ctx.Pool(n, initializer=_init, initargs=(args.model, args.threshold)) as pool:
             pool.map(_scan_one, [jobs[0]] * n, chunksize=1)  # warm-up: every worker loads and scans once
             t0 = time.perf_counter()
             found = pool.map(_scan_one, jobs, chunksize=1)

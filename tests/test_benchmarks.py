@@ -151,3 +151,28 @@ def test_robustness_perturbations_move_labels_with_the_pixels():
     yy, xx = np.mgrid[:41, :41] - 20
     assert b.sum() == pytest.approx(1.0, abs=1e-5)
     assert (b * xx**2).sum() == pytest.approx(4.0, rel=0.02) and (b * yy**2).sum() == pytest.approx(4.0, rel=0.02)
+
+
+def test_scan_time_scaling_gives_every_process_count_the_same_detections(tmp_path, capsys):
+    """The same scans spread over 1 and 2 worker processes find the same detections as one in-process scan."""
+    import dataclasses
+
+    from PIL import Image
+
+    from shipcam.benchmarks.scan_time import main
+    from shipcam.runtime import Detector, read_image
+    from shipcam.train.data.synthetic import SceneConfig, generate_scene
+
+    model = str(Path(__file__).parent / "fixtures" / "tiny_fp32.onnx")
+    paths = []
+    for i in range(2):
+        paths.append(str(tmp_path / f"s{i}.png"))
+        Image.fromarray(generate_scene(SceneConfig(size=192, ship_fraction=1.0), seed=3, index=i).image).save(paths[-1])
+    assert main([model, *paths, "--processes", "1,2", "--jobs", "4", "--threshold", "0.3"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    rows = report["scaling"]
+    assert [r["processes"] for r in rows] == [1, 2] and all(r["jobs"] == 4 and r["scenes_per_s"] > 0 for r in rows)
+    det = Detector.load(model, threads=1)
+    det.rule = dataclasses.replace(det.rule, threshold=0.3)  # the barely-trained model's CAM stays below logit 0
+    expected = 2 * sum(len(det.scan(read_image(p)).detections) for p in paths)  # each scene twice in 4 jobs
+    assert expected > 0 and [r["detections"] for r in rows] == [expected, expected]
