@@ -24,7 +24,7 @@ def verdict_shares(n: int, coast: float, fade: float | None, min_length_m: float
     """
     from shipcam.runtime.isolation import Isolation, isolation_at, noise_floor
     from shipcam.train.data.synthetic import SceneConfig, generate_scene
-    from shipcam.train.threshold import MIN_SHIP_M
+    from shipcam.train.threshold import is_labelled_ship
 
     cfg = SceneConfig(size=size, gsd=gsd, ship_fraction=1.0, coast_prob=coast)
     counts = {k.value: 0 for k in Isolation}
@@ -36,7 +36,7 @@ def verdict_shares(n: int, coast: float, fade: float | None, min_length_m: float
             ys, xs = np.nonzero(m)
             kind = isolation_at(scene.image, xs.mean(), ys.mean(), gsd, floor, fade=fade, min_length_m=min_length_m).kind
             counts[kind.value] += 1
-            if np.hypot(np.ptp(xs) + 1, np.ptp(ys) + 1) * gsd >= MIN_SHIP_M:  # the mask's diagonal: the hull's length
+            if is_labelled_ship(m, gsd):
                 big += 1
                 big_kept += kind is Isolation.ISOLATED
     total = sum(counts.values())

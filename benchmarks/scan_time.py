@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for path in args.scenes:
         image = read_image(path)
-        kw = {"tile": args.tile, **({"gsd": args.gsd} if args.gsd else {})}
+        kw = _scan_kwargs(args.tile, args.gsd)
         det.scan(image[:512, :512], **kw)  # warm-up: first-call allocations out of the timing
         times: dict[str, list[float]] = {k: [] for k in rules}
         for _ in range(args.repeats):
@@ -70,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  on / off = {statistics.median(times['on']) / statistics.median(times['off']):.3f}")
     print(json.dumps({"model": args.model, "threads": args.threads, "gsd": args.gsd, "engine": det.engine.name, "python": sys.version.split()[0], "scenes": rows}))
     return 0
+
+
+def _scan_kwargs(tile: int | None, gsd: float | None) -> dict:
+    """``gsd`` only when given: older runtimes (before/after timings) have no such argument."""
+    return {"tile": tile, **({"gsd": gsd} if gsd else {})}
 
 
 def _detector(model: str, threads: int, threshold: float | None):
@@ -95,7 +100,7 @@ def _scan_one(job: tuple[str, int | None, float | None]) -> int:
     from shipcam.runtime import read_image
 
     path, tile, gsd = job
-    return len(_worker.scan(read_image(path), tile=tile, **({"gsd": gsd} if gsd else {})).detections)
+    return len(_worker.scan(read_image(path), **_scan_kwargs(tile, gsd)).detections)
 
 
 def _scaling(args) -> int:
@@ -108,7 +113,7 @@ def _scaling(args) -> int:
     rows = []
     for n in counts:
         with ctx.Pool(n, initializer=_init, initargs=(args.model, args.threshold)) as pool:
-            pool.map(_scan_one, [jobs[0]] * n, chunksize=1)  # warm-up: every worker loads and scans once
+            pool.map(_scan_one, [jobs[0]] * n, chunksize=1)  # warm-up: the workers have loaded (initializer) and most have scanned
             t0 = time.perf_counter()
             found = pool.map(_scan_one, jobs, chunksize=1)
             wall = time.perf_counter() - t0

@@ -149,7 +149,22 @@ def noise_floor(g: np.ndarray, gsd: float, blocks: int = 8, size: int = 128, per
     return float(np.sqrt(np.percentile(np.concatenate(stds), percentile))) / (k * k)
 
 
-def isolation_at(g: np.ndarray, x: float, y: float, gsd: float, floor: float, *, contrast: float = 4.0, snap_m: float = 60.0, min_length_m: float = 40.0, max_length_m: float = 400.0, fade: float | None = 0.5) -> Verdict:
+_RULE = DetectionRule()  # the check's defaults are the detection rule's, defined once there
+
+
+def isolation_at(
+    g: np.ndarray,
+    x: float,
+    y: float,
+    gsd: float,
+    floor: float,
+    *,
+    contrast: float = _RULE.contrast,
+    snap_m: float = _RULE.snap_m,
+    min_length_m: float = _RULE.min_length_m,
+    max_length_m: float = _RULE.max_length_m,
+    fade: float | None = _RULE.fade,
+) -> Verdict:
     """The verdict for a peak at pixel (x, y) of image ``g`` ((H, W) or (H, W, C)) at ``gsd`` m/px (see the module docstring).
 
     With ``ISOLATED`` come the object's pixel box (x0, y0, x1, y1), end-exclusive,

@@ -23,11 +23,17 @@ from shipcam.runtime.detections import sigmoid
 from shipcam.runtime.labels import SceneLabel
 from shipcam.runtime.scoring import LabelledScene, score_scenes
 
-__all__ = ["threshold_for_fa_rate", "synthetic_labelled_scenes", "calibrate_threshold", "DEFAULT_TARGET_FA", "REVIEW_FA", "MIN_SHIP_M"]
+__all__ = ["threshold_for_fa_rate", "synthetic_labelled_scenes", "calibrate_threshold", "DEFAULT_TARGET_FA", "REVIEW_FA", "MIN_SHIP_M", "is_labelled_ship"]
 
 REVIEW_FA = 1.0  # false alarms per megapixel a real scene may show: what an analyst can review
 DEFAULT_TARGET_FA = REVIEW_FA / 2  # on synthetic scenes: a 2x margin for the synthetic-to-real gap
 MIN_SHIP_M = 45.0  # shorter hulls are labelled `ignore`: the hand labels' ~15 px at PlanetScope's 3 m/px, in metres at any GSD
+
+
+def is_labelled_ship(mask: np.ndarray, gsd: float) -> bool:
+    """Would the hand labels call this drawn hull a ship? Its length (the mask's diagonal) is ``MIN_SHIP_M`` or more."""
+    yy, xx = np.nonzero(mask)
+    return math.hypot(np.ptp(xx) + 1, np.ptp(yy) + 1) * gsd >= MIN_SHIP_M
 
 
 def threshold_for_fa_rate(pr: list[dict], target_fa_per_mpx: float, floor: float = 0.5) -> float:
@@ -64,10 +70,9 @@ def synthetic_labelled_scenes(n: int = 16, size: int = 768, gsd: float = 3.0, se
         labels = []
         for m in scene.masks:
             yy, xx = np.nonzero(m)
-            length_px = math.hypot(np.ptp(xx) + 1, np.ptp(yy) + 1)
-            length_m = length_px * gsd
+            length_m = math.hypot(np.ptp(xx) + 1, np.ptp(yy) + 1) * gsd
             # As in labels/README.md: boats under ~45 m are too small to call either way.
-            kind = "ship" if length_m >= MIN_SHIP_M else "ignore"
+            kind = "ship" if is_labelled_ship(m, gsd) else "ignore"
             labels.append(SceneLabel(float(xx.mean() + 0.5), float(yy.mean() + 0.5), length_m, kind))
         out.append(LabelledScene(Path(f"synthetic_{seed}_{i}.png"), scene.image, labels, gsd))
     return out
