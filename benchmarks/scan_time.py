@@ -8,7 +8,7 @@ package first on ``PYTHONPATH`` (older runtimes have no ``rule``; this file
 copes): the before/after ratio is only meaningful from one machine in one
 sitting. ``--isolation-ab`` times
 the scan with and without the isolation check, alternating, and prints the
-ratio.
+ratio; ``--views none,rot4`` does the same for test-time views.
 
 ``--processes 1,4,16`` measures multi-core scaling instead: ``--jobs`` scans
 (the scenes in turn) spread over that many worker processes, each with its
@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gsd", type=float, help="the scenes' metres/pixel (default: not passed, so the model's: no resampling)")
     p.add_argument("--threshold", type=float, help="decision threshold on the probability (default: the file's)")
     p.add_argument("--isolation-ab", action="store_true", help="alternate scans with and without the isolation check")
+    p.add_argument("--views", help="comma list of test-time views (none, flip, rot4, d4): alternate scans with each")
     p.add_argument("--processes", help="comma list of worker-process counts: time --jobs scans spread over each")
     p.add_argument("--jobs", type=int, default=16, help="scans per --processes row (default: 16)")
     args = p.parse_args(argv)
@@ -47,27 +48,33 @@ def main(argv: list[str] | None = None) -> int:
     from shipcam.runtime import read_image
 
     det = _detector(args.model, args.threads, args.threshold)
-    rules = {"on": det.rule, "off": dataclasses.replace(det.rule, isolation=False)} if args.isolation_ab and hasattr(det, "rule") else {"": getattr(det, "rule", None)}
+    rules = {"": getattr(det, "rule", None)}
+    if args.isolation_ab and hasattr(det, "rule"):
+        rules = {"isolation on": det.rule, "isolation off": dataclasses.replace(det.rule, isolation=False)}
+    elif args.views:
+        rules = {f"views {v}": dataclasses.replace(det.rule, views=v) for v in args.views.split(",")}
     rows = []
     for path in args.scenes:
         image = read_image(path)
         kw = _scan_kwargs(args.tile, args.gsd)
         det.scan(image[:512, :512], **kw)  # warm-up: first-call allocations out of the timing
         times: dict[str, list[float]] = {k: [] for k in rules}
+        results = {}
         for _ in range(args.repeats):
             for key, rule in rules.items():
                 if rule is not None:
                     det.rule = rule
                 t0 = time.perf_counter()
-                res = det.scan(image, **kw)
+                results[key] = det.scan(image, **kw)
                 times[key].append(time.perf_counter() - t0)
-        n = len(getattr(res, "detections", None) or getattr(res, "boxes", []))
+        first = statistics.median(next(iter(times.values())))
         for key, runs in times.items():
-            label = f" isolation {key}" if key else ""
-            rows.append({"scene": os.path.basename(path), "isolation": key or None, "size": list(image.shape[:2]), "median_s": statistics.median(runs), "runs": runs, "tiles": res.tiles, "detections": n})
-            print(f"{os.path.basename(path)} {image.shape[1]}x{image.shape[0]}{label}: median {statistics.median(runs):.2f} s over {args.repeats} ({res.tiles} tiles)")
-        if len(times) == 2:
-            print(f"  on / off = {statistics.median(times['on']) / statistics.median(times['off']):.3f}")
+            res = results[key]
+            n = len(getattr(res, "detections", None) or getattr(res, "boxes", []))
+            label = f" {key}" if key else ""
+            rows.append({"scene": os.path.basename(path), "variant": key or None, "size": list(image.shape[:2]), "median_s": statistics.median(runs), "runs": runs, "tiles": res.tiles, "detections": n})
+            ratio = f", {statistics.median(runs) / first:.3f} x the first" if len(times) > 1 else ""
+            print(f"{os.path.basename(path)} {image.shape[1]}x{image.shape[0]}{label}: median {statistics.median(runs):.2f} s over {args.repeats} ({res.tiles} tiles, {n} detections){ratio}")
     print(json.dumps({"model": args.model, "threads": args.threads, "gsd": args.gsd, "engine": det.engine.name, "python": sys.version.split()[0], "scenes": rows}))
     return 0
 

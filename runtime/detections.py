@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from shipcam.runtime.boxes import Box, label_components
+from shipcam.runtime.views import Views
 
 __all__ = ["Detection", "DetectionRule", "find_peaks", "detect", "sigmoid", "logit"]
 
@@ -62,6 +63,8 @@ class DetectionRule:
     min_length_m: float = 40.0
     snap_m: float = 60.0  # how far from the peak the object may lie (the CAM's peak is a cell or two off)
     fade: float | None = 0.5  # a too-long object's core of >= this x its peak contrast is judged alone (wakes); None: off
+    # Scene scans only: average each tile's CAM over these views (runtime.views); each view is one more forward pass.
+    views: Views = Views.NONE
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -74,6 +77,10 @@ class DetectionRule:
             raise ValueError(f"need contrast > 0, snap_m > 0 and 0 <= min_length_m < max_length_m, received {self.contrast}, {self.snap_m}, {self.min_length_m}, {self.max_length_m}")
         if self.fade is not None and not 0.0 < self.fade < 1.0:
             raise ValueError(f"fade must be in (0, 1) or None, received {self.fade}")
+        try:
+            object.__setattr__(self, "views", Views(self.views))  # the CLI and JSON give a plain string
+        except ValueError:
+            raise ValueError(f"views must be one of {[v.value for v in Views]}, received {self.views!r}") from None
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from shipcam.runtime.engines import Engine, open_engine
 from shipcam.runtime.image import check_array, read_image
 from shipcam.runtime.manifest import check_against_manifest
 from shipcam.runtime.resize import resize_antialiased, resize_bilinear
+from shipcam.runtime.views import apply_view, undo_view
 
 __all__ = ["Detector", "Prediction", "ScanResult", "DEFAULT_GSD"]
 
@@ -232,7 +233,8 @@ class Detector:
         bounded: a 20,000 px scene needs a 2,500 x 2,500 float map).
         Detections are the heatmap's peaks (``detections.detect``), in scene
         pixels; ``min_score`` (logit units) overrides the threshold, e.g. to
-        sweep a precision-recall curve from one scan.
+        sweep a precision-recall curve from one scan. ``rule.views`` averages
+        each tile's CAM over its turned and mirrored views (``runtime.views``).
 
         ``scene`` is an (H, W, 3) array, an image path, or a ``WindowedScene``
         (``runtime.scene.open_raster`` for GeoTIFF/JP2): that one is read tile
@@ -266,6 +268,10 @@ class Detector:
             raise ImageError(f"scene {W}x{H} is smaller than the smallest tile (32 px)")
         if not 0.0 <= overlap < 0.9:
             raise ValueError(f"overlap must be in [0, 0.9), received {overlap}")
+        views = self.rule.views
+        if views.turns and self.engine.fixed_size is not None and self.engine.fixed_size[0] != self.engine.fixed_size[1]:
+            raise ValueError(f"views {views.value!r} turn tiles by 90 degrees, which needs a square input; this file's is {self.engine.fixed_size}")
+        batch = max(1, batch // len(views.transforms))  # ``batch`` counts images per engine call, views included
         step = max(1, int(round(tile * (1 - overlap))))
         ys = _starts(H, tile, step)
         xs = _starts(W, tile, step)
@@ -282,9 +288,9 @@ class Detector:
         n = -(-tile // cell)
         for chunk in bar(chunks, total=len(chunks), desc="scanning tiles", enabled=progress):
             crops = np.stack([_crop(scene, x, y, tile) for x, y in chunk])
-            for (x, y), pred in zip(chunk, self._predict_same_size(crops, with_boxes=False)):
-                tile_probs.append((x, y, pred.probability))
-                small = resize_bilinear(pred.cam, n, n)
+            for (x, y), (p, cam) in zip(chunk, self._tile_cams(crops)):
+                tile_probs.append((x, y, p))
+                small = resize_bilinear(cam, n, n)
                 cy, cx = y // cell, x // cell
                 t0y = margin if y > 0 else 0
                 t0x = margin if x > 0 else 0
@@ -312,6 +318,21 @@ class Detector:
             gsd=gsd,
             rejected=rejected,
         )
+
+    def _tile_cams(self, crops: np.ndarray) -> list[tuple[float, np.ndarray]]:
+        """(probability, CAM) of each square tile, averaged in logit units over the rule's views."""
+        transforms = self.rule.views.transforms
+        if len(transforms) == 1:
+            return [(p.probability, p.cam) for p in self._predict_same_size(crops, with_boxes=False)]
+        logits = np.zeros(len(crops), np.float64)
+        cams = None
+        for k, mirrored in transforms:
+            preds = self._predict_same_size(np.ascontiguousarray(apply_view(crops, k, mirrored)), with_boxes=False)
+            cam = undo_view(np.stack([p.cam for p in preds]), k, mirrored)
+            cams = cam.astype(np.float32) if cams is None else cams + cam
+            logits += [p.logit for p in preds]
+        v = len(transforms)
+        return [(float(sigmoid(lg / v)), c / np.float32(v)) for lg, c in zip(logits, cams)]
 
 
 def _starts(n: int, tile: int, step: int) -> list[int]:

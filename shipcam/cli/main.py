@@ -13,6 +13,7 @@ from shipcam.errors import ShipcamError
 # Choices come from the libraries' Literal/Enum types (these modules import no TensorFlow).
 from shipcam.export.exporter import OnnxMethod
 from shipcam.runtime.engines import ENGINES
+from shipcam.runtime.views import Views
 from shipcam.train.backbones import BackboneName, Pooling
 from shipcam.train.schedules import CycleMode
 from shipcam.train.threshold import DEFAULT_TARGET_FA
@@ -194,7 +195,7 @@ def cmd_predict(args) -> int:
 
 def _rule(args) -> dict:
     """Detection-rule options the user set (the rest stay the file's defaults)."""
-    given = {"threshold": args.threshold, "nms_radius_m": args.nms_radius_m, "max_length_m": args.max_length_m, "isolation": args.isolation, "min_length_m": args.min_length_m}
+    given = {"threshold": args.threshold, "nms_radius_m": args.nms_radius_m, "max_length_m": args.max_length_m, "isolation": args.isolation, "min_length_m": args.min_length_m, "views": args.views}
     rule = {k: v for k, v in given.items() if v is not None}
     if args.fade is not None:
         rule["fade"] = args.fade or None  # 0: off
@@ -208,6 +209,7 @@ def _add_rule_args(p) -> None:
     g.add_argument("--max-length-m", type=float, help="longest box and longest object (default: 400 m)")
     g.add_argument("--isolation", action=argparse.BooleanOptionalAction, default=None, help="keep only peaks on one compact object in calm water, not on land, quays or breakwaters (default: on)")
     g.add_argument("--min-length-m", type=float, help="shorter objects are boats, buoys or texture, not ships (default: 40 m)")
+    g.add_argument("--views", choices=[v.value for v in Views], help="test-time augmentation: average each tile's CAM over its views mirrored (flip), turned by 90 degrees (rot4) or both (d4); each view is one more forward pass (default: none)")
     g.add_argument("--fade", type=float, help="an object too long for a ship is judged by its core of at least this share of its strongest contrast, when little else is that strong: a hull trailing a fading wake (default: 0.5; 0 turns it off)")
 
 

@@ -1,0 +1,85 @@
+"""Test-time views of scan tiles: the group maths against index formulas, the scan against turned images predicted alone."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from shipcam.cli import main
+from shipcam.runtime import Detector, DetectionRule, resize_bilinear
+from shipcam.runtime.detections import sigmoid
+from shipcam.runtime.views import Views, apply_view, undo_view
+from shipcam.train.data.synthetic import SceneConfig, generate_scene
+
+FIXTURE = Path(__file__).parent / "fixtures" / "tiny_fp32.onnx"
+
+
+def test_views_are_the_dihedral_group_written_as_index_formulas(rng):
+    a = rng.normal(size=(2, 5, 5, 3))
+    n = a.shape[1] - 1
+    # One quarter turn counter-clockwise: out[i, j] = a[j, n - i]; a mirror: out[i, j] = a[i, n - j].
+    turned = np.stack([[a[:, j, n - i] for j in range(5)] for i in range(5)]).transpose(2, 0, 1, 3)
+    mirrored = a[:, :, ::-1]
+    np.testing.assert_array_equal(apply_view(a, 1, False), turned)
+    np.testing.assert_array_equal(apply_view(a, 0, True), mirrored)
+    np.testing.assert_array_equal(apply_view(a, 1, True), np.stack([[mirrored[:, j, n - i] for j in range(5)] for i in range(5)]).transpose(2, 0, 1, 3))
+    assert [len(v.transforms) for v in Views] == [1, 2, 4, 8]
+    seen = set()
+    for k, m in Views.D4.transforms:
+        v = apply_view(a, k, m)
+        np.testing.assert_array_equal(undo_view(v, k, m), a)
+        seen.add(v.tobytes())
+    assert len(seen) == 8  # an asymmetric array has eight distinct views
+    with pytest.raises(ValueError, match="received 'rot3'"):
+        DetectionRule(views="rot3")
+    assert DetectionRule(views="d4").views is Views.D4
+
+
+def _scene(size: int) -> np.ndarray:
+    return generate_scene(SceneConfig(size=size, ship_fraction=1.0), seed=7, index=3).image
+
+
+def test_a_scan_with_views_is_the_mean_of_the_turned_tiles_predicted_alone():
+    det = Detector.load(FIXTURE)
+    scene = _scene(128)
+    det.rule = dataclasses.replace(det.rule, views="rot4")
+    res = det.scan(scene, tile=128)
+    preds = [det.predict(np.ascontiguousarray(np.rot90(scene, k))) for k in range(4)]
+    mean_cam = np.mean([np.rot90(p.cam, -k) for k, p in enumerate(preds)], axis=0)
+    n = res.heatmap.shape[0]
+    np.testing.assert_allclose(res.heatmap, resize_bilinear(mean_cam, n, n), atol=1e-5)
+    assert res.tile_probabilities[0][2] == pytest.approx(float(sigmoid(np.mean([p.logit for p in preds]))), abs=1e-6)
+
+
+def test_d4_views_make_the_scan_invariant_to_quarter_turns_and_mirrors():
+    det = Detector.load(FIXTURE)
+    scene = _scene(256)  # two by two tiles of 128 px without overlap: the tile grid maps onto itself when turned
+    heat = {}
+    for views in ("none", "d4"):
+        det.rule = dataclasses.replace(det.rule, views=views)
+        heat[views] = [det.scan(np.ascontiguousarray(apply_view(scene[None], k, m)[0]), tile=128, overlap=0.0).heatmap for k, m in ((0, False), (1, False), (3, True))]
+    for views, (plain, turned, mirrored) in heat.items():
+        same = [np.allclose(plain, undo_view(h[None], k, m)[0], atol=1e-4) for h, (k, m) in ((turned, (1, False)), (mirrored, (3, True)))]
+        assert same == ([True, True] if views == "d4" else [False, False]), views  # the model alone is not invariant
+
+
+def test_scan_command_takes_views_and_records_them(tmp_path):
+    Image.fromarray(_scene(128)).save(tmp_path / "scene.png")
+    assert main(["scan", str(FIXTURE), str(tmp_path / "scene.png"), "--tile", "64", "--views", "flip", "--out", str(tmp_path / "o")]) == 0
+    assert json.loads((tmp_path / "o" / "scene_scan.json").read_text())["rule"]["views"] == "flip"
+
+
+def test_scan_time_alternates_views_and_reports_each(tmp_path, capsys):
+    from shipcam.benchmarks import scan_time
+
+    Image.fromarray(_scene(128)).save(tmp_path / "scene.png")
+    assert scan_time.main([str(FIXTURE), str(tmp_path / "scene.png"), "--tile", "64", "--repeats", "1", "--threshold", "0.05", "--views", "none,flip"]) == 0
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["scenes"]
+    assert [r["variant"] for r in rows] == ["views none", "views flip"]
+    det = Detector.load(FIXTURE)
+    for r, views in zip(rows, ("none", "flip")):  # each row's detections are that variant's own
+        det.rule = dataclasses.replace(det.rule, threshold=0.05, views=views)
+        assert r["detections"] == len(det.scan(np.asarray(Image.open(tmp_path / "scene.png")), tile=64).detections)
