@@ -50,7 +50,17 @@ def evaluate_scenes(model: str | Path, scenes: list[str], labels_path: str | Pat
     for (p, image, labels, g), row in zip(loaded, result["scenes"]):
         png = out_dir / f"{p.stem}_eval.png"
         _draw(image, labels, row["detections"], row["match"], g, radius_m, png)
-        rows.append({"scene": str(p), "gsd": g, "size": [image.shape[1], image.shape[0]], "overlay": str(png), "scan_seconds": round(row["seconds"], 3), **{k: v for k, v in row.items() if k not in ("detections", "match", "all_match", "seconds")}})
+        rows.append(
+            {
+                "scene": str(p),
+                "gsd": g,
+                "size": [image.shape[1], image.shape[0]],
+                "overlay": str(png),
+                "scan_seconds": round(row["seconds"], 3),
+                **{k: v for k, v in row.items() if k not in ("detections", "match", "all_match", "seconds")},
+                **_misses_and_false_alarms(labels, row["detections"], row["match"]),
+            }
+        )
     report = {
         "model": str(model),
         "engine": det.engine.describe(),
@@ -66,6 +76,14 @@ def evaluate_scenes(model: str | Path, scenes: list[str], labels_path: str | Pat
     _plot_pr(result["pr"], result["total"], det.threshold, out_dir / "pr_curve.png")
     write_json(out_dir / "eval.json", report)
     return report
+
+
+def _misses_and_false_alarms(labels, detections, match: MatchResult) -> dict:
+    """Which ships were missed (with their notes) and where the false alarms are: what to look at in the overlay."""
+    ships = [lab for lab in labels if lab.label == "ship"]
+    missed = [{"x": lab.x, "y": lab.y, "length_m": lab.length_m, "note": lab.note} for lab, hit in zip(ships, match.found) if not hit]
+    alarms = [{"x": round(d.x, 1), "y": round(d.y, 1), "probability": round(d.probability, 4)} for d, st in zip(detections, match.status) if st == -1]
+    return {"missed": missed, "false_alarm_points": alarms}
 
 
 def _draw(image, labels, detections, match: MatchResult, gsd: float, radius_m, path: Path) -> None:

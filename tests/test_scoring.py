@@ -105,6 +105,11 @@ def test_eval_scenes_writes_its_report_and_a_monotone_pr_curve(scene):
     assert report["total"]["found"] == 2 and report["failed"] == []
     saved = json.loads((out / "eval.json").read_text())
     assert saved["total"] == pytest.approx(report["total"])
+    # the ship left unpainted is the one listed as missed; the two painted squares without a label are the false alarms
+    (row,) = saved["scenes"]
+    assert [(m["x"], m["y"]) for m in row["missed"]] == [_centre(SHIP_MISSED)]
+    fa = sorted((round(a["x"]), round(a["y"])) for a in row["false_alarm_points"])
+    assert len(fa) == 2 and all(min(np.hypot(x - cx, y - cy) for cx, cy in map(_centre, FALSE_ALARMS)) < B for x, y in fa)
     pr = json.loads((out / "pr_curve.json").read_text())
     # Every painted square peaks at the same score: the CAM is upsampled 4x with half-pixel centres,
     # so the sample nearest a block's centre sits 1/8 block off on both axes: (7/8)^2 - 0.5.

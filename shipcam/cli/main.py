@@ -259,6 +259,9 @@ def cmd_eval_scenes(args) -> int:
         f"{r['model']}: recall {t['recall']:.3f} ({t['found']}/{t['ships']} ships), precision {t['precision']:.3f}, F1 {t['f1']:.3f}, "
         f"{t['false_alarms']} false alarms = {t['fa_per_mpx']:.2f}/Mpx, {t['fa_per_km2']:.3f}/km2 at threshold {r['threshold']}"
     )
+    for row in r["scenes"]:
+        for m in row["missed"]:
+            print(f"  missed in {Path(row['scene']).name}: ({m['x']:g}, {m['y']:g}) {m['note']}".rstrip())
     print(f"-> {Path(args.out) / 'eval.json'}, pr_curve.png, overlays")
     return 1 if r.get("failed") else 0
 
