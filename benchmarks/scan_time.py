@@ -8,7 +8,8 @@ package first on ``PYTHONPATH`` (older runtimes have no ``rule``; this file
 copes): the before/after ratio is only meaningful from one machine in one
 sitting. ``--isolation-ab`` times
 the scan with and without the isolation check, alternating, and prints the
-ratio; ``--views none,rot4`` does the same for test-time views.
+ratio; ``--views none,rot4`` and ``--tilings 448:0.25,896:0.125`` do the same
+for test-time views and for tile sizes and overlaps.
 
 ``--processes 1,4,16`` measures multi-core scaling instead: ``--jobs`` scans
 (the scenes in turn) spread over that many worker processes, each with its
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threshold", type=float, help="decision threshold on the probability (default: the file's)")
     p.add_argument("--isolation-ab", action="store_true", help="alternate scans with and without the isolation check")
     p.add_argument("--views", help="comma list of test-time views (none, flip, rot4, d4): alternate scans with each")
+    p.add_argument("--tilings", help="comma list of TILE:OVERLAP (e.g. 448:0.25,896:0.125): alternate scans with each")
     p.add_argument("--processes", help="comma list of worker-process counts: time --jobs scans spread over each")
     p.add_argument("--jobs", type=int, default=16, help="scans per --processes row (default: 16)")
     args = p.parse_args(argv)
@@ -48,24 +50,27 @@ def main(argv: list[str] | None = None) -> int:
     from shipcam.runtime import read_image
 
     det = _detector(args.model, args.threads, args.threshold)
-    rules = {"": getattr(det, "rule", None)}
-    if args.isolation_ab and hasattr(det, "rule"):
-        rules = {"isolation on": det.rule, "isolation off": dataclasses.replace(det.rule, isolation=False)}
+    rule = getattr(det, "rule", None)
+    kw = _scan_kwargs(args.tile, args.gsd)
+    variants = {"": (rule, kw)}  # label -> (detection rule, scan keywords), alternated run by run
+    if args.isolation_ab and rule is not None:
+        variants = {"isolation on": (rule, kw), "isolation off": (dataclasses.replace(rule, isolation=False), kw)}
     elif args.views:
-        rules = {f"views {v}": dataclasses.replace(det.rule, views=v) for v in args.views.split(",")}
+        variants = {f"views {v}": (dataclasses.replace(rule, views=v), kw) for v in args.views.split(",")}
+    elif args.tilings:
+        variants = {f"tile {t}": (rule, {**kw, "tile": int(t.split(":")[0]), "overlap": float(t.split(":")[1])}) for t in args.tilings.split(",")}
     rows = []
     for path in args.scenes:
         image = read_image(path)
-        kw = _scan_kwargs(args.tile, args.gsd)
         det.scan(image[:512, :512], **kw)  # warm-up: first-call allocations out of the timing
-        times: dict[str, list[float]] = {k: [] for k in rules}
+        times: dict[str, list[float]] = {k: [] for k in variants}
         results = {}
         for _ in range(args.repeats):
-            for key, rule in rules.items():
+            for key, (rule, scan_kw) in variants.items():
                 if rule is not None:
                     det.rule = rule
                 t0 = time.perf_counter()
-                results[key] = det.scan(image, **kw)
+                results[key] = det.scan(image, **scan_kw)
                 times[key].append(time.perf_counter() - t0)
         first = statistics.median(next(iter(times.values())))
         for key, runs in times.items():

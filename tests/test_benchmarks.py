@@ -176,3 +176,32 @@ def test_scan_time_scaling_gives_every_process_count_the_same_detections(tmp_pat
     det.rule = dataclasses.replace(det.rule, threshold=0.3)  # the barely-trained model's CAM stays below logit 0
     expected = 2 * sum(len(det.scan(read_image(p)).detections) for p in paths)  # each scene twice in 4 jobs
     assert expected > 0 and [r["detections"] for r in rows] == [expected, expected]
+
+
+@pytest.mark.parametrize(
+    "flag, value, expected",
+    [
+        ("--views", "none,flip", {"views none": ({"views": "none"}, {}), "views flip": ({"views": "flip"}, {})}),
+        ("--tilings", "64:0.25,96:0.125", {"tile 64:0.25": ({}, {"tile": 64, "overlap": 0.25}), "tile 96:0.125": ({}, {"tile": 96, "overlap": 0.125})}),
+    ],
+)
+def test_scan_time_alternates_variants_and_reports_each_ones_detections(tmp_path, capsys, flag, value, expected):
+    import dataclasses
+
+    from PIL import Image
+
+    from shipcam.benchmarks.scan_time import main
+    from shipcam.runtime import Detector, read_image
+    from shipcam.train.data.synthetic import SceneConfig, generate_scene
+
+    model = str(Path(__file__).parent / "fixtures" / "tiny_fp32.onnx")
+    path = tmp_path / "scene.png"
+    Image.fromarray(generate_scene(SceneConfig(size=192, ship_fraction=1.0), seed=3, index=0).image).save(path)
+    assert main([model, str(path), "--tile", "64", "--repeats", "1", "--threshold", "0.05", flag, value]) == 0
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["scenes"]
+    assert [r["variant"] for r in rows] == list(expected)
+    det = Detector.load(model)
+    for r, (rule, scan_kw) in zip(rows, expected.values()):
+        det.rule = dataclasses.replace(det.rule, threshold=0.05, **rule)
+        res = det.scan(read_image(path), **{"tile": 64, **scan_kw})
+        assert (r["tiles"], r["detections"]) == (res.tiles, len(res.detections))

@@ -71,15 +71,3 @@ def test_scan_command_takes_views_and_records_them(tmp_path):
     assert main(["scan", str(FIXTURE), str(tmp_path / "scene.png"), "--tile", "64", "--views", "flip", "--out", str(tmp_path / "o")]) == 0
     assert json.loads((tmp_path / "o" / "scene_scan.json").read_text())["rule"]["views"] == "flip"
 
-
-def test_scan_time_alternates_views_and_reports_each(tmp_path, capsys):
-    from shipcam.benchmarks import scan_time
-
-    Image.fromarray(_scene(128)).save(tmp_path / "scene.png")
-    assert scan_time.main([str(FIXTURE), str(tmp_path / "scene.png"), "--tile", "64", "--repeats", "1", "--threshold", "0.05", "--views", "none,flip"]) == 0
-    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["scenes"]
-    assert [r["variant"] for r in rows] == ["views none", "views flip"]
-    det = Detector.load(FIXTURE)
-    for r, views in zip(rows, ("none", "flip")):  # each row's detections are that variant's own
-        det.rule = dataclasses.replace(det.rule, threshold=0.05, views=views)
-        assert r["detections"] == len(det.scan(np.asarray(Image.open(tmp_path / "scene.png")), tile=64).detections)
