@@ -16,6 +16,7 @@ import numpy as np
 
 from shipcam._utils.io import write_json
 from shipcam._utils.progress import progress
+from shipcam.errors import ShipcamError
 from shipcam.runtime.boxes import boxes_from_cam
 from shipcam.runtime.resize import resize_bilinear
 from shipcam.runtime.metrics import binary_report, box_iou, pointing_game_hit, sigmoid
@@ -74,10 +75,13 @@ class _KerasPredictor:
 
 
 class _RuntimePredictor:
-    def __init__(self, path, threads: int):
+    def __init__(self, path, threads: int, views: str = "none"):
+        import dataclasses
+
         from shipcam.runtime import Detector
 
         self.det = Detector.load(path, threads=threads)
+        self.det.rule = dataclasses.replace(self.det.rule, views=views)
         self.threshold = self.det.threshold
         self.name = f"{self.det.engine.name}:{Path(path).name}"
 
@@ -86,13 +90,15 @@ class _RuntimePredictor:
         return p.logit, p.cam
 
 
-def evaluate(model: str | Path, data: str | Path, out_dir: str | Path, threshold: float | None = None, limit: int | None = None, threads: int = 1, worst: int = 6, show_progress: bool = True) -> dict:
+def evaluate(model: str | Path, data: str | Path, out_dir: str | Path, threshold: float | None = None, limit: int | None = None, threads: int = 1, worst: int = 6, show_progress: bool = True, views: str = "none") -> dict:
     from shipcam.runtime.image import read_image
     from shipcam.train.data.rle import rle_decode
     from shipcam.train.data.sources import load_dataset
 
     model = Path(model)
-    predictor = _KerasPredictor(model) if model.suffix == ".keras" else _RuntimePredictor(model, threads)
+    if model.suffix == ".keras" and views != "none":
+        raise ShipcamError(f"{model}: test-time views run on exported files (.onnx, .tflite), received views {views!r} for a .keras model")
+    predictor = _KerasPredictor(model) if model.suffix == ".keras" else _RuntimePredictor(model, threads, views)
     thr = predictor.threshold if threshold is None else threshold
     samples = load_dataset(data, show_progress=False)
     if limit:
@@ -132,7 +138,7 @@ def evaluate(model: str | Path, data: str | Path, out_dir: str | Path, threshold
         records.append(rec)
 
     probs = sigmoid(np.array(logits))
-    report = {"model": predictor.name, "data": str(data), "classification": binary_report(samples.labels, probs, thr)}
+    report = {"model": predictor.name, "data": str(data), "views": views, "classification": binary_report(samples.labels, probs, thr)}
     if n_point:
         best_f = max(FRACTIONS, key=lambda f: sweep[f][0] / max(1, sweep[f][1]))
         report["localisation"] = {

@@ -122,7 +122,8 @@ class Detector:
     def predict(self, image_or_batch, boxes: bool = True) -> Prediction | list[Prediction]:
         """One image (H, W, 3), a batch (N, H, W, 3), a path, or a list of those.
 
-        Returns one ``Prediction`` for a single image, a list otherwise.
+        Returns one ``Prediction`` for a single image, a list otherwise. With
+        ``rule.views`` each image's logit and CAM are averaged over its views.
         """
         single, images = self._as_images(image_or_batch)
         # Same-size images go through the engine together.
@@ -137,6 +138,35 @@ class Detector:
         return results[0] if single else results
 
     def _predict_same_size(self, batch: np.ndarray, with_boxes: bool) -> list[Prediction]:
+        """Same-size images through the engine, once per view of ``rule.views``, averaged in logit units."""
+        transforms = self.rule.views.transforms
+        if len(transforms) == 1:
+            return self._predict_view(batch, with_boxes)
+        fixed = self.engine.fixed_size
+        if self.rule.views.turns and fixed is not None and fixed[0] != fixed[1]:
+            raise ValueError(f"views {self.rule.views.value!r} turn images by 90 degrees, which needs a square input; this file's is {fixed}")
+        n, H, W = batch.shape[:3]
+        logits, cams = np.zeros(n), None
+        timings = [dict.fromkeys(("preprocess", "inference", "cam"), 0.0) for _ in range(n)]
+        for k, mirrored in transforms:
+            preds = self._predict_view(np.ascontiguousarray(apply_view(batch, k, mirrored)), with_boxes=False)
+            cam = undo_view(np.stack([p.cam for p in preds]), k, mirrored)
+            cams = cam if cams is None else cams + cam
+            logits += [p.logit for p in preds]
+            for t, p in zip(timings, preds):
+                for key, ms in p.timings_ms.items():
+                    t[key] += ms
+        out = []
+        for i in range(n):
+            c0 = time.perf_counter()
+            lg, cam = float(logits[i] / len(transforms)), cams[i] / np.float32(len(transforms))
+            p = float(sigmoid(lg))
+            found = self.detect_in_cam(cam, (H, W)) if with_boxes and p >= self.threshold else []
+            timings[i]["cam"] += (time.perf_counter() - c0) * 1e3
+            out.append(Prediction(probability=p, logit=lg, cam=cam, image_size=(H, W), detections=found, timings_ms=timings[i], is_ship=p >= self.threshold))
+        return out
+
+    def _predict_view(self, batch: np.ndarray, with_boxes: bool) -> list[Prediction]:
         n, H, W = batch.shape[:3]
         least = self.metadata.feature_stride
         if self.engine.fixed_size is None and (H < least or W < least):
@@ -268,10 +298,7 @@ class Detector:
             raise ImageError(f"scene {W}x{H} is smaller than the smallest tile (32 px)")
         if not 0.0 <= overlap < 0.9:
             raise ValueError(f"overlap must be in [0, 0.9), received {overlap}")
-        views = self.rule.views
-        if views.turns and self.engine.fixed_size is not None and self.engine.fixed_size[0] != self.engine.fixed_size[1]:
-            raise ValueError(f"views {views.value!r} turn tiles by 90 degrees, which needs a square input; this file's is {self.engine.fixed_size}")
-        batch = max(1, batch // len(views.transforms))  # ``batch`` counts images per engine call, views included
+        batch = max(1, batch // len(self.rule.views.transforms))  # ``batch`` counts images per engine call, views included
         step = max(1, int(round(tile * (1 - overlap))))
         ys = _starts(H, tile, step)
         xs = _starts(W, tile, step)
@@ -288,9 +315,9 @@ class Detector:
         n = -(-tile // cell)
         for chunk in bar(chunks, total=len(chunks), desc="scanning tiles", enabled=progress):
             crops = np.stack([_crop(scene, x, y, tile) for x, y in chunk])
-            for (x, y), (p, cam) in zip(chunk, self._tile_cams(crops)):
-                tile_probs.append((x, y, p))
-                small = resize_bilinear(cam, n, n)
+            for (x, y), pred in zip(chunk, self._predict_same_size(crops, with_boxes=False)):
+                tile_probs.append((x, y, pred.probability))
+                small = resize_bilinear(pred.cam, n, n)
                 cy, cx = y // cell, x // cell
                 t0y = margin if y > 0 else 0
                 t0x = margin if x > 0 else 0
@@ -318,21 +345,6 @@ class Detector:
             gsd=gsd,
             rejected=rejected,
         )
-
-    def _tile_cams(self, crops: np.ndarray) -> list[tuple[float, np.ndarray]]:
-        """(probability, CAM) of each square tile, averaged in logit units over the rule's views."""
-        transforms = self.rule.views.transforms
-        if len(transforms) == 1:
-            return [(p.probability, p.cam) for p in self._predict_same_size(crops, with_boxes=False)]
-        logits = np.zeros(len(crops), np.float64)
-        cams = None
-        for k, mirrored in transforms:
-            preds = self._predict_same_size(np.ascontiguousarray(apply_view(crops, k, mirrored)), with_boxes=False)
-            cam = undo_view(np.stack([p.cam for p in preds]), k, mirrored)
-            cams = cam.astype(np.float32) if cams is None else cams + cam
-            logits += [p.logit for p in preds]
-        v = len(transforms)
-        return [(float(sigmoid(lg / v)), c / np.float32(v)) for lg, c in zip(logits, cams)]
 
 
 def _starts(n: int, tile: int, step: int) -> list[int]:

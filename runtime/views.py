@@ -1,12 +1,12 @@
-"""Test-time augmentation for scans: each tile seen turned and mirrored, its CAMs turned back and averaged.
+"""Test-time augmentation: each image (or scan tile) seen turned and mirrored, its CAMs turned back and averaged.
 
 A CAM learnt from synthetic ships is not exactly invariant to orientation.
 On the real scenes, some false alarms appear in one orientation only:
 rotating the scenes by 90 degrees doubled the demo model's false alarms
 (BENCHMARKS "the same scenes, perturbed"). A ship is a ship in every
-orientation, so averaging the logit maps of a tile's dihedral views keeps
+orientation, so averaging the logit maps of an image's dihedral views keeps
 what they agree on. The D4 average is exactly invariant to quarter turns and
-mirrors of the tile. Each view costs one more forward pass, so this is an
+mirrors of the image. Each view costs one more forward pass, so this is an
 option and off by default.
 
 Pure numpy. Views act on axes 1-2 of a batch: (N, H, W, C) images or (N, h, w) maps.
@@ -22,7 +22,7 @@ __all__ = ["Views", "apply_view", "undo_view"]
 
 
 class Views(str, enum.Enum):
-    """Which views of each tile a scan averages (``DetectionRule.views``)."""
+    """Which views of each image (or scan tile) ``predict`` and ``scan`` average (``DetectionRule.views``)."""
 
     NONE = "none"  # the tile as it is
     FLIP = "flip"  # and mirrored left-right
@@ -38,7 +38,7 @@ class Views(str, enum.Enum):
 
     @property
     def turns(self) -> bool:
-        """Do some views turn by 90 degrees (which needs square tiles)?"""
+        """Do some views turn by 90 degrees (a fixed-size input must then be square)?"""
         return self in (Views.ROT4, Views.D4)
 
 

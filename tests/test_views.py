@@ -71,3 +71,29 @@ def test_scan_command_takes_views_and_records_them(tmp_path):
     assert main(["scan", str(FIXTURE), str(tmp_path / "scene.png"), "--tile", "64", "--views", "flip", "--out", str(tmp_path / "o")]) == 0
     assert json.loads((tmp_path / "o" / "scene_scan.json").read_text())["rule"]["views"] == "flip"
 
+
+
+def test_predict_with_views_averages_the_turned_and_mirrored_images_predicted_alone():
+    """A non-square image: its turned views are 96x64, their CAMs turned back are 64x96 again."""
+    det = Detector.load(FIXTURE)
+    image = _scene(128)[:64, :96]
+    alone = {(k, m): det.predict(np.ascontiguousarray(np.rot90(image[:, ::-1] if m else image, k))) for k in range(4) for m in (False, True)}
+    det.rule = dataclasses.replace(det.rule, views="d4")
+    pred = det.predict(image)
+    cams = [np.rot90(p.cam, -k)[:, ::-1] if m else np.rot90(p.cam, -k) for (k, m), p in alone.items()]
+    assert pred.cam.shape == alone[(0, False)].cam.shape
+    np.testing.assert_allclose(pred.cam, np.mean(cams, axis=0), atol=1e-5)
+    assert pred.logit == pytest.approx(np.mean([p.logit for p in alone.values()]), abs=1e-5)
+    assert pred.probability == pytest.approx(float(sigmoid(pred.logit)))
+
+
+def test_predict_command_takes_views(tmp_path):
+    Image.fromarray(_scene(128)[:64, :96]).save(tmp_path / "chip.png")
+    assert main(["predict", str(FIXTURE), str(tmp_path / "chip.png"), "--views", "rot4", "--out", str(tmp_path / "o")]) == 0
+    (line,) = (tmp_path / "o" / "predictions.jsonl").read_text().splitlines()
+    det = Detector.load(FIXTURE)
+    det.rule = dataclasses.replace(det.rule, views="rot4")
+    expected = det.predict(np.asarray(Image.open(tmp_path / "chip.png"))).probability
+    assert json.loads(line)["probability"] == pytest.approx(expected, abs=1e-6)
+    det.rule = dataclasses.replace(det.rule, views="none")
+    assert det.predict(np.asarray(Image.open(tmp_path / "chip.png"))).probability != pytest.approx(expected, abs=1e-6)  # the views changed it

@@ -185,7 +185,7 @@ def cmd_verify(args) -> int:
 def cmd_predict(args) -> int:
     from shipcam.cli.run import predict_files
 
-    s = predict_files(args.model, args.images, args.out, overlay=args.overlay, engine=args.engine, threads=args.threads)
+    s = predict_files(args.model, args.images, args.out, overlay=args.overlay, engine=args.engine, threads=args.threads, views=args.views)
     print(f"{s['images']} images, {s['ships']} with ships, {s['errors']} not processed -> {Path(args.out) / 'predictions.jsonl'}")
     if s["failed"]:  # like gzip and cp: the rest was done, but the exit status says not everything was
         print(f"shipcam predict: {len(s['failed'])} input(s) not processed: {', '.join(s['failed'])}", file=sys.stderr)
@@ -202,6 +202,10 @@ def _rule(args) -> dict:
     return rule
 
 
+def _add_views_arg(p, default: str | None = "none") -> None:
+    p.add_argument("--views", choices=[v.value for v in Views], default=default, help="test-time augmentation: average each image's (each tile's) logit and CAM over its views mirrored (flip), turned by 90 degrees (rot4) or both (d4); each view is one more forward pass (default: none)")
+
+
 def _add_rule_args(p) -> None:
     g = p.add_argument_group("detections")
     g.add_argument("--threshold", type=float, help="probability a CAM peak must reach (default: the file's)")
@@ -209,7 +213,7 @@ def _add_rule_args(p) -> None:
     g.add_argument("--max-length-m", type=float, help="longest box and longest object (default: 400 m)")
     g.add_argument("--isolation", action=argparse.BooleanOptionalAction, default=None, help="keep only peaks on one compact object in calm water, not on land, quays or breakwaters (default: on)")
     g.add_argument("--min-length-m", type=float, help="shorter objects are boats, buoys or texture, not ships (default: 40 m)")
-    g.add_argument("--views", choices=[v.value for v in Views], help="test-time augmentation: average each tile's CAM over its views mirrored (flip), turned by 90 degrees (rot4) or both (d4); each view is one more forward pass (default: none)")
+    _add_views_arg(g, default=None)
     g.add_argument("--fade", type=float, help="an object too long for a ship is judged by its core of at least this share of its strongest contrast, when little else is that strong: a hull trailing a fading wake (default: 0.5; 0 turns it off)")
 
 
@@ -291,7 +295,7 @@ def cmd_bench(args) -> int:
 def cmd_eval(args) -> int:
     from shipcam.benchmarks.evaluate import evaluate
 
-    r = evaluate(args.model, args.data, args.out, threshold=args.threshold, limit=args.limit, threads=args.threads)
+    r = evaluate(args.model, args.data, args.out, threshold=args.threshold, limit=args.limit, threads=args.threads, views=args.views)
     c = r["classification"]
     print(f"{r['model']}: accuracy {c['accuracy']:.3f} (majority baseline {c['majority_baseline']:.3f}), precision {c['precision']:.3f}, recall {c['recall']:.3f}, F1 {c['f1']:.3f}, AUC {c['auc']:.3f} at threshold {c['threshold']}")
     if "localisation" in r:
@@ -426,6 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", help="image files or folders")
     p.add_argument("--out", default="runs/predict")
     p.add_argument("--overlay", action="store_true", help="write a PNG per image with the CAM heatmap and boxes")
+    _add_views_arg(p)
     _add_engine_args(p)
     p.set_defaults(func=cmd_predict)
 
@@ -510,6 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/eval")
     p.add_argument("--threshold", type=float, help="decision threshold on the probability (default: the model's)")
     p.add_argument("--limit", type=int, help="evaluate the first N images only")
+    _add_views_arg(p)
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_eval)
 
