@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from shipcam.errors import ImageError
+from shipcam.errors import ImageError, ShipcamError
 from shipcam.runtime.boxes import Box
 from shipcam.runtime.cam import class_activation_map
 from shipcam.runtime.detections import Detection, DetectionRule, detect, sigmoid
@@ -144,7 +144,7 @@ class Detector:
             return self._predict_view(batch, with_boxes)
         fixed = self.engine.fixed_size
         if self.rule.views.turns and fixed is not None and fixed[0] != fixed[1]:
-            raise ValueError(f"views {self.rule.views.value!r} turn images by 90 degrees, which needs a square input; this file's is {fixed}")
+            raise ShipcamError(f"views {self.rule.views.value!r} turn images by 90 degrees, which needs a square input; this model's fixed input is {fixed[0]}x{fixed[1]}: use views 'flip' or 'none'")
         n, H, W = batch.shape[:3]
         logits, cams = np.zeros(n), None
         timings = [dict.fromkeys(("preprocess", "inference", "cam"), 0.0) for _ in range(n)]

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -9,8 +10,11 @@ import pytest
 from PIL import Image
 
 from shipcam.cli import main
+from shipcam.errors import ShipcamError
 from shipcam.runtime import Detector, DetectionRule, resize_bilinear
 from shipcam.runtime.detections import sigmoid
+from shipcam.runtime.engines.base import Engine
+from shipcam.runtime.metadata import ModelMetadata
 from shipcam.runtime.views import Views, apply_view, undo_view
 from shipcam.train.data.synthetic import SceneConfig, generate_scene
 
@@ -97,3 +101,35 @@ def test_predict_command_takes_views(tmp_path):
     assert json.loads(line)["probability"] == pytest.approx(expected, abs=1e-6)
     det.rule = dataclasses.replace(det.rule, views="none")
     assert det.predict(np.asarray(Image.open(tmp_path / "chip.png"))).probability != pytest.approx(expected, abs=1e-6)  # the views changed it
+
+
+class _BlockMeans(Engine):
+    """A closed-form network with a fixed 32 x 64 input: the feature map is the mean red level of each 16 px block."""
+
+    name = "block-means"
+
+    def __init__(self):
+        self.path, self.threads, self._lock = Path("<block-means>"), 1, threading.Lock()
+        self.input_shape = (None, 32, 64, 3)
+        self.metadata = ModelMetadata(
+            cam_weights=[1.0], cam_bias=-0.5, pooling="max", backbone="blocks", feature_channels=1,
+            input_scale=1 / 255, input_offset=0.0, input_size=[32, 64], train_size=32, feature_stride=16, gsd=3.0,
+        )
+
+    def _run(self, batch):
+        n, h, w, _ = batch.shape
+        f = batch[..., 0].reshape(n, h // 16, 16, w // 16, 16).mean(axis=(2, 4))[..., None]
+        return {"logits": f.max(axis=(1, 2)) - 0.5, "features": f}
+
+
+def test_a_mirror_changes_nothing_for_a_mirror_symmetric_network_and_turns_need_a_square_input(rng):
+    det = Detector(_BlockMeans())
+    image = rng.integers(0, 256, (32, 64, 3), dtype=np.uint8)
+    plain = det.predict(image)
+    det.rule = dataclasses.replace(det.rule, views="flip")
+    mirrored = det.predict(image)  # block means mirror with the image: the average of the two views is the plain map
+    np.testing.assert_allclose(mirrored.cam, plain.cam, atol=1e-6)
+    assert mirrored.logit == pytest.approx(plain.logit, abs=1e-6)
+    det.rule = dataclasses.replace(det.rule, views="rot4")
+    with pytest.raises(ShipcamError, match="square input; this model's fixed input is 32x64"):
+        det.predict(image)
