@@ -114,6 +114,9 @@ def write_report(run: str | Path) -> Path:
                      "Synthetic validation AUC does not predict this number: it is the one to watch. Green: found ships and true detections; "
                      "red: missed ships; orange: false alarms; grey: objects marked <i>ignore</i>.</p>")
         parts.append(_table(["scene", "ships", "found", "recall", "precision", "false alarms", "per Mpx", "per km²"], rows))
+        missed = [f"<li>{html.escape(Path(r['scene']).name)} ({m['x']:g}, {m['y']:g}): {html.escape(m['note'] or 'ship')}</li>" for r in real["scenes"] for m in r.get("missed", [])]
+        if missed:  # the labels' notes say what kind of ship was missed (moored, small, ...)
+            parts.append(f"<p>Missed ships:</p><ul>{''.join(missed)}</ul>")
         first = real["scenes"][0]
         parts.append(_img(Path(first["overlay"]), "real scene with detections"))
         parts.append(_img(run / "real" / "pr_curve.png", "precision-recall on real scenes"))
