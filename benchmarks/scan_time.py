@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gsd", type=float, help="the scenes' metres/pixel (default: not passed, so the model's: no resampling)")
     p.add_argument("--threshold", type=float, help="decision threshold on the probability (default: the file's)")
     p.add_argument("--isolation-ab", action="store_true", help="alternate scans with and without the isolation check")
-    p.add_argument("--views", help="comma list of test-time views (none, flip, rot4, d4): alternate scans with each")
+    p.add_argument("--views", help="comma list of test-time views (none, flip, rot4, d4; rot4/candidates for --view-tiles candidates): alternate scans with each")
     p.add_argument("--tilings", help="comma list of TILE:OVERLAP (e.g. 448:0.25,896:0.125): alternate scans with each")
     p.add_argument("--processes", help="comma list of worker-process counts: time --jobs scans spread over each")
     p.add_argument("--jobs", type=int, default=16, help="scans per --processes row (default: 16)")
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.isolation_ab and rule is not None:
         variants = {"isolation on": (rule, kw), "isolation off": (dataclasses.replace(rule, isolation=False), kw)}
     elif args.views:
-        variants = {f"views {v}": (dataclasses.replace(rule, views=v), kw) for v in args.views.split(",")}
+        variants = {f"views {v}": (dataclasses.replace(rule, **_views(v)), kw) for v in args.views.split(",")}
     elif args.tilings:
         variants = {f"tile {t}": (rule, {**kw, "tile": int(t.split(":")[0]), "overlap": float(t.split(":")[1])}) for t in args.tilings.split(",")}
     rows = []
@@ -82,6 +82,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{os.path.basename(path)} {image.shape[1]}x{image.shape[0]}{label}: median {statistics.median(runs):.2f} s over {args.repeats} ({res.tiles} tiles, {n} detections){ratio}")
     print(json.dumps({"model": args.model, "threads": args.threads, "gsd": args.gsd, "engine": det.engine.name, "python": sys.version.split()[0], "scenes": rows}))
     return 0
+
+
+def _views(text: str) -> dict:
+    """'rot4' or 'rot4/candidates' -> the DetectionRule fields."""
+    views, _, tiles = text.partition("/")
+    return {"views": views, "view_tiles": tiles or "all"}
 
 
 def _scan_kwargs(tile: int | None, gsd: float | None) -> dict:

@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 
 from shipcam.runtime.boxes import Box, label_components
 from shipcam.runtime.views import Views
+
+ViewTiles = Literal["all", "candidates"]
 
 __all__ = ["Detection", "DetectionRule", "find_peaks", "detect", "sigmoid", "logit"]
 
@@ -65,6 +68,11 @@ class DetectionRule:
     fade: float | None = 0.5  # a too-long object's core of >= this x its peak contrast is judged alone (wakes); None: off
     # Average each image's (each scan tile's) logit and CAM over these views (runtime.views); each view is one more forward pass.
     views: Views = Views.NONE
+    # Scans only: "all" averages the views on every tile; "candidates" scans once without them, then
+    # runs them only on the tiles around detections that passed the isolation check, and keeps a
+    # detection only if the averaged map still clears the threshold at its peak (fewer false alarms
+    # for a few extra tiles; it cannot add detections).
+    view_tiles: ViewTiles = "all"
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -81,6 +89,8 @@ class DetectionRule:
             object.__setattr__(self, "views", Views(self.views))  # the CLI and JSON give a plain string
         except ValueError:
             raise ValueError(f"views must be one of {[v.value for v in Views]}, received {self.views!r}") from None
+        if self.view_tiles not in get_args(ViewTiles):
+            raise ValueError(f"view_tiles must be one of {get_args(ViewTiles)}, received {self.view_tiles!r}")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -18,14 +18,14 @@ import numpy as np
 from shipcam.errors import ImageError, ShipcamError
 from shipcam.runtime.boxes import Box
 from shipcam.runtime.cam import class_activation_map
-from shipcam.runtime.detections import Detection, DetectionRule, detect, sigmoid
+from shipcam.runtime.detections import Detection, DetectionRule, detect, logit, sigmoid
 from shipcam.runtime.isolation import split_isolated
 from shipcam.runtime.scene import ResampledScene, WindowedScene
 from shipcam.runtime.engines import Engine, open_engine
 from shipcam.runtime.image import check_array, read_image
 from shipcam.runtime.manifest import check_against_manifest
 from shipcam.runtime.resize import resize_antialiased, resize_bilinear
-from shipcam.runtime.views import apply_view, undo_view
+from shipcam.runtime.views import Views, apply_view, undo_view
 
 __all__ = ["Detector", "Prediction", "ScanResult", "DEFAULT_GSD"]
 
@@ -137,14 +137,15 @@ class Detector:
         results = [p for p in out if p is not None]
         return results[0] if single else results
 
-    def _predict_same_size(self, batch: np.ndarray, with_boxes: bool) -> list[Prediction]:
-        """Same-size images through the engine, once per view of ``rule.views``, averaged in logit units."""
-        transforms = self.rule.views.transforms
+    def _predict_same_size(self, batch: np.ndarray, with_boxes: bool, views: Views | None = None) -> list[Prediction]:
+        """Same-size images through the engine, once per view of ``views`` (default ``rule.views``), averaged in logit units."""
+        views = self.rule.views if views is None else views
+        transforms = views.transforms
         if len(transforms) == 1:
             return self._predict_view(batch, with_boxes)
         fixed = self.engine.fixed_size
-        if self.rule.views.turns and fixed is not None and fixed[0] != fixed[1]:
-            raise ShipcamError(f"views {self.rule.views.value!r} turn images by 90 degrees, which needs a square input; this model's fixed input is {fixed[0]}x{fixed[1]}: use views 'flip' or 'none'")
+        if views.turns and fixed is not None and fixed[0] != fixed[1]:
+            raise ShipcamError(f"views {views.value!r} turn images by 90 degrees, which needs a square input; this model's fixed input is {fixed[0]}x{fixed[1]}: use views 'flip' or 'none'")
         n, H, W = batch.shape[:3]
         logits, cams = np.zeros(n), None
         timings = [dict.fromkeys(("preprocess", "inference", "cam"), 0.0) for _ in range(n)]
@@ -298,7 +299,10 @@ class Detector:
             raise ImageError(f"scene {W}x{H} is smaller than the smallest tile (32 px)")
         if not 0.0 <= overlap < 0.9:
             raise ValueError(f"overlap must be in [0, 0.9), received {overlap}")
-        batch = max(1, batch // len(self.rule.views.transforms))  # ``batch`` counts images per engine call, views included
+        views = self.rule.views
+        on_candidates = views is not Views.NONE and self.rule.view_tiles == "candidates"
+        first = Views.NONE if on_candidates else views  # the views of the first pass over every tile
+        batch = max(1, batch // len(first.transforms))  # ``batch`` counts images per engine call, views included
         step = max(1, int(round(tile * (1 - overlap))))
         ys = _starts(H, tile, step)
         xs = _starts(W, tile, step)
@@ -313,23 +317,49 @@ class Detector:
         # overlap inside each edge (none at the scene's edges) still cover every pixel.
         margin = int((tile - step) // 2 // cell)
         n = -(-tile // cell)
+
+        def core(x: int, y: int) -> tuple[int, int, int, int]:
+            """The heatmap cells (row0, row1, col0, col1) tile (x, y) writes, and where they start in its own map."""
+            t0y, t0x = (margin if y > 0 else 0), (margin if x > 0 else 0)
+            t1y, t1x = (n - margin if y + tile < H else n), (n - margin if x + tile < W else n)
+            return y // cell + t0y, y // cell + t1y, x // cell + t0x, x // cell + t1x
+
+        def stitch(x: int, y: int, cam: np.ndarray, overwrite: bool = False) -> None:
+            r0, r1, c0, c1 = core(x, y)
+            region = heat[r0:r1, c0:c1]
+            oy, ox = r0 - y // cell, c0 - x // cell
+            small = resize_bilinear(cam, n, n)[oy : oy + region.shape[0], ox : ox + region.shape[1]]
+            if overwrite:
+                region[...] = small
+            else:
+                np.maximum(region, small, out=region)
+
         for chunk in bar(chunks, total=len(chunks), desc="scanning tiles", enabled=progress):
             crops = np.stack([_crop(scene, x, y, tile) for x, y in chunk])
-            for (x, y), pred in zip(chunk, self._predict_same_size(crops, with_boxes=False)):
+            for (x, y), pred in zip(chunk, self._predict_same_size(crops, with_boxes=False, views=first)):
                 tile_probs.append((x, y, pred.probability))
-                small = resize_bilinear(pred.cam, n, n)
-                cy, cx = y // cell, x // cell
-                t0y = margin if y > 0 else 0
-                t0x = margin if x > 0 else 0
-                t1y = n - margin if y + tile < H else n
-                t1x = n - margin if x + tile < W else n
-                region = heat[cy + t0y : cy + t1y, cx + t0x : cx + t1x]
-                np.maximum(region, small[t0y : t0y + region.shape[0], t0x : t0x + region.shape[1]], out=region)
+                stitch(x, y, pred.cam)
         heat[~np.isfinite(heat)] = float(np.min(heat[np.isfinite(heat)])) if np.isfinite(heat).any() else 0.0
-        found = detect(heat, cell, self.gsd, self.rule, (H, W), min_score=min_score)
-        rejected: list[Detection] = []
-        if self.rule.isolation:
-            found, rejected = split_isolated(scene, found, self.gsd, self.rule)
+        peaks = detect(heat, cell, self.gsd, self.rule, (H, W), min_score=min_score)
+        found, rejected = split_isolated(scene, peaks, self.gsd, self.rule) if self.rule.isolation else (peaks, [])
+        if on_candidates and found:
+            # The second pass: every view of the tiles around each kept detection's own peak (split_isolated
+            # keeps its input's order and rejects the input objects themselves), written over the first pass.
+            own = [p for p in peaks if not any(p is r for r in rejected)]
+            r = 2  # heat cells around the peak: half the CAM's stride
+            cells = [(int(p.y // cell), int(p.x // cell)) for p in own]
+            redo = [(x, y) for x, y in positions if any(_near(core(x, y), cy, cx, r) for cy, cx in cells)]
+            for i in range(0, len(redo), max(1, batch // len(views.transforms))):
+                chunk = redo[i : i + max(1, batch // len(views.transforms))]
+                crops = np.stack([_crop(scene, x, y, tile) for x, y in chunk])
+                for (x, y), pred in zip(chunk, self._predict_same_size(crops, with_boxes=False, views=views)):
+                    stitch(x, y, pred.cam, overwrite=True)
+            t = logit(self.threshold) if min_score is None else float(min_score)
+            verified = []
+            for d, (cy, cx) in zip(found, cells):
+                s = float(heat[max(0, cy - r) : cy + r + 1, max(0, cx - r) : cx + r + 1].max())
+                (verified if s >= t else rejected).append(replace(d, score=s))
+            found = sorted(verified, key=lambda d: -d.score)
         if factor != 1.0:
             found = [d.scaled(1.0 / factor) for d in found]
             rejected = [d.scaled(1.0 / factor) for d in rejected]
@@ -345,6 +375,12 @@ class Detector:
             gsd=gsd,
             rejected=rejected,
         )
+
+
+def _near(rect: tuple[int, int, int, int], y: int, x: int, r: int) -> bool:
+    """Does the cell rectangle (row0, row1, col0, col1), end-exclusive, come within ``r`` cells of cell (y, x)?"""
+    r0, r1, c0, c1 = rect
+    return r0 - r <= y < r1 + r and c0 - r <= x < c1 + r
 
 
 def _starts(n: int, tile: int, step: int) -> list[int]:

@@ -133,3 +133,29 @@ def test_a_mirror_changes_nothing_for_a_mirror_symmetric_network_and_turns_need_
     det.rule = dataclasses.replace(det.rule, views="rot4")
     with pytest.raises(ShipcamError, match="square input; this model's fixed input is 32x64"):
         det.predict(image)
+
+
+def test_views_on_candidate_tiles_verify_the_plain_detections_against_the_all_tile_map():
+    """Without overlap the tile cores partition the map, so around each plain detection the second pass
+    writes exactly the all-tiles map: a detection stays when that map clears the threshold there."""
+    det = Detector.load(FIXTURE)
+    scene = generate_scene(SceneConfig(size=256, ship_fraction=1.0), seed=1, index=0).image
+    runs = {}
+    for views, tiles in (("none", "all"), ("rot4", "all"), ("rot4", "candidates")):
+        det.rule = dataclasses.replace(det.rule, threshold=0.42, isolation=False, views=views, view_tiles=tiles)
+        runs[views, tiles] = det.scan(scene, tile=64, overlap=0.0)
+    plain, every, checked = runs["none", "all"], runs["rot4", "all"], runs["rot4", "candidates"]
+    t = np.log(0.42 / 0.58)
+    cell = plain.cell
+    kept = {(d.x, d.y): d.score for d in checked.detections}
+    assert plain.detections and set(kept) <= {(d.x, d.y) for d in plain.detections}
+    assert 0 < len(kept) < len(plain.detections)  # the views kept some and dropped some
+    for d in plain.detections:
+        cy, cx = int(d.y // cell), int(d.x // cell)
+        s = float(every.heatmap[max(0, cy - 2) : cy + 3, max(0, cx - 2) : cx + 3].max())
+        assert ((d.x, d.y) in kept) == (s >= t)
+        if (d.x, d.y) in kept:
+            assert kept[d.x, d.y] == pytest.approx(s, abs=1e-5)
+    changed = ~np.isclose(checked.heatmap, plain.heatmap, atol=1e-6)
+    np.testing.assert_allclose(checked.heatmap[changed], every.heatmap[changed], atol=1e-5)  # what changed is the all-tiles map
+    assert 0 < changed.mean() < 0.9  # some tiles were run again, not all
