@@ -143,10 +143,24 @@ class Detector:
         transforms = views.transforms
         if len(transforms) == 1:
             return self._predict_view(batch, with_boxes)
-        fixed = self.engine.fixed_size
-        if views.turns and fixed is not None and fixed[0] != fixed[1]:
-            raise ShipcamError(f"views {views.value!r} turn images by 90 degrees, which needs a square input; this model's fixed input is {fixed[0]}x{fixed[1]}: use views 'flip' or 'none'")
         n, H, W = batch.shape[:3]
+        logits, cams, timings = self._view_sums(batch, transforms)
+        out = []
+        for i in range(n):
+            c0 = time.perf_counter()
+            lg, cam = float(logits[i] / len(transforms)), cams[i] / np.float32(len(transforms))
+            p = float(sigmoid(lg))
+            found = self.detect_in_cam(cam, (H, W)) if with_boxes and p >= self.threshold else []
+            timings[i]["cam"] += (time.perf_counter() - c0) * 1e3
+            out.append(Prediction(probability=p, logit=lg, cam=cam, image_size=(H, W), detections=found, timings_ms=timings[i], is_ship=p >= self.threshold))
+        return out
+
+    def _view_sums(self, batch: np.ndarray, transforms) -> tuple[np.ndarray, np.ndarray, list[dict[str, float]]]:
+        """Sums over ``transforms`` ((quarter turns, mirrored) pairs) of each image's logit and CAM, turned back, and of its timings."""
+        fixed = self.engine.fixed_size
+        if any(k % 2 for k, _ in transforms) and fixed is not None and fixed[0] != fixed[1]:
+            raise ShipcamError(f"views {self.rule.views.value!r} turn images by 90 degrees, which needs a square input; this model's fixed input is {fixed[0]}x{fixed[1]}: use views 'flip' or 'none'")
+        n = len(batch)
         logits, cams = np.zeros(n), None
         timings = [dict.fromkeys(("preprocess", "inference", "cam"), 0.0) for _ in range(n)]
         for k, mirrored in transforms:
@@ -157,15 +171,7 @@ class Detector:
             for t, p in zip(timings, preds):
                 for key, ms in p.timings_ms.items():
                     t[key] += ms
-        out = []
-        for i in range(n):
-            c0 = time.perf_counter()
-            lg, cam = float(logits[i] / len(transforms)), cams[i] / np.float32(len(transforms))
-            p = float(sigmoid(lg))
-            found = self.detect_in_cam(cam, (H, W)) if with_boxes and p >= self.threshold else []
-            timings[i]["cam"] += (time.perf_counter() - c0) * 1e3
-            out.append(Prediction(probability=p, logit=lg, cam=cam, image_size=(H, W), detections=found, timings_ms=timings[i], is_ship=p >= self.threshold))
-        return out
+        return logits, cams, timings
 
     def _predict_view(self, batch: np.ndarray, with_boxes: bool) -> list[Prediction]:
         n, H, W = batch.shape[:3]
@@ -302,6 +308,7 @@ class Detector:
         views = self.rule.views
         on_candidates = views is not Views.NONE and self.rule.view_tiles == "candidates"
         first = Views.NONE if on_candidates else views  # the views of the first pass over every tile
+        plain: dict[tuple[int, int], np.ndarray] = {}  # candidates: each tile's plain CAM, for the second pass
         batch = max(1, batch // len(first.transforms))  # ``batch`` counts images per engine call, views included
         step = max(1, int(round(tile * (1 - overlap))))
         ys = _starts(H, tile, step)
@@ -339,6 +346,8 @@ class Detector:
             for (x, y), pred in zip(chunk, self._predict_same_size(crops, with_boxes=False, views=first)):
                 tile_probs.append((x, y, pred.probability))
                 stitch(x, y, pred.cam)
+                if on_candidates:
+                    plain[x, y] = pred.cam  # feature resolution: a few hundred floats a tile
         heat[~np.isfinite(heat)] = float(np.min(heat[np.isfinite(heat)])) if np.isfinite(heat).any() else 0.0
         peaks = detect(heat, cell, self.gsd, self.rule, (H, W), min_score=min_score)
         found, rejected = split_isolated(scene, peaks, self.gsd, self.rule) if self.rule.isolation else (peaks, [])
@@ -349,11 +358,13 @@ class Detector:
             r = 2  # heat cells around the peak: half the CAM's stride
             cells = [(int(p.y // cell), int(p.x // cell)) for p in own]
             redo = [(x, y) for x, y in positions if any(_near(core(x, y), cy, cx, r) for cy, cx in cells)]
-            for i in range(0, len(redo), max(1, batch // len(views.transforms))):
-                chunk = redo[i : i + max(1, batch // len(views.transforms))]
-                crops = np.stack([_crop(scene, x, y, tile) for x, y in chunk])
-                for (x, y), pred in zip(chunk, self._predict_same_size(crops, with_boxes=False, views=views)):
-                    stitch(x, y, pred.cam, overwrite=True)
+            others = views.transforms[1:]  # the first is the plain view, already run
+            per_call = max(1, batch // len(others))
+            for i in range(0, len(redo), per_call):
+                chunk = redo[i : i + per_call]
+                _, sums, _ = self._view_sums(np.stack([_crop(scene, x, y, tile) for x, y in chunk]), others)
+                for (x, y), cam in zip(chunk, sums):
+                    stitch(x, y, (plain[x, y] + cam) / np.float32(len(others) + 1), overwrite=True)
             t = logit(self.threshold) if min_score is None else float(min_score)
             verified = []
             for d, (cy, cx) in zip(found, cells):
