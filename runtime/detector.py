@@ -271,7 +271,10 @@ class Detector:
         Detections are the heatmap's peaks (``detections.detect``), in scene
         pixels; ``min_score`` (logit units) overrides the threshold, e.g. to
         sweep a precision-recall curve from one scan. ``rule.views`` averages
-        each tile's CAM over its turned and mirrored views (``runtime.views``).
+        each tile's CAM over its turned and mirrored views (``runtime.views``);
+        with ``rule.view_tiles == "candidates"`` only the tiles around the
+        detections that passed the isolation check get them, after a plain
+        pass, and only their cores of ``heatmap`` hold the averaged map.
 
         ``scene`` is an (H, W, 3) array, an image path, or a ``WindowedScene``
         (``runtime.scene.open_raster`` for GeoTIFF/JP2): that one is read tile
@@ -354,7 +357,8 @@ class Detector:
         if on_candidates and found:
             # The second pass: every view of the tiles around each kept detection's own peak (split_isolated
             # keeps its input's order and rejects the input objects themselves), written over the first pass.
-            own = [p for p in peaks if not any(p is r for r in rejected)]
+            dropped = {id(d) for d in rejected}
+            own = [p for p in peaks if id(p) not in dropped]
             r = 2  # heat cells around the peak: half the CAM's stride
             cells = [(int(p.y // cell), int(p.x // cell)) for p in own]
             redo = [(x, y) for x, y in positions if any(_near(core(x, y), cy, cx, r) for cy, cx in cells)]
