@@ -75,14 +75,16 @@ class _KerasPredictor:
 
 
 class _RuntimePredictor:
-    def __init__(self, path, threads: int, views: str = "none"):
+    def __init__(self, path, threads: int, views: str | None):
         import dataclasses
 
         from shipcam.runtime import Detector
 
         self.det = Detector.load(path, threads=threads)
-        self.det.rule = dataclasses.replace(self.det.rule, views=views)
+        if views is not None:
+            self.det.rule = dataclasses.replace(self.det.rule, views=views)
         self.threshold = self.det.threshold
+        self.views = self.det.rule.views.value
         self.name = f"{self.det.engine.name}:{Path(path).name}"
 
     def __call__(self, image: np.ndarray) -> tuple[float, np.ndarray]:
@@ -90,13 +92,15 @@ class _RuntimePredictor:
         return p.logit, p.cam
 
 
-def evaluate(model: str | Path, data: str | Path, out_dir: str | Path, threshold: float | None = None, limit: int | None = None, threads: int = 1, worst: int = 6, show_progress: bool = True, views: str = "none") -> dict:
+def evaluate(model: str | Path, data: str | Path, out_dir: str | Path, threshold: float | None = None, limit: int | None = None, threads: int = 1, worst: int = 6, show_progress: bool = True, views: str | None = None) -> dict:
+    """Classification and CAM localisation of ``model`` on a dataset; test-time ``views`` (None: the
+    rule's, none) run on exported files only: a ``.keras`` model is the reference, seen once."""
     from shipcam.runtime.image import read_image
     from shipcam.train.data.rle import rle_decode
     from shipcam.train.data.sources import load_dataset
 
     model = Path(model)
-    if model.suffix == ".keras" and views != "none":
+    if model.suffix == ".keras" and views not in (None, "none"):
         raise ShipcamError(f"{model}: test-time views run on exported files (.onnx, .tflite), received views {views!r} for a .keras model")
     predictor = _KerasPredictor(model) if model.suffix == ".keras" else _RuntimePredictor(model, threads, views)
     thr = predictor.threshold if threshold is None else threshold
@@ -138,7 +142,7 @@ def evaluate(model: str | Path, data: str | Path, out_dir: str | Path, threshold
         records.append(rec)
 
     probs = sigmoid(np.array(logits))
-    report = {"model": predictor.name, "data": str(data), "views": views, "classification": binary_report(samples.labels, probs, thr)}
+    report = {"model": predictor.name, "data": str(data), "views": getattr(predictor, "views", "none"), "classification": binary_report(samples.labels, probs, thr)}
     if n_point:
         best_f = max(FRACTIONS, key=lambda f: sweep[f][0] / max(1, sweep[f][1]))
         report["localisation"] = {

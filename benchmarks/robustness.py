@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--labels", required=True)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--only", nargs="+", choices=list(PERTURBATIONS), help="these rows only (default: all)")
-    p.add_argument("--views", choices=[v.value for v in Views], default="none", help="test-time views each tile's CAM is averaged over (as scan --views)")
+    p.add_argument("--views", choices=[v.value for v in Views], help="test-time views each tile's CAM is averaged over (as scan --views; default: the rule's)")
+    p.add_argument("--confirm-views", choices=[v.value for v in Views], help="views that confirm each detection on the tiles around it (as scan --confirm-views; default: the rule's)")
     p.add_argument("--json", help="write the table here")
     a = p.parse_args(argv)
 
@@ -124,16 +125,16 @@ def main(argv: list[str] | None = None) -> int:
 
     scenes, failed = load_scenes(a.scenes, a.labels)
     det = open_detector(a.model, a.threads)
-    det.rule = dataclasses.replace(det.rule, views=a.views)
+    det.rule = dataclasses.replace(det.rule, **{k: v for k, v in {"views": a.views, "confirm_views": a.confirm_views}.items() if v is not None})
     rows = []
-    print(f"{a.model}: threshold {det.threshold:.3f}, views {a.views}, {det.engine.describe().get('engine')} {a.threads} threads, {len(scenes)} scenes")
+    print(f"{a.model}: threshold {det.threshold:.3f}, views {det.rule.views.value}, confirmed on {det.rule.confirm_views.value}, {det.engine.describe().get('engine')} {a.threads} threads, {len(scenes)} scenes")
     print("| perturbation | found | false alarms | FA/Mpx | precision |\n|---|---:|---:|---:|---:|")
     for name in progress(a.only or list(PERTURBATIONS), desc="perturbations"):
         t = score_scenes(det, [perturb(s, name) for s in scenes])["total"]
         rows.append({"perturbation": name, **t})
         print(f"| {name} | {t['found']}/{t['ships']} ({t['recall']:.0%}) | {t['false_alarms']} | {t['fa_per_mpx']:.2f} | {t['precision']:.2f} |", flush=True)
     if a.json:
-        write_json(a.json, {"model": str(a.model), "threshold": det.threshold, "views": a.views, "engine": det.engine.describe(), "threads": a.threads, "rows": rows})
+        write_json(a.json, {"model": str(a.model), "threshold": det.threshold, "views": det.rule.views.value, "confirm_views": det.rule.confirm_views.value, "engine": det.engine.describe(), "threads": a.threads, "rows": rows})
     if failed:
         print(f"not scored: {', '.join(f['scene'] for f in failed)}", file=sys.stderr)
     return 1 if failed else 0

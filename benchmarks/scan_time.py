@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gsd", type=float, help="the scenes' metres/pixel (default: not passed, so the model's: no resampling)")
     p.add_argument("--threshold", type=float, help="decision threshold on the probability (default: the file's)")
     p.add_argument("--isolation-ab", action="store_true", help="alternate scans with and without the isolation check")
-    p.add_argument("--views", help="comma list of test-time views (none, flip, rot4, d4; rot4/candidates for --view-tiles candidates): alternate scans with each")
+    p.add_argument("--views", help="comma list of VIEWS/CONFIRM test-time views on every tile / confirming detections (none, flip, rot4, d4; a bare VIEWS confirms with none), e.g. none,none/flip,rot4: alternate scans with each")
     p.add_argument("--tilings", help="comma list of TILE:OVERLAP (e.g. 448:0.25,896:0.125): alternate scans with each")
     p.add_argument("--processes", help="comma list of worker-process counts: time --jobs scans spread over each")
     p.add_argument("--jobs", type=int, default=16, help="scans per --processes row (default: 16)")
@@ -85,9 +85,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _views(text: str) -> dict:
-    """'rot4' or 'rot4/candidates' -> the DetectionRule fields."""
-    views, _, tiles = text.partition("/")
-    return {"views": views, "view_tiles": tiles or "all"}
+    """'rot4' or 'none/flip' -> the DetectionRule fields (views on every tile, views confirming detections)."""
+    views, _, confirm = text.partition("/")
+    return {"views": views, "confirm_views": confirm or "none"}
 
 
 def _scan_kwargs(tile: int | None, gsd: float | None) -> dict:

@@ -4,7 +4,8 @@ Writes ``images/*.png`` (synthetic scenes, lossless) and ``vectors.json``:
 for each model file (the committed test fixtures, ONNX float32 and TFLite
 int8) and each image, what a conforming runtime must give (SPEC.md): the
 metadata it reads from the file, the probability and logit, the CAM at
-feature resolution, and ``predict``'s detections, with the tolerances to
+feature resolution, and ``predict``'s detections, without and with
+test-time views, with the tolerances to
 meet. Any runtime (this one in CI, the JavaScript one, yours) checks itself
 against this file.
 """
@@ -51,14 +52,16 @@ def main() -> None:
         det = Detector.load(HERE / model, threads=1)
         metadata[model] = json.loads(det.metadata.to_json())
         for name, image in images.items():
-            for threshold in (det.metadata.threshold, 0.2):  # the file's, and one low enough that every image has boxes
-                det.rule = dataclasses.replace(det.rule, threshold=threshold)
+            # the file's threshold, and one low enough that every image has boxes; without views, mirrored, all 8
+            for threshold, views in [(det.metadata.threshold, "none"), (0.2, "none"), (det.metadata.threshold, "flip"), (0.2, "flip"), (0.2, "d4")]:
+                det.rule = dataclasses.replace(det.rule, threshold=threshold, views=views)
                 p = det.predict(image)
                 cases.append(
                     {
                         "model": model,
                         "image": f"images/{name}",
                         "threshold": threshold,
+                        "views": views,
                         "probability": p.probability,
                         "logit": p.logit,
                         "is_ship": p.is_ship,
@@ -67,7 +70,7 @@ def main() -> None:
                         "boxes": [d.to_dict() for d in p.detections],
                     }
                 )
-    rule = {k: v for k, v in vars(Detector.load(HERE / MODELS[0]).rule).items() if k != "threshold"}  # threshold: per case
+    rule = {k: v for k, v in vars(Detector.load(HERE / MODELS[0]).rule).items() if k not in ("threshold", "views")}  # these: per case
     doc = {"format_version": 1, "generated_by": "conformance/make_vectors.py (shipcam Python runtime)", "tolerances": TOLERANCES, "rule": rule, "metadata": metadata, "cases": cases}
     (HERE / "vectors.json").write_text(json.dumps(doc, indent=1) + "\n")
     print(f"{len(cases)} cases -> {HERE / 'vectors.json'}")

@@ -143,23 +143,24 @@ class Detector:
         transforms = views.transforms
         if len(transforms) == 1:
             return self._predict_view(batch, with_boxes)
-        n, H, W = batch.shape[:3]
         logits, cams, timings = self._view_sums(batch, transforms)
-        out = []
-        for i in range(n):
-            c0 = time.perf_counter()
-            lg, cam = float(logits[i] / len(transforms)), cams[i] / np.float32(len(transforms))
-            p = float(sigmoid(lg))
-            found = self.detect_in_cam(cam, (H, W)) if with_boxes and p >= self.threshold else []
-            timings[i]["cam"] += (time.perf_counter() - c0) * 1e3
-            out.append(Prediction(probability=p, logit=lg, cam=cam, image_size=(H, W), detections=found, timings_ms=timings[i], is_ship=p >= self.threshold))
-        return out
+        return [self._averaged(logits[i], cams[i], len(transforms), batch.shape[1:3], timings[i], with_boxes) for i in range(len(batch))]
+
+    def _averaged(self, logit_sum: float, cam_sum: np.ndarray, count: int, image_size: tuple[int, int], timings: dict[str, float], with_boxes: bool) -> Prediction:
+        """The prediction of one (H, W) image from its logit and CAM summed over ``count`` views."""
+        c0 = time.perf_counter()
+        lg, cam = float(logit_sum / count), cam_sum / np.float32(count)
+        p = float(sigmoid(lg))
+        H, W = image_size
+        found = self.detect_in_cam(cam, (H, W)) if with_boxes and p >= self.threshold else []
+        timings["cam"] += (time.perf_counter() - c0) * 1e3
+        return Prediction(probability=p, logit=lg, cam=cam, image_size=(H, W), detections=found, timings_ms=timings, is_ship=p >= self.threshold)
 
     def _view_sums(self, batch: np.ndarray, transforms) -> tuple[np.ndarray, np.ndarray, list[dict[str, float]]]:
         """Sums over ``transforms`` ((quarter turns, mirrored) pairs) of each image's logit and CAM, turned back, and of its timings."""
         fixed = self.engine.fixed_size
         if any(k % 2 for k, _ in transforms) and fixed is not None and fixed[0] != fixed[1]:
-            raise ShipcamError(f"views {self.rule.views.value!r} turn images by 90 degrees, which needs a square input; this model's fixed input is {fixed[0]}x{fixed[1]}: use views 'flip' or 'none'")
+            raise ShipcamError(f"views rot4 and d4 turn images by 90 degrees, which needs a square input; this model's fixed input is {fixed[0]}x{fixed[1]}: use views 'flip' or 'none' (views {self.rule.views.value!r}, confirm_views {self.rule.confirm_views.value!r})")
         n = len(batch)
         logits, cams = np.zeros(n), None
         timings = [dict.fromkeys(("preprocess", "inference", "cam"), 0.0) for _ in range(n)]
@@ -271,10 +272,11 @@ class Detector:
         Detections are the heatmap's peaks (``detections.detect``), in scene
         pixels; ``min_score`` (logit units) overrides the threshold, e.g. to
         sweep a precision-recall curve from one scan. ``rule.views`` averages
-        each tile's CAM over its turned and mirrored views (``runtime.views``);
-        with ``rule.view_tiles == "candidates"`` only the tiles around the
-        detections that passed the isolation check get them, after a plain
-        pass, and only their cores of ``heatmap`` hold the averaged map.
+        each tile's CAM over its turned and mirrored views (``runtime.views``).
+        ``rule.confirm_views`` then runs its other views on the tiles around
+        each detection that passed the isolation check, averaged with the
+        first pass there; only those tiles' cores of ``heatmap`` hold that map,
+        and a detection stays if it still clears the threshold near its peak.
 
         ``scene`` is an (H, W, 3) array, an image path, or a ``WindowedScene``
         (``runtime.scene.open_raster`` for GeoTIFF/JP2): that one is read tile
@@ -309,10 +311,9 @@ class Detector:
         if not 0.0 <= overlap < 0.9:
             raise ValueError(f"overlap must be in [0, 0.9), received {overlap}")
         views = self.rule.views
-        on_candidates = views is not Views.NONE and self.rule.view_tiles == "candidates"
-        first = Views.NONE if on_candidates else views  # the views of the first pass over every tile
-        plain: dict[tuple[int, int], np.ndarray] = {}  # candidates: each tile's plain CAM, for the second pass
-        batch = max(1, batch // len(first.transforms))  # ``batch`` counts images per engine call, views included
+        confirm = [t for t in self.rule.confirm_views.transforms if t not in views.transforms]  # the views a confirmation adds
+        first_cams: dict[tuple[int, int], np.ndarray] = {}  # each tile's CAM from the first pass, for the confirmation
+        per_call = max(1, batch // len(views.transforms))  # ``batch`` counts images per engine call, views included
         step = max(1, int(round(tile * (1 - overlap))))
         ys = _starts(H, tile, step)
         xs = _starts(W, tile, step)
@@ -321,7 +322,7 @@ class Detector:
         positions = [(x, y) for y in ys for x in xs]
         tile_probs = []
         t0 = time.perf_counter()
-        chunks = [positions[i : i + batch] for i in range(0, len(positions), batch)]
+        chunks = [positions[i : i + per_call] for i in range(0, len(positions), per_call)]
         # Each tile writes only its core: the CAM near a tile's edge comes from zero-padded
         # features, and max-stitching would let those border values win. Cores of half the
         # overlap inside each edge (none at the scene's edges) still cover every pixel.
@@ -346,29 +347,29 @@ class Detector:
 
         for chunk in bar(chunks, total=len(chunks), desc="scanning tiles", enabled=progress):
             crops = np.stack([_crop(scene, x, y, tile) for x, y in chunk])
-            for (x, y), pred in zip(chunk, self._predict_same_size(crops, with_boxes=False, views=first)):
+            for (x, y), pred in zip(chunk, self._predict_same_size(crops, with_boxes=False, views=views)):
                 tile_probs.append((x, y, pred.probability))
                 stitch(x, y, pred.cam)
-                if on_candidates:
-                    plain[x, y] = pred.cam  # feature resolution: a few hundred floats a tile
+                if confirm:
+                    first_cams[x, y] = pred.cam  # feature resolution: a few hundred floats a tile
         heat[~np.isfinite(heat)] = float(np.min(heat[np.isfinite(heat)])) if np.isfinite(heat).any() else 0.0
         peaks = detect(heat, cell, self.gsd, self.rule, (H, W), min_score=min_score)
         found, rejected = split_isolated(scene, peaks, self.gsd, self.rule) if self.rule.isolation else (peaks, [])
-        if on_candidates and found:
-            # The second pass: every view of the tiles around each kept detection's own peak (split_isolated
-            # keeps its input's order and rejects the input objects themselves), written over the first pass.
+        if confirm and found:
+            # The confirmation: the other views of the tiles around each kept detection's own peak (split_isolated
+            # keeps its input's order and rejects the input objects themselves), averaged with the first pass.
             dropped = {id(d) for d in rejected}
             own = [p for p in peaks if id(p) not in dropped]
             r = 2  # heat cells around the peak: half the CAM's stride
             cells = [(int(p.y // cell), int(p.x // cell)) for p in own]
             redo = [(x, y) for x, y in positions if any(_near(core(x, y), cy, cx, r) for cy, cx in cells)]
-            others = views.transforms[1:]  # the first is the plain view, already run
-            per_call = max(1, batch // len(others))
+            seen, total = len(views.transforms), len(views.transforms) + len(confirm)
+            per_call = max(1, batch // len(confirm))
             for i in range(0, len(redo), per_call):
                 chunk = redo[i : i + per_call]
-                _, sums, _ = self._view_sums(np.stack([_crop(scene, x, y, tile) for x, y in chunk]), others)
+                _, sums, _ = self._view_sums(np.stack([_crop(scene, x, y, tile) for x, y in chunk]), confirm)
                 for (x, y), cam in zip(chunk, sums):
-                    stitch(x, y, (plain[x, y] + cam) / np.float32(len(others) + 1), overwrite=True)
+                    stitch(x, y, (first_cams[x, y] * np.float32(seen) + cam) / np.float32(total), overwrite=True)
             t = logit(self.threshold) if min_score is None else float(min_score)
             verified = []
             for d, (cy, cx) in zip(found, cells):

@@ -35,10 +35,10 @@ def test_metadata_read_from_the_file_is_the_vectors(detectors, model):
     assert json.loads(detectors[model].metadata.to_json()) == expected
 
 
-@pytest.mark.parametrize("case", VECTORS["cases"], ids=lambda c: f"{Path(c['model']).name}-{Path(c['image']).stem}-t{c['threshold']}")
+@pytest.mark.parametrize("case", VECTORS["cases"], ids=lambda c: f"{Path(c['model']).name}-{Path(c['image']).stem}-t{c['threshold']}-{c['views']}")
 def test_predictions_match_the_vectors(detectors, case):
     det = detectors[case["model"]]
-    det.rule = dataclasses.replace(det.rule, threshold=case["threshold"], **{k: v for k, v in VECTORS["rule"].items()})
+    det.rule = dataclasses.replace(det.rule, threshold=case["threshold"], views=case["views"], **VECTORS["rule"])
     p = det.predict(np.asarray(Image.open(HERE / case["image"]).convert("RGB")))
     assert abs(p.probability - case["probability"]) <= TOL["probability_abs"]
     assert abs(p.logit - case["logit"]) <= TOL["logit_abs"]

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import shutil
 import threading
@@ -87,6 +88,7 @@ def test_concurrent_callers_get_serial_results(exported, fmt):
 def test_scan_equals_predict_on_a_scene_that_is_one_tile(exported):
     out, _ = exported
     det = Detector.load(out / ExportFormat.ONNX_FP32.filename("tiny"))
+    det.rule = dataclasses.replace(det.rule, confirm_views="none")  # the first pass only (tests/test_views.py checks the confirmation)
     scene = generate_scene(SceneConfig(size=128, ship_fraction=1.0), seed=4, index=1).image
     one = det.scan(scene, tile=128)
     pred = det.predict(scene)
@@ -101,6 +103,7 @@ def test_scan_stitches_tiles_in_scene_coordinates(exported):
     gives, cell for cell, the CAM of that scene predicted alone (interior cores and scene edges)."""
     out, _ = exported
     det = Detector.load(out / ExportFormat.ONNX_FP32.filename("tiny"))
+    det.rule = dataclasses.replace(det.rule, confirm_views="none")  # the first pass only
     cfg = SceneConfig(size=128, ship_fraction=1.0)
     parts = [[generate_scene(cfg, seed=4, index=2 * r + c).image for c in range(3)] for r in range(2)]
     scene = np.concatenate([np.concatenate(row, 1) for row in parts], 0)

@@ -49,7 +49,7 @@ def _scene(size: int) -> np.ndarray:
 def test_a_scan_with_views_is_the_mean_of_the_turned_tiles_predicted_alone():
     det = Detector.load(FIXTURE)
     scene = _scene(128)
-    det.rule = dataclasses.replace(det.rule, views="rot4")
+    det.rule = dataclasses.replace(det.rule, views="rot4", confirm_views="none")
     res = det.scan(scene, tile=128)
     preds = [det.predict(np.ascontiguousarray(np.rot90(scene, k))) for k in range(4)]
     mean_cam = np.mean([np.rot90(p.cam, -k) for k, p in enumerate(preds)], axis=0)
@@ -135,17 +135,19 @@ def test_a_mirror_changes_nothing_for_a_mirror_symmetric_network_and_turns_need_
         det.predict(image)
 
 
-def test_views_on_candidate_tiles_verify_the_plain_detections_against_the_all_tile_map():
-    """Without overlap the tile cores partition the map, so around each plain detection the second pass
-    writes exactly the all-tiles map: a detection stays when that map clears the threshold there."""
+@pytest.mark.parametrize("views, confirm, union, threshold", [("none", "rot4", "rot4", 0.42), ("rot4", "d4", "d4", 0.4)])
+def test_confirm_views_verify_the_first_detections_against_the_all_tile_map(views, confirm, union, threshold):
+    """Without overlap the tile cores partition the map, so around each detection of the first pass the
+    confirmation writes exactly the map of all tiles with the union of both views (rot4 then the four
+    mirrored views: d4): a detection stays when that map clears the threshold there."""
     det = Detector.load(FIXTURE)
     scene = generate_scene(SceneConfig(size=256, ship_fraction=1.0), seed=1, index=0).image
     runs = {}
-    for views, tiles in (("none", "all"), ("rot4", "all"), ("rot4", "candidates")):
-        det.rule = dataclasses.replace(det.rule, threshold=0.42, isolation=False, views=views, view_tiles=tiles)
-        runs[views, tiles] = det.scan(scene, tile=64, overlap=0.0)
-    plain, every, checked = runs["none", "all"], runs["rot4", "all"], runs["rot4", "candidates"]
-    t = np.log(0.42 / 0.58)
+    for first, then in ((views, "none"), (union, "none"), (views, confirm)):
+        det.rule = dataclasses.replace(det.rule, threshold=threshold, isolation=False, views=first, confirm_views=then)
+        runs[first, then] = det.scan(scene, tile=64, overlap=0.0)
+    plain, every, checked = runs[views, "none"], runs[union, "none"], runs[views, confirm]
+    t = np.log(threshold / (1 - threshold))
     cell = plain.cell
     kept = {(d.x, d.y): d.score for d in checked.detections}
     assert plain.detections and set(kept) <= {(d.x, d.y) for d in plain.detections}

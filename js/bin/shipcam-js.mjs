@@ -2,10 +2,10 @@
 // shipcam-js predict MODEL IMAGE... : one JSON line per image, the keys of `shipcam predict`'s predictions.jsonl.
 // Unreadable images are reported on stderr and make the exit status 1, after the rest (as gzip and cp do).
 
-import { Detector, predictionRecord } from "../src/index.mjs";
+import { Detector, VIEWS, predictionRecord } from "../src/index.mjs";
 import { readImage } from "../src/image.mjs";
 
-const USAGE = "usage: shipcam-js predict MODEL.onnx IMAGE... [--threads N] [--threshold P]";
+const USAGE = "usage: shipcam-js predict MODEL.onnx IMAGE... [--threads N] [--threshold P] [--views none|flip|rot4|d4]";
 
 async function main(argv) {
   const [command, ...rest] = argv;
@@ -14,11 +14,17 @@ async function main(argv) {
     return 2;
   }
   const opts = { threads: 1 };
+  const rule = {};
   const positional = [];
   for (let i = 0; i < rest.length; i++) {
     if (rest[i] === "--threads") opts.threads = Number(rest[++i]);
     else if (rest[i] === "--threshold") opts.threshold = Number(rest[++i]);
+    else if (rest[i] === "--views") rule.views = rest[++i];
     else positional.push(rest[i]);
+  }
+  if (rule.views !== undefined && !(rule.views in VIEWS)) {
+    console.error(`shipcam-js predict: error: --views must be one of ${Object.keys(VIEWS).join(", ")}, received ${rule.views}`);
+    return 2;
   }
   const [model, ...images] = positional;
   if (!model || images.length === 0) {
@@ -28,6 +34,7 @@ async function main(argv) {
   let det;
   try {
     det = await Detector.load(model, opts);
+    det.rule = { ...det.rule, ...rule };
   } catch (e) {
     console.error(`shipcam-js predict: error: ${e.message}`);
     return 2;

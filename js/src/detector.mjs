@@ -3,10 +3,10 @@
 // CAM and boxes computed here (SPEC.md). Mirrors Python's shipcam.runtime.Detector.
 
 import { readMetadata, ModelFileError } from "./metadata.mjs";
-import { classActivationMap, detectInCam, preprocess, resizeBilinear, sigmoid } from "./maths.mjs";
+import { VIEWS, applyView, classActivationMap, detectInCam, preprocess, resizeBilinear, sigmoid, undoView } from "./maths.mjs";
 
 export const DEFAULT_GSD = 3.0;
-export const DEFAULT_RULE = { nms_radius_m: 150, max_length_m: 400, fraction: 0.5 };
+export const DEFAULT_RULE = { nms_radius_m: 150, max_length_m: 400, fraction: 0.5, views: "none" };
 
 const now = () => (globalThis.performance ? performance.now() : Date.now());
 
@@ -146,24 +146,30 @@ export class Detector {
     if (m.input_size === null && (H < m.feature_stride || W < m.feature_stride)) {
       throw new RangeError(`image is ${W}x${H} px; this model needs at least ${m.feature_stride}x${m.feature_stride} (its feature stride)`);
     }
-    const t0 = now();
-    let x = preprocess(image.data, H, W, channels, m.input_scale, m.input_offset);
-    let [h, w] = [H, W];
-    if (m.input_size !== null && (H !== m.input_size || W !== m.input_size)) {
-      x = resizeBilinear(x, H, W, m.input_size, m.input_size, 3);
-      [h, w] = [m.input_size, m.input_size];
-    }
+    const views = VIEWS[this.rule.views ?? "none"];
+    if (!views) throw new RangeError(`rule.views must be one of ${Object.keys(VIEWS).join(", ")}, received ${this.rule.views}`);
     const fixed = this.session.fixedSize;
-    if (fixed && (h !== fixed[0] || w !== fixed[1])) {  // the Python runtime resizes the input tensor; LiteRT.js cannot
-      throw new RangeError(`${this.name}: LiteRT.js runs this file at ${fixed[1]}x${fixed[0]} px only, received ${w}x${h}; use the .onnx export for other sizes`);
+    if (fixed && fixed[0] !== fixed[1] && views.some(([k]) => k % 2)) {
+      throw new RangeError(`views '${this.rule.views}' turn images by 90 degrees, which needs a square input; this model's fixed input is ${fixed[0]}x${fixed[1]}: use views 'flip' or 'none'`);
     }
+    const t0 = now();
+    const x = preprocess(image.data, H, W, channels, m.input_scale, m.input_offset);
     const t1 = now();
-    const out = await this.session.run(x, h, w);
+    const plain = await this.#forward(x, H, W);
+    const others = views.slice(1);
+    let logitSum = 0;
+    let camSum = null;
+    for (const [k, mirrored] of others) {  // each view of the image, as Python: turned before any resize
+      const v = applyView(x, H, W, 3, k, mirrored);
+      const out = await this.#forward(v.data, v.h, v.w);
+      const cam = undoView(out.cam.data, out.cam.h, out.cam.w, 1, k, mirrored);
+      logitSum += out.logit;
+      camSum = camSum ? addF32(camSum, cam.data) : cam.data;
+    }
     const t2 = now();
-    const logitValue = out.logits[0];
-    const [, fh, fw, C] = out.dims;
-    if (C !== m.feature_channels) throw new ModelFileError(`${this.name}: features have ${C} channels, metadata says ${m.feature_channels}`);
-    const cam = classActivationMap(out.features, fh, fw, m.camWeights, m.cam_bias);
+    const n = others.length + 1;
+    const logitValue = n === 1 ? plain.logit : (logitSum + plain.logit) / n;
+    const cam = n === 1 ? plain.cam : { ...plain.cam, data: addF32(camSum, plain.cam.data).map((v) => Math.fround(v / n)) };
     const probability = sigmoid(logitValue);
     const isShip = probability >= this.threshold;
     const boxes = isShip ? detectInCam(cam, [H, W], this.gsd, this.rule) : [];
@@ -179,11 +185,35 @@ export class Detector {
     };
   }
 
+  /** One forward pass of a preprocessed (h, w, 3) image, resized to the file's input size if it has one -> { logit, cam }. */
+  async #forward(x, h, w) {
+    const m = this.metadata;
+    if (m.input_size !== null && (h !== m.input_size || w !== m.input_size)) {
+      x = resizeBilinear(x, h, w, m.input_size, m.input_size, 3);
+      [h, w] = [m.input_size, m.input_size];
+    }
+    const fixed = this.session.fixedSize;
+    if (fixed && (h !== fixed[0] || w !== fixed[1])) {  // the Python runtime resizes the input tensor; LiteRT.js cannot
+      throw new RangeError(`${this.name}: LiteRT.js runs this file at ${fixed[1]}x${fixed[0]} px only, received ${w}x${h}; use the .onnx export for other sizes`);
+    }
+    const out = await this.session.run(x, h, w);
+    const [, fh, fw, C] = out.dims;
+    if (C !== m.feature_channels) throw new ModelFileError(`${this.name}: features have ${C} channels, metadata says ${m.feature_channels}`);
+    return { logit: out.logits[0], cam: classActivationMap(out.features, fh, fw, m.camWeights, m.cam_bias) };
+  }
+
   /** The CAM at image size (bilinear, half-pixel centres), for overlays. */
   camImage(prediction) {
     const [H, W] = prediction.imageSize;
     return resizeBilinear(prediction.cam.data, prediction.cam.h, prediction.cam.w, H, W);
   }
+}
+
+/** a + b elementwise in float32, as numpy adds float32 maps. */
+function addF32(a, b) {
+  const out = new Float32Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = Math.fround(a[i] + b[i]);
+  return out;
 }
 
 const r = (v, d) => Math.round(v * 10 ** d) / 10 ** d;

@@ -24,11 +24,15 @@ export interface Metadata {
   extra?: Record<string, unknown>;
 }
 
+export type Views = "none" | "flip" | "rot4" | "d4";
+
 export interface Rule {
   threshold: number;
   nms_radius_m: number;
   max_length_m: number;
   fraction: number;
+  /** test-time views averaged in logit units (SPEC.md section 6; default "none") */
+  views: Views;
 }
 
 export interface Box {
@@ -98,4 +102,7 @@ export declare function detect(heat: Map2D, cell: [number, number], gsd: number,
 export declare function detectInCam(cam: Map2D, imageSize: [number, number], gsd: number, rule: Rule): Box[];
 export declare function preprocess(pixels: ArrayLike<number>, h: number, w: number, channels: number, scale: number, offset: number): Float32Array;
 export declare function sigmoid(x: number): number;
+export declare const VIEWS: Record<Views, [number, boolean][]>;
+export declare function applyView<T extends ArrayLike<number>>(data: T, h: number, w: number, channels: number, turns: number, mirrored: boolean): { data: T; h: number; w: number };
+export declare function undoView<T extends ArrayLike<number>>(data: T, h: number, w: number, channels: number, turns: number, mirrored: boolean): { data: T; h: number; w: number };
 export declare function logit(p: number): number;

@@ -182,3 +182,52 @@ export function detectInCam(cam, imageSize, gsd, rule) {
   for (const v of grid.data) top = Math.max(top, v);
   return detect(grid, cell, gsd, rule, imageSize, top).slice(0, 1);
 }
+
+/** The views of each image (SPEC.md section 6): [quarter turns, mirrored] pairs, the image itself first. */
+export const VIEWS = {
+  none: [[0, false]],
+  flip: [[0, false], [0, true]],
+  rot4: [[0, false], [1, false], [2, false], [3, false]],
+  d4: [0, 1, 2, 3].map((k) => [k, false]).concat([0, 1, 2, 3].map((k) => [k, true])),
+};
+
+/** An (h, w, channels) array turned `turns` quarter turns counter-clockwise (numpy's rot90 on axes 0-1) -> { data, h, w }. */
+function turn(data, h, w, channels, turns) {
+  const k = ((turns % 4) + 4) % 4;
+  if (k === 0) return { data, h, w };
+  const [oh, ow] = k === 2 ? [h, w] : [w, h];
+  const out = new data.constructor(data.length);
+  for (let i = 0; i < oh; i++) {
+    for (let j = 0; j < ow; j++) {
+      // the source pixel of out[i, j]: k = 1 in[j, w-1-i]; k = 2 in[h-1-i, w-1-j]; k = 3 in[h-1-j, i]
+      const [y, x] = k === 1 ? [j, w - 1 - i] : k === 2 ? [h - 1 - i, w - 1 - j] : [h - 1 - j, i];
+      const src = (y * w + x) * channels;
+      const dst = (i * ow + j) * channels;
+      for (let c = 0; c < channels; c++) out[dst + c] = data[src + c];
+    }
+  }
+  return { data: out, h: oh, w: ow };
+}
+
+function mirror(data, h, w, channels) {
+  const out = new data.constructor(data.length);
+  for (let i = 0; i < h; i++) {
+    for (let j = 0; j < w; j++) {
+      const src = (i * w + (w - 1 - j)) * channels;
+      const dst = (i * w + j) * channels;
+      for (let c = 0; c < channels; c++) out[dst + c] = data[src + c];
+    }
+  }
+  return out;
+}
+
+/** A view of an (h, w, channels) array: mirrored left-right first (when asked), then turned -> { data, h, w }. */
+export function applyView(data, h, w, channels, turns, mirrored) {
+  return turn(mirrored ? mirror(data, h, w, channels) : data, h, w, channels, turns);
+}
+
+/** The inverse of applyView: a map computed on a view of an (h, w) image, back in the image's orientation. */
+export function undoView(data, h, w, channels, turns, mirrored) {
+  const back = turn(data, h, w, channels, -turns);
+  return mirrored ? { ...back, data: mirror(back.data, back.h, back.w, channels) } : back;
+}

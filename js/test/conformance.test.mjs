@@ -25,10 +25,10 @@ for (const [model, expected] of Object.entries(V.metadata)) {
 
 const detectors = {};
 for (const c of V.cases.filter((c) => c.model.endsWith(".onnx"))) {
-  test(`${c.model.split("/").pop()} ${c.image} at threshold ${c.threshold}`, async () => {
+  test(`${c.model.split("/").pop()} ${c.image} at threshold ${c.threshold}, views ${c.views}`, async () => {
     detectors[c.model] ??= await Detector.load(join(HERE, c.model), { threads: 1 });
     const det = detectors[c.model];
-    det.rule = { ...det.rule, ...V.rule, threshold: c.threshold };
+    det.rule = { ...det.rule, ...V.rule, threshold: c.threshold, views: c.views };
     const p = await det.predict(await readImage(join(HERE, c.image)));
     assert.ok(Math.abs(p.probability - c.probability) <= T.probability_abs, `probability ${p.probability} vs ${c.probability}`);
     assert.ok(Math.abs(p.logit - c.logit) <= T.logit_abs);
@@ -69,7 +69,7 @@ test("a reader refuses what SPEC.md section 7 says it must", async () => {
 test("shipcam-js predict prints predict's keys and exits 1 on an unreadable image", async () => {
   const { spawnSync } = await import("node:child_process");
   const bin = join(dirname(fileURLToPath(import.meta.url)), "..", "bin", "shipcam-js.mjs");
-  const c = V.cases.find((k) => k.model.endsWith(".onnx") && k.threshold === 0.2);
+  const c = V.cases.find((k) => k.model.endsWith(".onnx") && k.threshold === 0.2 && k.views === "none"); // the default rule
   const r = spawnSync(process.execPath, [bin, "predict", join(HERE, c.model), join(HERE, c.image), "missing.png", "--threshold", "0.2"], { encoding: "utf8", timeout: 60000 });
   assert.equal(r.status, 1, r.stderr);
   const [line, bad] = r.stdout.trim().split("\n").map((l) => JSON.parse(l));

@@ -1,5 +1,5 @@
 // The page: pick or drop an image (and optionally a model), run it in the browser, draw the CAM and boxes.
-// ?model=URL&image=URL&threshold=P load those at start (the headless test uses them); results also go,
+// ?model=URL&image=URL&threshold=P&views=V load those at start (the headless test uses them); results also go,
 // as JSON, into <pre id="result"> with data-state="done" or "error".
 
 import * as ort from "../node_modules/onnxruntime-web/dist/ort.wasm.min.mjs";
@@ -97,6 +97,7 @@ async function run(blob, name) {
   const decodeMs = performance.now() - t0;
   lastImage = { blob, name };
   if ($("threshold").value) detector.rule = { ...detector.rule, threshold: Number($("threshold").value) };
+  detector.rule = { ...detector.rule, views: $("views").value };
   const p = await detector.predict(image);
   const timings = { decode: decodeMs, ...p.timings_ms };
   const t1 = performance.now();
@@ -135,7 +136,8 @@ $("model").addEventListener("change", async (e) => {
     if (lastImage) await run(lastImage.blob, lastImage.name);
   } catch (err) { fail(err); }
 });
-$("threshold").addEventListener("change", () => lastImage && run(lastImage.blob, lastImage.name).catch(fail));
+for (const id of ["threshold", "views"]) $(id).addEventListener("change", () => lastImage && run(lastImage.blob, lastImage.name).catch(fail));
+if (params.has("views")) $("views").value = params.get("views");
 const drop = $("drop");
 drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
 drop.addEventListener("dragleave", () => drop.classList.remove("over"));

@@ -13,7 +13,6 @@ from shipcam.errors import ShipcamError
 # Choices come from the libraries' Literal/Enum types (these modules import no TensorFlow).
 from shipcam.export.exporter import OnnxMethod
 from shipcam.runtime.engines import ENGINES
-from shipcam.runtime.detections import ViewTiles
 from shipcam.runtime.views import Views
 from shipcam.train.backbones import BackboneName, Pooling
 from shipcam.train.schedules import CycleMode
@@ -196,15 +195,18 @@ def cmd_predict(args) -> int:
 
 def _rule(args) -> dict:
     """Detection-rule options the user set (the rest stay the file's defaults)."""
-    given = {"threshold": args.threshold, "nms_radius_m": args.nms_radius_m, "max_length_m": args.max_length_m, "isolation": args.isolation, "min_length_m": args.min_length_m, "views": args.views, "view_tiles": args.view_tiles}
+    given = {"threshold": args.threshold, "nms_radius_m": args.nms_radius_m, "max_length_m": args.max_length_m, "isolation": args.isolation, "min_length_m": args.min_length_m, "views": args.views, "confirm_views": args.confirm_views}
     rule = {k: v for k, v in given.items() if v is not None}
     if args.fade is not None:
         rule["fade"] = args.fade or None  # 0: off
     return rule
 
 
-def _add_views_arg(p, default: str | None = "none") -> None:
-    p.add_argument("--views", choices=[v.value for v in Views], default=default, help="test-time augmentation: average each image's (each tile's) logit and CAM over its views mirrored (flip), turned by 90 degrees (rot4) or both (d4); each view is one more forward pass (default: none)")
+_VIEWS = [v.value for v in Views]
+
+
+def _add_views_arg(p) -> None:
+    p.add_argument("--views", choices=_VIEWS, help="test-time augmentation: average each image's (each tile's) logit and CAM over its views mirrored (flip), turned by 90 degrees (rot4) or both (d4); each view is one more forward pass (default: none)")
 
 
 def _add_rule_args(p) -> None:
@@ -214,8 +216,8 @@ def _add_rule_args(p) -> None:
     g.add_argument("--max-length-m", type=float, help="longest box and longest object (default: 400 m)")
     g.add_argument("--isolation", action=argparse.BooleanOptionalAction, default=None, help="keep only peaks on one compact object in calm water, not on land, quays or breakwaters (default: on)")
     g.add_argument("--min-length-m", type=float, help="shorter objects are boats, buoys or texture, not ships (default: 40 m)")
-    _add_views_arg(g, default=None)
-    g.add_argument("--view-tiles", choices=get_args(ViewTiles), help="with --views: average the views on every tile (all, the default), or scan once without them and run them only on the tiles around detections, keeping those that still clear the threshold (candidates: fewer false alarms for a few extra tiles)")
+    _add_views_arg(g)
+    g.add_argument("--confirm-views", choices=_VIEWS, help="confirm each detection on these views of the tiles around it, averaged with the scan's map there, and keep it if it still clears the threshold: fewer false alarms for a few more tiles (default: flip; none turns it off)")
     g.add_argument("--fade", type=float, help="an object too long for a ship is judged by its core of at least this share of its strongest contrast, when little else is that strong: a hull trailing a fading wake (default: 0.5; 0 turns it off)")
 
 
