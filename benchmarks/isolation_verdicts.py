@@ -17,7 +17,16 @@ import sys
 import numpy as np
 
 
-def verdict_shares(n: int, coast: float, fade: float | None, min_length_m: float, size: int = 320, gsd: float = 3.0, seed: int = 7) -> dict:
+# Each row: the check's settings (isolation_at keywords). The first three are the history of the default.
+ROWS = {
+    "fade off, 20 m": dict(fade=None, min_length_m=20.0, gap_look=False),
+    "fade 0.5, 20 m": dict(fade=0.5, min_length_m=20.0, gap_look=False),
+    "fade 0.5, 40 m": dict(fade=0.5, min_length_m=40.0, gap_look=False),
+    "fade 0.5, 40 m, gap look (default)": dict(fade=0.5, min_length_m=40.0, gap_look=True),
+}
+
+
+def verdict_shares(n: int, coast: float, check: dict, size: int = 320, gsd: float = 3.0, seed: int = 7) -> dict:
     """Share of ISOLATED / ATTACHED / EMPTY verdicts at the centres of every ship of ``n`` generated scenes.
 
     ``isolated_45m``: the ISOLATED share among hulls of 45 m or more, what the real labels call a ship.
@@ -34,7 +43,7 @@ def verdict_shares(n: int, coast: float, fade: float | None, min_length_m: float
         floor = noise_floor(scene.image, gsd)
         for m in scene.masks:
             ys, xs = np.nonzero(m)
-            kind = isolation_at(scene.image, xs.mean(), ys.mean(), gsd, floor, fade=fade, min_length_m=min_length_m).kind
+            kind = isolation_at(scene.image, xs.mean(), ys.mean(), gsd, floor, **check).kind
             counts[kind.value] += 1
             if is_labelled_ship(m, gsd):
                 big += 1
@@ -43,7 +52,7 @@ def verdict_shares(n: int, coast: float, fade: float | None, min_length_m: float
     return {"ships": total, **{k: v / total for k, v in counts.items()}, "ships_45m": big, "isolated_45m": big_kept / max(big, 1)}
 
 
-def confusers_isolated(n: int, fade: float | None, min_length_m: float, size: int = 320, gsd: float = 3.0, seed: int = 11, per_scene: int = 5) -> dict:
+def confusers_isolated(n: int, check: dict, size: int = 320, gsd: float = 3.0, seed: int = 11, per_scene: int = 5) -> dict:
     """Share of random object pixels of ship-free coastal scenes whose verdict is ISOLATED (would-be false alarms)."""
     from shipcam.runtime.isolation import Isolation, isolation_at, local_std, noise_floor
     from shipcam.train.data.synthetic import SceneConfig, generate_scene
@@ -56,7 +65,7 @@ def confusers_isolated(n: int, fade: float | None, min_length_m: float, size: in
         floor = noise_floor(image, gsd)
         ys, xs = np.nonzero(local_std(image) > 4 * floor)
         for j in rng.choice(len(ys), min(per_scene, len(ys)), replace=False) if len(ys) else []:
-            isolated += isolation_at(image, xs[j], ys[j], gsd, floor, fade=fade, min_length_m=min_length_m).kind is Isolation.ISOLATED
+            isolated += isolation_at(image, xs[j], ys[j], gsd, floor, **check).kind is Isolation.ISOLATED
             total += 1
     return {"points": total, "isolated": isolated / max(total, 1)}
 
@@ -64,13 +73,15 @@ def confusers_isolated(n: int, fade: float | None, min_length_m: float, size: in
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scenes", type=int, default=150, help="scenes per row (320 px at 3 m/px)")
+    p.add_argument("--rows", nargs="+", choices=list(ROWS), help="these rows only (default: all)")
     p.add_argument("--json", help="write the table here")
     args = p.parse_args(argv)
     rows = []
-    for name, fade, shortest in (("fade off, 20 m", None, 20.0), ("fade 0.5, 20 m", 0.5, 20.0), ("fade 0.5, 40 m (default)", 0.5, 40.0)):
-        sea, coast = verdict_shares(args.scenes, 0.0, fade, shortest), verdict_shares(args.scenes, 1.0, fade, shortest)
-        neg = confusers_isolated(args.scenes, fade, shortest)
-        rows.append({"check": name, "fade": fade, "min_length_m": shortest, "open_sea": sea, "coastal": coast, "confusers": neg})
+    for name in args.rows or list(ROWS):
+        check = ROWS[name]
+        sea, coast = verdict_shares(args.scenes, 0.0, check), verdict_shares(args.scenes, 1.0, check)
+        neg = confusers_isolated(args.scenes, check)
+        rows.append({"check": name, **check, "open_sea": sea, "coastal": coast, "confusers": neg})
         print(f"{name:26s} ships kept: open sea {sea['isolated']:.1%} of {sea['ships']} ({sea['isolated_45m']:.1%} of {sea['ships_45m']} >= 45 m),"
               f" coastal {coast['isolated']:.1%} of {coast['ships']} ({coast['isolated_45m']:.1%} of {coast['ships_45m']} >= 45 m)"
               f" | confuser pixels let through {neg['isolated']:.1%} of {neg['points']}", flush=True)

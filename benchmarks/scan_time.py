@@ -8,8 +8,9 @@ package first on ``PYTHONPATH`` (older runtimes have no ``rule``; this file
 copes): the before/after ratio is only meaningful from one machine in one
 sitting. ``--isolation-ab`` times
 the scan with and without the isolation check, alternating, and prints the
-ratio; ``--views none,rot4`` and ``--tilings 448:0.25,896:0.125`` do the same
-for test-time views and for tile sizes and overlaps.
+ratio; ``--views none,rot4``, ``--tilings 448:0.25,896:0.125`` and
+``--rules gap_look=false,gap_look=true`` do the same for test-time views, for
+tile sizes and overlaps, and for any detection-rule setting.
 
 ``--processes 1,4,16`` measures multi-core scaling instead: ``--jobs`` scans
 (the scenes in turn) spread over that many worker processes, each with its
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--isolation-ab", action="store_true", help="alternate scans with and without the isolation check")
     p.add_argument("--views", help="comma list of VIEWS/CONFIRM test-time views on every tile / confirming detections (none, flip, rot4, d4; a bare VIEWS confirms with none), e.g. none,none/flip,rot4: alternate scans with each")
     p.add_argument("--tilings", help="comma list of TILE:OVERLAP (e.g. 448:0.25,896:0.125): alternate scans with each")
+    p.add_argument("--rules", help="comma list of detection-rule settings FIELD=VALUE[;FIELD=VALUE] (JSON values), e.g. 'gap_look=false;confirm_views=none,gap_look=true': alternate scans with each")
     p.add_argument("--processes", help="comma list of worker-process counts: time --jobs scans spread over each")
     p.add_argument("--jobs", type=int, default=16, help="scans per --processes row (default: 16)")
     args = p.parse_args(argv)
@@ -57,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         variants = {"isolation on": (rule, kw), "isolation off": (dataclasses.replace(rule, isolation=False), kw)}
     elif args.views:
         variants = {f"views {v}": (dataclasses.replace(rule, **_views(v)), kw) for v in args.views.split(",")}
+    elif args.rules:
+        variants = {r: (dataclasses.replace(rule, **_setting(r)), kw) for r in args.rules.split(",")}
     elif args.tilings:
         variants = {f"tile {t}": (rule, {**kw, "tile": int(t.split(":")[0]), "overlap": float(t.split(":")[1])}) for t in args.tilings.split(",")}
     rows = []
@@ -88,6 +92,18 @@ def _views(text: str) -> dict:
     """'rot4' or 'none/flip' -> the DetectionRule fields (views on every tile, views confirming detections)."""
     views, _, confirm = text.partition("/")
     return {"views": views, "confirm_views": confirm or "none"}
+
+
+def _setting(text: str) -> dict:
+    """'gap_look=false;confirm_views=none' -> DetectionRule fields, values read as JSON (a bare word as a string)."""
+    out = {}
+    for item in text.split(";"):
+        field, _, value = item.partition("=")
+        try:
+            out[field] = json.loads(value)
+        except json.JSONDecodeError:
+            out[field] = value
+    return out
 
 
 def _scan_kwargs(tile: int | None, gsd: float | None) -> dict:

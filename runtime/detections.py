@@ -63,6 +63,7 @@ class DetectionRule:
     min_length_m: float = 40.0
     snap_m: float = 60.0  # how far from the peak the object may lie (the CAM's peak is a cell or two off)
     fade: float | None = 0.5  # a too-long object's core of >= this x its peak contrast is judged alone (wakes); None: off
+    gap_look: bool = True  # an attached object is looked at again without the dilation: a hull moored just off a breakwater
     # Average each image's (each scan tile's) logit and CAM over these views (runtime.views); each view
     # is one more forward pass, so off by default: predict's CAM costs one forward pass.
     views: Views = Views.NONE

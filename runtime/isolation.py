@@ -23,6 +23,13 @@ that runs on for far longer than any ship. So, around each peak:
    object is as strong, here and in a window three times as wide (a pier's
    faint deck may lead to a bright shore). A ship moored at a quay as bright
    as itself stays ``ATTACHED``: this check cannot tell them apart.
+5. **A look without the dilation** (``gap_look``): the dilation that joins a
+   hull's two edges also joins a hull to a breakwater or a quay 5-6 px
+   (15-18 m at 3 m/px) off it, water between. An object still too long is
+   judged once more from the undilated object pixels, and the ship-sized
+   object it finds is kept when open water borders a third of its outline:
+   undilated, a city falls apart into fragments too, but those are bordered
+   by more city and by the calm interiors of roofs, pockets apart from the sea.
 
 The cost is one small window per detection, so it is independent of the
 scene's size. Pure numpy.
@@ -30,6 +37,7 @@ scene's size. Pure numpy.
 
 from __future__ import annotations
 
+import copy
 import enum
 import math
 from typing import NamedTuple
@@ -44,6 +52,10 @@ __all__ = ["Isolation", "Verdict", "isolation_at", "local_std", "noise_floor", "
 _R = 2  # local statistics over (2r + 1)^2 = 5 x 5 pixels: about one hull width at 3 m/px
 _WORK_GSD = 3.0  # finer images are binned towards this (m/px): the check's scale is metres, and its cost stays put
 _PAD = _R + 1  # an edge lights up the r pixels beyond it, and the dilation one more
+# Open water for the gap look: calmer than this share of the object level. Real harbour water near a
+# hull reaches 0.5-0.6 of it; the generator's low-contrast cities sit just under the level, and at
+# 0.5 / 0.6 / 0.75 the look lets 1% / 1.3% / 2.6% more of their pixels through (BENCHMARKS, session 10).
+_CALM = 0.6
 
 
 class Isolation(str, enum.Enum):
@@ -164,6 +176,7 @@ def isolation_at(
     min_length_m: float = _RULE.min_length_m,
     max_length_m: float = _RULE.max_length_m,
     fade: float | None = _RULE.fade,
+    gap_look: bool = _RULE.gap_look,
 ) -> Verdict:
     """The verdict for a peak at pixel (x, y) of image ``g`` ((H, W) or (H, W, C)) at ``gsd`` m/px (see the module docstring).
 
@@ -179,14 +192,29 @@ def isolation_at(
     that strong, the core is judged alone; the same must hold in a window
     three times as wide, so a pier whose faint deck leads to a bright shore
     stays ``ATTACHED``.
+
+    ``gap_look`` gives an ``ATTACHED`` peak one more look without the one-pixel
+    dilation that joins a hull's two edges: a hull moored a pixel or two off
+    a breakwater or a quay, with water between, is then its own object.
     """
     k = working_bin(gsd)
     snap, longest, shortest = snap_m / gsd / k, max_length_m / gsd / k, min_length_m / gsd / k  # in binned pixels
     half = int(math.ceil(snap + longest / 2)) + 2  # any object within snap of the peak and <= max length fits
     level = contrast * max(floor, 0.5 / k)  # object pixels stand this far above calm water's noise
     w = _Window(g, x, y, k, half, level, snap)
+    v, _ = _judge(w, g, x, y, shortest, longest, fade)
+    if v.kind is Isolation.ATTACHED and gap_look:
+        u = w.undilated()
+        apart, obj = _judge(u, g, x, y, shortest, longest, None)  # the fading core is the first look's: no wide windows here
+        if apart.kind is Isolation.ISOLATED and u.open_water_around(obj, (longest / 2) ** 2):  # the sea: calm areas of a 200 m square or more
+            return apart
+    return v
+
+
+def _judge(w: "_Window", g, x: float, y: float, shortest: float, longest: float, fade: float | None) -> tuple[Verdict, np.ndarray | None]:
+    """The verdict on the objects of window ``w``, nearest the peak first (lengths in binned pixels), and the object judged ISOLATED."""
     if not w.near.any():
-        return Verdict(Isolation.EMPTY)
+        return Verdict(Isolation.EMPTY), None
     labels, _ = label_components(w.objects)
     d2 = w.d2[w.near]
     ordered = labels[w.near][np.argsort(d2, kind="stable")]
@@ -197,19 +225,21 @@ def isolation_at(
         if kind is Isolation.ATTACHED and fade is not None:
             obj, kind, strongest = w.faded_core(whole, fade, shortest, longest)
             if kind is Isolation.ISOLATED and w.runs_out(whole):  # what lies beyond the window?
-                wide = _Window(g, x, y, k, 3 * half, level, snap)
+                wide = _Window(g, x, y, w.k, 3 * w.half, w.level, w.snap, dilate=w.dilate)
                 kind = wide.fades_out(w.to(wide, obj), fade * strongest)
         if kind is Isolation.ATTACHED:
-            return Verdict(Isolation.ATTACHED)
+            return Verdict(Isolation.ATTACHED), None
         if kind is Isolation.ISOLATED:
-            return w.verdict(obj)
-    return Verdict(Isolation.EMPTY)
+            return w.verdict(obj), obj
+    return Verdict(Isolation.EMPTY), None
 
 
 class _Window:
     """The binned local-std statistics of a square window around a peak, and the tests on its objects."""
 
-    def __init__(self, g, x: float, y: float, k: int, half: int, level: float, snap: float):
+    def __init__(self, g, x: float, y: float, k: int, half: int, level: float, snap: float, dilate: bool = True):
+        self.half, self.level, self.snap, self.dilate = half, level, snap, dilate
+        self.pad = _PAD if dilate else _R  # how far object pixels reach beyond the object
         H, W = g.shape[:2]
         cx, cy = min(max(int(round(x)), 0), W - 1), min(max(int(round(y)), 0), H - 1)
         r = k * half
@@ -218,11 +248,37 @@ class _Window:
         h, w = self.std.shape
         y1, x1 = self.y0 + h * k, self.x0 + w * k  # binning drops a ragged edge
         self.edges = (self.y0 > 0, self.x0 > 0, y1 < H, x1 < W)  # window sides that are not the image's edge
-        self.objects = max3x3(self.std > level, False)  # one pixel of dilation joins a hull's two edges
+        self.objects = self.grow(self.std > level)
         yy, xx = np.ogrid[:h, :w]
         yy, xx = yy - (cy - self.y0) / k, xx - (cx - self.x0) / k
         self.d2 = np.broadcast_to(yy * yy + xx * xx, (h, w))
         self.near = self.objects & (self.d2 <= snap * snap)
+
+    def grow(self, mask: np.ndarray) -> np.ndarray:
+        """One pixel of dilation joins a hull's two edges (unless this window looks without it)."""
+        return max3x3(mask, False) if self.dilate else mask
+
+    def undilated(self) -> "_Window":
+        """This window's statistics, its objects taken without the dilation."""
+        other = copy.copy(self)
+        other.dilate, other.pad = False, _R
+        other.objects = self.std > self.level
+        other.near = other.objects & (self.d2 <= self.snap * self.snap)
+        return other
+
+    def open_water_around(self, obj: np.ndarray, sea_px: float, share: float = 1 / 3) -> bool:
+        """Is at least ``share`` of the ring 3 px around ``obj`` open water (areas of ``sea_px`` pixels or more as calm as water)?
+
+        Neighbours the dilation would have joined lie within 3 px. A hull moored off a quay has the
+        quay along one side and the sea along the others. A fragment of a city or a terminal is
+        surrounded by more of it, or by the calm interiors of flat roofs: pockets, not the sea.
+        """
+        inside = max3x3(max3x3(obj, False), False)
+        ring = max3x3(inside, False) & ~inside
+        calm, _ = label_components(self.std < _CALM * self.level)
+        areas = np.bincount(calm.ravel())
+        sea = (areas >= sea_px)[calm] & (calm > 0)
+        return int((ring & sea).sum()) >= share * int(ring.sum())
 
     def runs_out(self, obj: np.ndarray) -> bool:
         """Does ``obj`` touch a window side that is not the image's edge (it is longer than the window allows)?"""
@@ -231,7 +287,7 @@ class _Window:
 
     def extent(self, obj: np.ndarray, shortest: float, longest: float) -> Isolation:
         rows, cols = np.nonzero(obj)
-        length = max(np.ptp(rows), np.ptp(cols)) + 1 - 2 * _PAD
+        length = max(np.ptp(rows), np.ptp(cols)) + 1 - 2 * self.pad
         if self.runs_out(obj) or length > longest:
             return Isolation.ATTACHED
         return Isolation.ISOLATED if length >= shortest else Isolation.EMPTY
@@ -256,7 +312,7 @@ class _Window:
     def component_at(self, seed: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray | None:
         """The connected part of ``mask`` (default: the object pixels), one pixel dilated, holding most ``seed`` pixels."""
         mask = self.objects if mask is None else mask
-        labels, _ = label_components(max3x3(mask, False))
+        labels, _ = label_components(self.grow(mask))
         ids = labels[seed & mask]
         ids = ids[ids > 0]
         return None if ids.size == 0 else labels == np.bincount(ids).argmax()
@@ -286,7 +342,10 @@ class _Window:
         c = self.std[rows, cols]
         strong = c >= 0.5 * c.max()
         k, x0, y0 = self.k, self.x0, self.y0
-        box = (int(x0 + k * (xa + _PAD)), int(y0 + k * (ya + _PAD)), int(x0 + k * (xb + 1 - _PAD)), int(y0 + k * (yb + 1 - _PAD)))
+        p = self.pad
+        xa, xb = (xa + p, xb + 1 - p) if xb + 1 - xa > 2 * p else ((xa + xb) // 2, (xa + xb) // 2 + 1)  # a faint line: its middle pixel
+        ya, yb = (ya + p, yb + 1 - p) if yb + 1 - ya > 2 * p else ((ya + yb) // 2, (ya + yb) // 2 + 1)
+        box = (int(x0 + k * xa), int(y0 + k * ya), int(x0 + k * xb), int(y0 + k * yb))
         return Verdict(Isolation.ISOLATED, box, (float(x0 + k * (cols[strong].mean() + 0.5)), float(y0 + k * (rows[strong].mean() + 0.5))))
 
 
@@ -303,7 +362,7 @@ def split_isolated(image: np.ndarray, detections: list[Detection], gsd: float, r
     floor = noise_floor(g, gsd)
     kept, rejected, taken = [], [], set()
     for d in detections:  # strongest first
-        v = isolation_at(g, d.x, d.y, gsd, floor, contrast=rule.contrast, snap_m=rule.snap_m, min_length_m=rule.min_length_m, max_length_m=rule.max_length_m, fade=rule.fade)
+        v = isolation_at(g, d.x, d.y, gsd, floor, contrast=rule.contrast, snap_m=rule.snap_m, min_length_m=rule.min_length_m, max_length_m=rule.max_length_m, fade=rule.fade, gap_look=rule.gap_look)
         if v.kind is not Isolation.ISOLATED or v.box in taken:
             rejected.append(d)
             continue

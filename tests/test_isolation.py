@@ -95,6 +95,36 @@ def test_a_ship_beside_a_pier_is_still_isolated_and_the_nearest_object_decides()
     assert isolation_at(g, 180, 198, GSD, floor)[0] is Isolation.ATTACHED  # nearer the pier than the hull
 
 
+@pytest.mark.parametrize("gap, isolated, apart", [(3, False, False), (5, False, True), (6, False, True), (7, True, True)])
+def test_a_hull_a_few_pixels_off_a_breakwater_is_its_own_object_on_the_gap_look(gap, isolated, apart):
+    """A 90 m x 30 m hull ``gap`` px of water off a breakwater. The 5x5 statistics light up 2 px beyond
+    each edge, so up to 4 px of water never separates them; the one-pixel dilation also joins 5-6 px,
+    which the look without it separates again (the box then exactly the hull's)."""
+    g = _water()
+    _rect(g, 0, 300, 400, 306, 150)
+    _rect(g, 170, 290 - gap, 200, 300 - gap)
+    floor = noise_floor(g, GSD)
+    without = isolation_at(g, 185, 295 - gap, GSD, floor, gap_look=False)
+    verdict, box, _ = isolation_at(g, 185, 295 - gap, GSD, floor)
+    assert (without.kind is Isolation.ISOLATED, verdict is Isolation.ISOLATED) == (isolated, apart)
+    if apart:
+        assert box == (170, 290 - gap, 200, 300 - gap)
+    assert isolation_at(g, 100, 303, GSD, floor)[0] is Isolation.ATTACHED  # the breakwater itself, either way
+
+
+@pytest.mark.parametrize("gap", [5, 6])
+def test_a_block_of_a_city_stays_attached_on_the_gap_look(gap):
+    """Ship-sized roofs (90 m x 30 m) ``gap`` px apart on every side: without the dilation each is its own
+    object, but neighbours surround it, not water."""
+    g = _water()
+    rng = np.random.default_rng(4)
+    for y in range(60, 400, 10 + gap):
+        for x in range(100, 400, 30 + gap):
+            g[y : y + 10, x : x + 30] += rng.uniform(50, 170)  # roofs keep the sensor's noise
+    x0, y0 = 100 + 3 * (30 + gap), 60 + 6 * (10 + gap)
+    assert isolation_at(g, x0 + 15, y0 + 5, GSD, noise_floor(g, GSD))[0] is Isolation.ATTACHED
+
+
 def test_a_ship_under_way_is_found_through_its_fading_wake():
     """A 180 m hull trailing a 1.5 km wake that fades with distance: the object runs out of any window,
     its strong core is the hull (and the wake's brightest start), and the point stays on the hull."""

@@ -195,7 +195,7 @@ def cmd_predict(args) -> int:
 
 def _rule(args) -> dict:
     """Detection-rule options the user set (the rest stay the file's defaults)."""
-    given = {"threshold": args.threshold, "nms_radius_m": args.nms_radius_m, "max_length_m": args.max_length_m, "isolation": args.isolation, "min_length_m": args.min_length_m, "views": args.views, "confirm_views": args.confirm_views}
+    given = {"threshold": args.threshold, "nms_radius_m": args.nms_radius_m, "max_length_m": args.max_length_m, "isolation": args.isolation, "min_length_m": args.min_length_m, "views": args.views, "confirm_views": args.confirm_views, "gap_look": args.gap_look}
     rule = {k: v for k, v in given.items() if v is not None}
     if args.fade is not None:
         rule["fade"] = args.fade or None  # 0: off
@@ -216,6 +216,7 @@ def _add_rule_args(p) -> None:
     g.add_argument("--max-length-m", type=float, help="longest box and longest object (default: 400 m)")
     g.add_argument("--isolation", action=argparse.BooleanOptionalAction, default=None, help="keep only peaks on one compact object in calm water, not on land, quays or breakwaters (default: on)")
     g.add_argument("--min-length-m", type=float, help="shorter objects are boats, buoys or texture, not ships (default: 40 m)")
+    g.add_argument("--gap-look", action=argparse.BooleanOptionalAction, default=None, help="look again at an object too long for a ship without the one-pixel dilation: a hull moored a few metres off a breakwater or quay is its own object (default: on)")
     _add_views_arg(g)
     g.add_argument("--confirm-views", choices=_VIEWS, help="confirm each detection on these views of the tiles around it, averaged with the scan's map there, and keep it if it still clears the threshold: fewer false alarms for a few more tiles (default: flip; none turns it off)")
     g.add_argument("--fade", type=float, help="an object too long for a ship is judged by its core of at least this share of its strongest contrast, when little else is that strong: a hull trailing a fading wake (default: 0.5; 0 turns it off)")
