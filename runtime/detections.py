@@ -70,8 +70,8 @@ class DetectionRule:
     # Scans only: each detection that passed the isolation check is confirmed on these views of the tiles
     # around its peak (those not already in ``views``), averaged with what the scan saw there; it stays
     # if that map still clears the threshold near its peak. It can only remove detections. Mirroring
-    # kept every ship of four models' real scans and cut their false alarms by a fifth, for 3-10% more
-    # scan time (BENCHMARKS "Views on candidate tiles only"); Views.NONE turns it off.
+    # kept every ship of four models' real scans and cut their false alarms by a fifth, for about 20
+    # more tiles a scene, 5-16% of the scan time (BENCHMARKS "Session 10"); Views.NONE turns it off.
     confirm_views: Views = Views.FLIP
 
     def __post_init__(self) -> None:

@@ -143,18 +143,17 @@ class Detector:
         transforms = views.transforms
         if len(transforms) == 1:
             return self._predict_view(batch, with_boxes)
+        n, H, W = batch.shape[:3]
         logits, cams, timings = self._view_sums(batch, transforms)
-        return [self._averaged(logits[i], cams[i], len(transforms), batch.shape[1:3], timings[i], with_boxes) for i in range(len(batch))]
-
-    def _averaged(self, logit_sum: float, cam_sum: np.ndarray, count: int, image_size: tuple[int, int], timings: dict[str, float], with_boxes: bool) -> Prediction:
-        """The prediction of one (H, W) image from its logit and CAM summed over ``count`` views."""
-        c0 = time.perf_counter()
-        lg, cam = float(logit_sum / count), cam_sum / np.float32(count)
-        p = float(sigmoid(lg))
-        H, W = image_size
-        found = self.detect_in_cam(cam, (H, W)) if with_boxes and p >= self.threshold else []
-        timings["cam"] += (time.perf_counter() - c0) * 1e3
-        return Prediction(probability=p, logit=lg, cam=cam, image_size=(H, W), detections=found, timings_ms=timings, is_ship=p >= self.threshold)
+        out = []
+        for i in range(n):
+            c0 = time.perf_counter()
+            lg, cam = float(logits[i] / len(transforms)), cams[i] / np.float32(len(transforms))
+            p = float(sigmoid(lg))
+            found = self.detect_in_cam(cam, (H, W)) if with_boxes and p >= self.threshold else []
+            timings[i]["cam"] += (time.perf_counter() - c0) * 1e3
+            out.append(Prediction(probability=p, logit=lg, cam=cam, image_size=(H, W), detections=found, timings_ms=timings[i], is_ship=p >= self.threshold))
+        return out
 
     def _view_sums(self, batch: np.ndarray, transforms) -> tuple[np.ndarray, np.ndarray, list[dict[str, float]]]:
         """Sums over ``transforms`` ((quarter turns, mirrored) pairs) of each image's logit and CAM, turned back, and of its timings."""

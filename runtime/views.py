@@ -36,11 +36,6 @@ class Views(str, enum.Enum):
         mirrors = (False, True) if self in (Views.FLIP, Views.D4) else (False,)
         return tuple((k, m) for m in mirrors for k in turns)
 
-    @property
-    def turns(self) -> bool:
-        """Do some views turn by 90 degrees (a fixed-size input must then be square)?"""
-        return self in (Views.ROT4, Views.D4)
-
 
 def apply_view(batch: np.ndarray, turns: int, mirrored: bool) -> np.ndarray:
     """Mirror left-right first (when asked), then turn ``turns`` quarter turns counter-clockwise."""
