@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--only", nargs="+", choices=list(PERTURBATIONS), help="these rows only (default: all)")
     p.add_argument("--views", choices=[v.value for v in Views], help="test-time views each tile's CAM is averaged over (as scan --views; default: the rule's)")
-    p.add_argument("--confirm-views", choices=[v.value for v in Views], help="views that confirm each detection on the tiles around it (as scan --confirm-views; default: the rule's)")
+    p.add_argument("--confirm-views", choices=[v.value for v in Views], help="views that confirm each detection on a crop centred on it (as scan --confirm-views; default: the rule's)")
     p.add_argument("--json", help="write the table here")
     a = p.parse_args(argv)
 

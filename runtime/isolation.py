@@ -30,6 +30,12 @@ that runs on for far longer than any ship. So, around each peak:
    object it finds is kept when open water borders a third of its outline:
    undilated, a city falls apart into fragments too, but those are bordered
    by more city and by the calm interiors of roofs, pockets apart from the sea.
+6. **Streaks** (``streak_m``): a faint line across the water (a wake whose
+   ship has gone, a slick, a cable's trace) breaks into fragments, and one
+   of them can be ship-sized. Beyond both ends of a ship, along its axis,
+   lies water (a wake trails on one side only); beyond a fragment the line
+   runs on. An object is ``ATTACHED`` when, for ``streak_m`` past each end,
+   at least half the points along its axis stand out from the water around.
 
 The cost is one small window per detection, so it is independent of the
 scene's size. Pure numpy.
@@ -56,6 +62,13 @@ _PAD = _R + 1  # an edge lights up the r pixels beyond it, and the dilation one 
 # hull reaches 0.5-0.6 of it; the generator's low-contrast cities sit just under the level, and at
 # 0.5 / 0.6 / 0.75 the look lets 1% / 1.3% / 2.6% more of their pixels through (BENCHMARKS, session 10).
 _CALM = 0.6
+# Streaks (``_Window.runs_on``): a point on the axis beyond an object's end is on a line where the local
+# std, the highest of the axis and one pixel either side, is over this many times the window's median
+# water std, and _STREAK_SIDE px to one side it is not. On the real scans the ships found had at most 30%
+# of their axis points over it at one end or the other, the streak fragments 65-100% at both.
+_STREAK_RATIO = 1.5
+_STREAK_SHARE = 0.5  # of the points past each end
+_STREAK_SIDE = 8.0  # px (24 m at 3 m/px): clear of a thin line's 5x5 statistics
 
 
 class Isolation(str, enum.Enum):
@@ -177,6 +190,7 @@ def isolation_at(
     max_length_m: float = _RULE.max_length_m,
     fade: float | None = _RULE.fade,
     gap_look: bool = _RULE.gap_look,
+    streak_m: float | None = _RULE.streak_m,
 ) -> Verdict:
     """The verdict for a peak at pixel (x, y) of image ``g`` ((H, W) or (H, W, C)) at ``gsd`` m/px (see the module docstring).
 
@@ -196,18 +210,23 @@ def isolation_at(
     ``gap_look`` gives an ``ATTACHED`` peak one more look without the one-pixel
     dilation that joins a hull's two edges: a hull moored a pixel or two off
     a breakwater or a quay, with water between, is then its own object.
+
+    ``streak_m`` (None: off) turns an ``ISOLATED`` object ``ATTACHED`` when a
+    faint line runs on from both its ends for that many metres.
     """
     k = working_bin(gsd)
     snap, longest, shortest = snap_m / gsd / k, max_length_m / gsd / k, min_length_m / gsd / k  # in binned pixels
     half = int(math.ceil(snap + longest / 2)) + 2  # any object within snap of the peak and <= max length fits
     level = contrast * max(floor, 0.5 / k)  # object pixels stand this far above calm water's noise
     w = _Window(g, x, y, k, half, level, snap)
-    v, _ = _judge(w, g, x, y, shortest, longest, fade)
+    v, obj = _judge(w, g, x, y, shortest, longest, fade)
     if v.kind is Isolation.ATTACHED and gap_look:
         u = w.undilated()
-        apart, obj = _judge(u, g, x, y, shortest, longest, None)  # the fading core is the first look's: no wide windows here
-        if apart.kind is Isolation.ISOLATED and u.open_water_around(obj, (longest / 2) ** 2):  # the sea: calm areas of a 200 m square or more
-            return apart
+        apart, alone = _judge(u, g, x, y, shortest, longest, None)  # the fading core is the first look's: no wide windows here
+        if apart.kind is Isolation.ISOLATED and u.open_water_around(alone, (longest / 2) ** 2):  # the sea: calm areas of a 200 m square or more
+            v, obj, w = apart, alone, u
+    if v.kind is Isolation.ISOLATED and streak_m is not None and w.runs_on(obj, streak_m / gsd / k):
+        return Verdict(Isolation.ATTACHED)
     return v
 
 
@@ -279,6 +298,46 @@ class _Window:
         areas = np.bincount(calm.ravel())
         sea = (areas >= sea_px)[calm] & (calm > 0)
         return int((ring & sea).sum()) >= share * int(ring.sum())
+
+    def runs_on(self, obj: np.ndarray, reach: float) -> bool:
+        """Does a faint line run on from both ends of ``obj``, along its long axis, for ``reach`` pixels?
+
+        A point on the axis beyond an end is on a line when the std there (the highest of the axis and
+        one pixel either side) stands out from the window's water while ``_STREAK_SIDE`` px to one side
+        it does not: a thin line, not the edge of a coast, a cloud or a quay, nor another hull. Half the
+        points of each end must be: a ship's wake trails from one end only, and a ship near a coast has
+        water on one side of its axis.
+        """
+        rows, cols = np.nonzero(obj)
+        water = self.std[self.std <= self.level]
+        if rows.size < 3 or water.size == 0:
+            return False
+        bright = _STREAK_RATIO * float(np.median(water))
+        pts = np.stack([cols, rows], axis=1).astype(np.float64)
+        centre = pts.mean(axis=0)
+        _, vecs = np.linalg.eigh(np.cov((pts - centre).T))
+        across, along = vecs[:, 0], vecs[:, 1]  # eigenvalues ascending: the long axis last
+        t = (pts - centre) @ along
+        steps = np.arange(1, int(reach) + 1)
+        for end, sign in ((t.max(), 1.0), (t.min(), -1.0)):
+            axis = centre + np.outer(end + sign * steps, along)  # points on the axis beyond this end
+            on = self._sample(axis, across, (-1.0, 0.0, 1.0))
+            beside = np.minimum(self._sample(axis, across, (-_STREAK_SIDE,)), self._sample(axis, across, (_STREAK_SIDE,)))  # the calmer side
+            seen = np.isfinite(on) & np.isfinite(beside)
+            if seen.sum() < steps.size / 2 or ((on > bright) & (beside <= bright))[seen].mean() < _STREAK_SHARE:
+                return False  # too little of the line inside the window counts as no evidence
+        return True
+
+    def _sample(self, points: np.ndarray, across: np.ndarray, offsets) -> np.ndarray:
+        """The highest std at each (x, y) point moved by each of ``offsets`` along ``across``; NaN where any falls outside."""
+        h, w = self.std.shape
+        out = np.full(len(points), -np.inf)
+        for o in offsets:
+            xy = np.rint(points + o * across).astype(int)
+            ok = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+            out[ok] = np.maximum(out[ok], self.std[xy[ok, 1], xy[ok, 0]])
+            out[~ok] = np.nan
+        return out
 
     def runs_out(self, obj: np.ndarray) -> bool:
         """Does ``obj`` touch a window side that is not the image's edge (it is longer than the window allows)?"""
@@ -362,7 +421,9 @@ def split_isolated(image: np.ndarray, detections: list[Detection], gsd: float, r
     floor = noise_floor(g, gsd)
     kept, rejected, taken = [], [], set()
     for d in detections:  # strongest first
-        v = isolation_at(g, d.x, d.y, gsd, floor, contrast=rule.contrast, snap_m=rule.snap_m, min_length_m=rule.min_length_m, max_length_m=rule.max_length_m, fade=rule.fade, gap_look=rule.gap_look)
+        v = isolation_at(
+            g, d.x, d.y, gsd, floor, contrast=rule.contrast, snap_m=rule.snap_m, min_length_m=rule.min_length_m, max_length_m=rule.max_length_m, fade=rule.fade, gap_look=rule.gap_look, streak_m=rule.streak_m
+        )
         if v.kind is not Isolation.ISOLATED or v.box in taken:
             rejected.append(d)
             continue

@@ -125,6 +125,44 @@ def test_a_block_of_a_city_stays_attached_on_the_gap_look(gap):
     assert isolation_at(g, x0 + 15, y0 + 5, GSD, noise_floor(g, GSD))[0] is Isolation.ATTACHED
 
 
+def _line(g, x0, y0, x1, y1, value, width=1):
+    """Add ``value`` along the segment (x0, y0)-(x1, y1), ``width`` px thick (a streak or a hull at any angle)."""
+    n = int(np.hypot(x1 - x0, y1 - y0)) * 2 + 1
+    xs, ys = np.linspace(x0, x1, n), np.linspace(y0, y1, n)
+    hit = np.zeros(g.shape, bool)
+    for o in range(width):
+        hit[np.rint(ys + o).astype(int).clip(0, g.shape[0] - 1), np.rint(xs).astype(int).clip(0, g.shape[1] - 1)] = True
+    g[hit] += value
+    return g
+
+
+@pytest.mark.parametrize("angle", [0.0, 30.0])
+@pytest.mark.parametrize("streak", ["both", "one side", "none", "wide texture"])
+def test_a_ship_sized_fragment_of_a_faint_streak_is_attached(angle, streak):
+    """A 180 m x 9 m bright segment on a faint 1 px line (+8 on water of noise 2: its 5x5 std about 1.9x
+    the water's, under the object level). Line beyond both ends: a fragment of a streak. Beyond one end
+    only: a ship and its wake. No line: a ship. Faint texture 60 px wide beyond both ends (a rough patch,
+    a haze edge, the shallows between two jetties) is no line: a ship."""
+    g = _water(500, 500, sigma=2.0)
+    c, s = np.cos(np.radians(angle)), np.sin(np.radians(angle))
+    half = 30  # px: 180 m at 3 m/px
+    if streak in ("both", "one side"):
+        far = 240 if streak == "both" else -half - 2  # the wake's far end: beyond the bow, or just at the stern
+        _line(g, 250 - 240 * c, 250 - 240 * s, 250 + far * c, 250 + far * s, 8.0)
+    if streak == "wide texture":
+        rough = _water(500, 500, seed=5, sigma=5.0) - 70.0  # noise 5 over the water's 2
+        for a, b in ((-200, -half - 12), (half + 12, 200)):  # two bands across the axis, 12 px of calm water off each end
+            band = np.zeros(g.shape, bool)
+            _line(band.view(np.uint8), 250 + a * c, 250 + a * s, 250 + b * c, 250 + b * s, 1)
+            band = np.array([np.roll(band, o, axis=(0 if angle == 0.0 else 1)) for o in range(-30, 31)]).any(axis=0)
+            g[band] += rough[band]
+    _line(g, 250 - half * c, 250 - half * s, 250 + half * c, 250 + half * s, 60.0, width=3)
+    floor = noise_floor(g, GSD)
+    v = isolation_at(g, 250, 251, GSD, floor)
+    assert v.kind is (Isolation.ATTACHED if streak == "both" else Isolation.ISOLATED)
+    assert isolation_at(g, 250, 251, GSD, floor, streak_m=None).kind is Isolation.ISOLATED  # without the check, always a ship
+
+
 def test_a_ship_under_way_is_found_through_its_fading_wake():
     """A 180 m hull trailing a 1.5 km wake that fades with distance: the object runs out of any window,
     its strong core is the hull (and the wake's brightest start), and the point stays on the hull."""
