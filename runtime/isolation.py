@@ -325,7 +325,7 @@ class _Window:
             beside = np.minimum(self._sample(axis, across, (-_STREAK_SIDE,)), self._sample(axis, across, (_STREAK_SIDE,)))  # the calmer side
             seen = np.isfinite(on) & np.isfinite(beside)
             if seen.sum() < steps.size / 2 or ((on > bright) & (beside <= bright))[seen].mean() < _STREAK_SHARE:
-                return False  # too little of the line inside the window counts as no evidence
+                return False  # no line here, or too little of the axis inside the window to tell
         return True
 
     def _sample(self, points: np.ndarray, across: np.ndarray, offsets) -> np.ndarray:
