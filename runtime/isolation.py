@@ -35,7 +35,9 @@ that runs on for far longer than any ship. So, around each peak:
    of them can be ship-sized. Beyond both ends of a ship, along its axis,
    lies water (a wake trails on one side only); beyond a fragment the line
    runs on. An object is ``ATTACHED`` when, for ``streak_m`` past each end,
-   at least half the points along its axis stand out from the water around.
+   at least half the points along its axis stand out from the water around
+   while the water 24 m to one side does not: a thin line, not the edge of
+   a coast, a cloud or another hull.
 
 The cost is one small window per detection, so it is independent of the
 scene's size. Pure numpy.
@@ -64,8 +66,8 @@ _PAD = _R + 1  # an edge lights up the r pixels beyond it, and the dilation one 
 _CALM = 0.6
 # Streaks (``_Window.runs_on``): a point on the axis beyond an object's end is on a line where the local
 # std, the highest of the axis and one pixel either side, is over this many times the window's median
-# water std, and _STREAK_SIDE px to one side it is not. On the real scans the ships found had at most 30%
-# of their axis points over it at one end or the other, the streak fragments 65-100% at both.
+# water std, and _STREAK_SIDE px to one side it is not. On the real scans (axis points alone, before the
+# side condition) the ships found had at most 30% over it at one end, the streak fragments 65-100% at both.
 _STREAK_RATIO = 1.5
 _STREAK_SHARE = 0.5  # of the points past each end
 _STREAK_SIDE = 8.0  # px (24 m at 3 m/px): clear of a thin line's 5x5 statistics
