@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", nargs="+", choices=list(PERTURBATIONS), help="these rows only (default: all)")
     p.add_argument("--views", choices=[v.value for v in Views], help="test-time views each tile's CAM is averaged over (as scan --views; default: the rule's)")
     p.add_argument("--confirm-views", choices=[v.value for v in Views], help="views that confirm each detection on a crop centred on it (as scan --confirm-views; default: the rule's)")
+    p.add_argument("--edge-m", type=float, help="reject objects this close to the scene's edge (as scan --edge-m; 0 turns it off; default: the rule's)")
     p.add_argument("--json", help="write the table here")
     a = p.parse_args(argv)
 
@@ -126,15 +127,17 @@ def main(argv: list[str] | None = None) -> int:
     scenes, failed = load_scenes(a.scenes, a.labels)
     det = open_detector(a.model, a.threads)
     det.rule = dataclasses.replace(det.rule, **{k: v for k, v in {"views": a.views, "confirm_views": a.confirm_views}.items() if v is not None})
+    if a.edge_m is not None:
+        det.rule = dataclasses.replace(det.rule, edge_m=a.edge_m or None)
     rows = []
-    print(f"{a.model}: threshold {det.threshold:.3f}, views {det.rule.views.value}, confirmed on {det.rule.confirm_views.value}, {det.engine.describe().get('engine')} {a.threads} threads, {len(scenes)} scenes")
+    print(f"{a.model}: threshold {det.threshold:.3f}, views {det.rule.views.value}, confirmed on {det.rule.confirm_views.value}, edge {det.rule.edge_m} m, {det.engine.describe().get('engine')} {a.threads} threads, {len(scenes)} scenes")
     print("| perturbation | found | false alarms | FA/Mpx | precision |\n|---|---:|---:|---:|---:|")
     for name in progress(a.only or list(PERTURBATIONS), desc="perturbations"):
         t = score_scenes(det, [perturb(s, name) for s in scenes])["total"]
         rows.append({"perturbation": name, **t})
         print(f"| {name} | {t['found']}/{t['ships']} ({t['recall']:.0%}) | {t['false_alarms']} | {t['fa_per_mpx']:.2f} | {t['precision']:.2f} |", flush=True)
     if a.json:
-        write_json(a.json, {"model": str(a.model), "threshold": det.threshold, "views": det.rule.views.value, "confirm_views": det.rule.confirm_views.value, "engine": det.engine.describe(), "threads": a.threads, "rows": rows})
+        write_json(a.json, {"model": str(a.model), "threshold": det.threshold, "views": det.rule.views.value, "confirm_views": det.rule.confirm_views.value, "edge_m": det.rule.edge_m, "engine": det.engine.describe(), "threads": a.threads, "rows": rows})
     if failed:
         print(f"not scored: {', '.join(f['scene'] for f in failed)}", file=sys.stderr)
     return 1 if failed else 0

@@ -69,6 +69,12 @@ class DetectionRule:
     # On five models' real scans it rejected 4 false alarms on such lines and no ship (BENCHMARKS
     # "Session 11"). None: off.
     streak_m: float | None = 120.0
+    # A detection whose object (the isolation check's) comes this close to the scene's edge is dropped:
+    # part of it may lie beyond, and the CAM there comes from zero-padded features. On the session-12
+    # demo's real scans four of its eight false alarms had their objects within 15 px (45 m) of an
+    # edge, and the nearest ship's lay 58 px off (BENCHMARKS "Session 12"). As far as the check looks
+    # for an object from its peak (snap_m). None: off.
+    edge_m: float | None = 60.0
     # Average each image's (each scan tile's) logit and CAM over these views (runtime.views); each view
     # is one more forward pass, so off by default: predict's CAM costs one forward pass.
     views: Views = Views.NONE
@@ -90,8 +96,9 @@ class DetectionRule:
             raise ValueError(f"fraction must be in [0, 1), received {self.fraction}")
         if self.contrast <= 0 or self.snap_m <= 0 or not 0 <= self.min_length_m < self.max_length_m:
             raise ValueError(f"need contrast > 0, snap_m > 0 and 0 <= min_length_m < max_length_m, received {self.contrast}, {self.snap_m}, {self.min_length_m}, {self.max_length_m}")
-        if self.streak_m is not None and not self.streak_m > 0:
-            raise ValueError(f"streak_m must be positive metres or None, received {self.streak_m}")
+        for name in ("streak_m", "edge_m"):
+            if getattr(self, name) is not None and not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive metres or None, received {getattr(self, name)}")
         if self.fade is not None and not 0.0 < self.fade < 1.0:
             raise ValueError(f"fade must be in (0, 1) or None, received {self.fade}")
         for name in ("views", "confirm_views"):

@@ -38,6 +38,8 @@ that runs on for far longer than any ship. So, around each peak:
    at least half the points along its axis stand out from the water around
    while the water 24 m to one side does not: a thin line, not the edge of
    a coast, a cloud or another hull.
+7. **Edges** (``edge_m``, in ``split_isolated``): an object near the scene's
+   edge may run on beyond it, and the CNN saw zero padding there.
 
 The cost is one small window per detection, so it is independent of the
 scene's size. Pure numpy.
@@ -415,12 +417,16 @@ def split_isolated(image: np.ndarray, detections: list[Detection], gsd: float, r
 
     A kept detection's point moves to its object's centre (a CAM peak is only
     as sharp as the feature stride) and its box grows to hold the object.
-    Two peaks on one object keep the stronger.
+    Two peaks on one object keep the stronger. With ``rule.edge_m``, one whose
+    object comes that close to the image's edge is rejected: what lies beyond
+    is unseen.
     """
     if not detections:
         return [], []
     g = image if hasattr(image, "shape") else np.asarray(image)  # arrays or windowed scenes: windows are read one at a time
     floor = noise_floor(g, gsd)
+    H, W = g.shape[:2]
+    margin = -math.inf if rule.edge_m is None else rule.edge_m / gsd
     kept, rejected, taken = [], [], set()
     for d in detections:  # strongest first
         v = isolation_at(
@@ -433,5 +439,8 @@ def split_isolated(image: np.ndarray, detections: list[Detection], gsd: float, r
         x0, y0, x1, y1 = v.box
         b = d.box
         box = Box(min(b.x0, x0), min(b.y0, y0), max(b.x1, x1), max(b.y1, y1), b.score)
+        if min(x0, y0, W - x1, H - y1) < margin:  # the object's box: the CAM's grows as the threshold falls; a weaker peak on it goes too
+            rejected.append(d)
+            continue
         kept.append(Detection(*v.centre, box, d.score))
     return kept, rejected

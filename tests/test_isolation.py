@@ -212,6 +212,24 @@ def test_split_isolated_moves_points_to_objects_and_keeps_one_per_object():
     assert (k.box.x0, k.box.y0, k.box.x1, k.box.y1) == (100, 90, 170, 125)  # grown to hold the hull
 
 
+@pytest.mark.parametrize("side", ["right", "top"])
+@pytest.mark.parametrize("gap, kept", [(5, False), (12, False), (30, True)])
+def test_a_hull_near_the_scene_edge_is_rejected_as_possibly_cut(side, gap, kept):
+    """edge_m = 60 m is 20 px at 3 m/px: a hull whose end lies 5 or 12 px from the edge may run beyond it; 30 px off it is whole."""
+    g = _water(300, 300)
+    _rect(g, 300 - gap - 60, 144, 300 - gap, 156)  # 180 m x 36 m, its right end ``gap`` px from the edge
+    if side == "top":
+        g = np.rot90(g).copy()  # the same hull standing up, its end ``gap`` px under the top edge
+    image = np.repeat(g[..., None], 3, axis=-1).clip(0, 255).astype(np.uint8)
+    ys, xs = np.nonzero(g > 150)
+    x, y = float(xs.mean()), float(ys.mean())
+    det = Detection(x, y, Box(x - 10, y - 10, x + 10, y + 10, 3.0), 3.0)  # a CAM box well inside the scene
+    got, _ = split_isolated(image, [det], GSD, DetectionRule())
+    assert len(got) == int(kept)
+    anywhere, _ = split_isolated(image, [det], GSD, DetectionRule(edge_m=None))
+    assert len(anywhere) == 1
+
+
 class PositiveEverywhere(Engine):
     """An analytic network: features = mean brightness of each 16 px block / 255, CAM = features + 2 > 0 everywhere."""
 

@@ -238,4 +238,15 @@ def test_synthetic_calibration_scenes_call_ships_by_metres_not_pixels():
     labels = [lab for scene in synthetic_labelled_scenes(6, 768, 1.5) for lab in scene.labels]
     boats = [lab for lab in labels if 22.5 <= lab.length_m < 45.0]
     assert boats and all(lab.label == "ignore" for lab in boats)
-    assert all(lab.label == "ship" for lab in labels if lab.length_m >= 45.0)
+    # A hull reaches at most half its length (the mask's diagonal) from its centre: these lie whole inside.
+    inside = [lab for lab in labels if lab.length_m >= 45.0 and min(lab.x, lab.y, 768 - lab.x, 768 - lab.y) > lab.length_m / 1.5 / 2 + 1]
+    assert inside and all(lab.label == "ship" for lab in inside)
+
+
+def test_synthetic_calibration_scenes_call_a_hull_cut_by_the_edge_ignore():
+    """As the hand labels do ('boat cut by the top edge'): the scan's edge rule never reports it, nor should it."""
+    from shipcam.train.threshold import synthetic_labelled_scenes
+
+    labels = [lab for scene in synthetic_labelled_scenes(16, 768, 3.0) for lab in scene.labels]
+    cut = [lab for lab in labels if lab.length_m >= 90.0 and min(lab.x, lab.y, 768 - lab.x, 768 - lab.y) < 8]  # a 90 m hull 24 m from the edge crosses it unless it lies along it
+    assert cut and all(lab.label == "ignore" for lab in cut)

@@ -71,8 +71,10 @@ def synthetic_labelled_scenes(n: int = 16, size: int = 768, gsd: float = 3.0, se
         for m in scene.masks:
             yy, xx = np.nonzero(m)
             length_m = math.hypot(np.ptp(xx) + 1, np.ptp(yy) + 1) * gsd
-            # As in labels/README.md: boats under ~45 m are too small to call either way.
-            kind = "ship" if is_labelled_ship(m, gsd) else "ignore"
+            # As in labels/README.md: boats under ~45 m are too small to call either way, and a hull
+            # cut by the scene's edge cannot be seen whole.
+            cut = m[0].any() or m[-1].any() or m[:, 0].any() or m[:, -1].any()
+            kind = "ship" if is_labelled_ship(m, gsd) and not cut else "ignore"
             labels.append(SceneLabel(float(xx.mean() + 0.5), float(yy.mean() + 0.5), length_m, kind))
         out.append(LabelledScene(Path(f"synthetic_{seed}_{i}.png"), scene.image, labels, gsd))
     return out
