@@ -167,7 +167,7 @@ def test_scan_time_scaling_gives_every_process_count_the_same_detections(tmp_pat
     paths = []
     for i in range(2):
         paths.append(str(tmp_path / f"s{i}.png"))
-        Image.fromarray(generate_scene(SceneConfig(size=192, ship_fraction=1.0), seed=3, index=i).image).save(paths[-1])
+        Image.fromarray(generate_scene(SceneConfig(size=192, ship_fraction=1.0), seed=4, index=i).image).save(paths[-1])  # ships 60 m inside the edges
     assert main([model, *paths, "--processes", "1,2", "--jobs", "4", "--threshold", "0.3"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     rows = report["scaling"]
