@@ -7,6 +7,7 @@ matrix-vector product, not a backward pass.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass, field, replace
@@ -376,10 +377,17 @@ class Detector:
         middle, with context around it, for 0.6 of a default tile's pixels.
         Around the peak its map, averaged with the first pass in logit units,
         replaces ``heat``; the detection stays when that clears the threshold
-        within 2 cells (half the CAM's stride) of its peak.
+        within 2 cells (half the CAM's stride) of its peak. Detections more
+        than ``rule.confirm_margin`` logits over the threshold skip it.
         """
         dropped = {id(d) for d in rejected}  # split_isolated keeps its input's order and rejects the input objects
         own = [p for p in peaks if id(p) not in dropped]
+        # Sure enough: kept as the first pass scored them. The margin is over the file's threshold,
+        # also in a sweep from a lower min_score, so a sweep and a scan keep the same detections.
+        sure = math.inf if self.rule.confirm_margin is None else logit(self.threshold) + self.rule.confirm_margin
+        verified = [d for d in found if d.score > sure]
+        pairs = [(d, p) for d, p in zip(found, own) if d.score <= sure]
+        found, own = [d for d, _ in pairs], [p for _, p in pairs]
         H, W = scene.shape[:2]
         m = self.metadata
         context = _CONFIRM_CROP * (m.train_size or tile / 2)
@@ -391,7 +399,6 @@ class Detector:
         t = logit(self.threshold) if min_score is None else float(min_score)
         r, inner = 2, n // 4  # cells: around the peak; the crop's border left to the first pass (zero-padded features)
         per_call = max(1, batch // len(confirm))
-        verified = []
         for i in range(0, len(own), per_call):
             chunk = list(zip(found[i : i + per_call], own[i : i + per_call], origins[i : i + per_call]))
             _, sums, _ = self._view_sums(np.stack([_crop(scene, x, y, side) for _, _, (x, y) in chunk]), confirm)

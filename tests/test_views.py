@@ -154,7 +154,7 @@ def test_the_confirmation_averages_the_first_pass_with_the_other_views_of_a_crop
     scene = generate_scene(SceneConfig(size=256, ship_fraction=1.0), seed=1, index=0).image
     runs = {}
     for then in ("none", confirm):
-        det.rule = dataclasses.replace(det.rule, threshold=threshold, isolation=False, views=views, confirm_views=then)
+        det.rule = dataclasses.replace(det.rule, threshold=threshold, isolation=False, views=views, confirm_views=then, confirm_margin=None)
         runs[then] = det.scan(scene, tile=128, overlap=0.0)
     plain, checked = runs["none"], runs[confirm]
     det.rule = dataclasses.replace(det.rule, views="none", confirm_views="none")  # each view of a crop predicted alone
@@ -175,3 +175,25 @@ def test_the_confirmation_averages_the_first_pass_with_the_other_views_of_a_crop
             assert kept[d.x, d.y] == pytest.approx(s, abs=1e-5)
     changed = ~np.isclose(checked.heatmap, plain.heatmap, atol=1e-6)
     assert 0 < changed.mean() < 0.5  # the middles of the crops, not the scene
+
+
+def test_detections_well_over_the_threshold_skip_the_confirmation_and_keep_their_first_pass_score():
+    """confirm_margin splits the first pass's detections: those more than the margin over the threshold are
+    kept as scored; the others get what the full confirmation (checked above against each view) gives them."""
+    det = Detector.load(FIXTURE)
+    scene = generate_scene(SceneConfig(size=256, ship_fraction=1.0), seed=1, index=0).image
+    t = np.log(0.4 / 0.6)
+
+    def scan(confirm, margin):
+        det.rule = dataclasses.replace(det.rule, threshold=0.4, isolation=False, confirm_views=confirm, confirm_margin=margin)
+        return {(d.x, d.y): d.score for d in det.scan(scene, tile=128, overlap=0.0).detections}
+
+    plain, full = scan("none", None), scan("rot4", None)
+    margin = float(np.median([s - t for s in plain.values()]))  # half the detections on each side
+    part = scan("rot4", margin)
+    sure = {xy for xy, s in plain.items() if s - t > margin}
+    assert sure and len(sure) < len(plain)
+    assert {xy: part[xy] for xy in sure} == {xy: plain[xy] for xy in sure}  # kept, with the first pass's score
+    assert {xy: s for xy, s in part.items() if xy not in sure} == pytest.approx({xy: s for xy, s in full.items() if xy not in sure}, abs=1e-5)
+    with pytest.raises(ValueError, match="received -1"):
+        DetectionRule(confirm_margin=-1.0)

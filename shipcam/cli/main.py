@@ -195,7 +195,7 @@ def cmd_predict(args) -> int:
 
 def _rule(args) -> dict:
     """Detection-rule options the user set (the rest stay the file's defaults)."""
-    given = {"threshold": args.threshold, "nms_radius_m": args.nms_radius_m, "max_length_m": args.max_length_m, "isolation": args.isolation, "min_length_m": args.min_length_m, "views": args.views, "confirm_views": args.confirm_views, "gap_look": args.gap_look}
+    given = {"threshold": args.threshold, "nms_radius_m": args.nms_radius_m, "max_length_m": args.max_length_m, "isolation": args.isolation, "min_length_m": args.min_length_m, "views": args.views, "confirm_views": args.confirm_views, "confirm_margin": args.confirm_margin, "gap_look": args.gap_look}
     rule = {k: v for k, v in given.items() if v is not None}
     for name in ("fade", "streak_m", "edge_m"):
         if getattr(args, name) is not None:
@@ -220,6 +220,7 @@ def _add_rule_args(p) -> None:
     g.add_argument("--gap-look", action=argparse.BooleanOptionalAction, default=None, help="look again at an object too long for a ship without the one-pixel dilation: a hull moored a few metres off a breakwater or quay is its own object (default: on)")
     _add_views_arg(g)
     g.add_argument("--confirm-views", choices=_VIEWS, help="confirm each detection on these views of a crop of 1.5 training sizes centred on it, averaged with the scan's map there, and keep it if it still clears the threshold: fewer false alarms for 0.6 of a tile each (default: flip; none turns it off)")
+    g.add_argument("--confirm-margin", type=float, help="detections more than this many logits over the threshold are kept without the confirmation (default: 2; a large value confirms every one)")
     g.add_argument("--fade", type=float, help="an object too long for a ship is judged by its core of at least this share of its strongest contrast, when little else is that strong: a hull trailing a fading wake (default: 0.5; 0 turns it off)")
     g.add_argument("--streak-m", type=float, help="a ship-sized object on a faint line that runs on this far beyond both its ends is a fragment of a streak or of a wake without its ship, not a ship (default: 120 m; 0 turns it off)")
     g.add_argument("--edge-m", type=float, help="drop a detection whose object comes this close to the scene's edge: it may run beyond it, and the CAM there comes from zero-padded features (default: 60 m; 0 turns it off)")
