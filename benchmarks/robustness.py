@@ -126,9 +126,8 @@ def main(argv: list[str] | None = None) -> int:
 
     scenes, failed = load_scenes(a.scenes, a.labels)
     det = open_detector(a.model, a.threads)
-    det.rule = dataclasses.replace(det.rule, **{k: v for k, v in {"views": a.views, "confirm_views": a.confirm_views}.items() if v is not None})
-    if a.edge_m is not None:
-        det.rule = dataclasses.replace(det.rule, edge_m=a.edge_m or None)
+    given = {"views": a.views, "confirm_views": a.confirm_views, "edge_m": a.edge_m}
+    det.rule = dataclasses.replace(det.rule, **{k: (v or None) if k == "edge_m" else v for k, v in given.items() if v is not None})  # edge 0: off
     rows = []
     print(f"{a.model}: threshold {det.threshold:.3f}, views {det.rule.views.value}, confirmed on {det.rule.confirm_views.value}, edge {det.rule.edge_m} m, {det.engine.describe().get('engine')} {a.threads} threads, {len(scenes)} scenes")
     print("| perturbation | found | false alarms | FA/Mpx | precision |\n|---|---:|---:|---:|---:|")

@@ -82,8 +82,9 @@ class DetectionRule:
     # already in ``views``) of a crop centred on its peak, averaged with what the scan saw
     # there; it stays if that map still clears the threshold near its peak. It can only remove
     # detections. Mirroring kept every ship of four models' real scans and cut their false alarms by a
-    # fifth; a crop of 1.5 training sizes costs 0.6 of a tile: the defaults cost 1.06-1.07x the scan
-    # without the confirmation, gap look and streak check (BENCHMARKS "Session 11").
+    # fifth; a crop of 1.5 training sizes costs 0.6 of a tile (BENCHMARKS "Session 11"). With
+    # confirm_margin the defaults cost 1.02-1.04x the scan without the confirmation and the
+    # isolation check's later looks (BENCHMARKS "Session 12").
     # Views.NONE turns it off.
     confirm_views: Views = Views.FLIP
     # Only detections whose first-pass score is within this many logits of the threshold are confirmed;

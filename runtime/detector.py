@@ -274,7 +274,8 @@ class Detector:
         sweep a precision-recall curve from one scan. ``rule.views`` averages
         each tile's CAM over its turned and mirrored views (``runtime.views``).
         ``rule.confirm_views`` then runs its other views on a crop centred on
-        each detection that passed the isolation check, averaged with the
+        each detection that passed the isolation check and lies within
+        ``rule.confirm_margin`` logits of the threshold, averaged with the
         first pass there (``heatmap`` holds that map in the middle of each
         crop), and a detection stays if it still clears the threshold near
         its peak.
@@ -387,6 +388,8 @@ class Detector:
         sure = math.inf if self.rule.confirm_margin is None else logit(self.threshold) + self.rule.confirm_margin
         verified = [d for d in found if d.score > sure]
         pairs = [(d, p) for d, p in zip(found, own) if d.score <= sure]
+        if not pairs:
+            return verified, rejected  # already strongest first, as split_isolated kept them
         found, own = [d for d, _ in pairs], [p for _, p in pairs]
         H, W = scene.shape[:2]
         m = self.metadata

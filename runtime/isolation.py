@@ -437,10 +437,9 @@ def split_isolated(image: np.ndarray, detections: list[Detection], gsd: float, r
             continue
         taken.add(v.box)
         x0, y0, x1, y1 = v.box
-        b = d.box
-        box = Box(min(b.x0, x0), min(b.y0, y0), max(b.x1, x1), max(b.y1, y1), b.score)
         if min(x0, y0, W - x1, H - y1) < margin:  # the object's box: the CAM's grows as the threshold falls; a weaker peak on it goes too
             rejected.append(d)
             continue
-        kept.append(Detection(*v.centre, box, d.score))
+        b = d.box
+        kept.append(Detection(*v.centre, Box(min(b.x0, x0), min(b.y0, y0), max(b.x1, x1), max(b.y1, y1), b.score), d.score))
     return kept, rejected

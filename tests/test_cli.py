@@ -1,8 +1,11 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from shipcam.cli import build_parser, main
 
@@ -43,6 +46,17 @@ def test_user_errors_are_one_line_not_a_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "error:" in proc.stderr and "nowhere" in proc.stderr and "not a folder" in proc.stderr
+
+
+@pytest.mark.parametrize("option, value, name", [("--confirm-margin", "-1", "confirm_margin"), ("--streak-m", "-5", "streak_m"), ("--fade", "3", "fade")])
+def test_a_bad_detection_option_is_one_line_naming_the_value(tmp_path, capsys, option, value, name):
+    scene = tmp_path / "scene.png"
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(scene)
+    model = str(Path(__file__).parent / "fixtures" / "tiny_fp32.onnx")
+    assert main(["scan", model, str(scene), "--out", str(tmp_path / "o"), option, value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and name in err and f"received {float(value)}" in err
+    assert not (tmp_path / "o").exists()
 
 
 def test_weights_none_parses_to_none():

@@ -200,6 +200,12 @@ def _rule(args) -> dict:
     for name in ("fade", "streak_m", "edge_m"):
         if getattr(args, name) is not None:
             rule[name] = getattr(args, name) or None  # 0: off
+    from shipcam.runtime.detections import DetectionRule
+
+    try:
+        DetectionRule(**rule)  # checked here, so a bad value is one line before any work, not a traceback mid-scan
+    except ValueError as e:
+        raise ShipcamError(str(e)) from None
     return rule
 
 
