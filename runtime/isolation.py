@@ -417,9 +417,9 @@ def split_isolated(image: np.ndarray, detections: list[Detection], gsd: float, r
 
     A kept detection's point moves to its object's centre (a CAM peak is only
     as sharp as the feature stride) and its box grows to hold the object.
-    Two peaks on one object keep the stronger. With ``rule.edge_m``, one whose
-    object comes that close to the image's edge is rejected: what lies beyond
-    is unseen.
+    Two peaks on one object (centres within half the shortest ship) keep the
+    stronger. With ``rule.edge_m``, one whose object comes that close to the
+    image's edge is rejected: what lies beyond is unseen.
     """
     if not detections:
         return [], []
@@ -427,15 +427,19 @@ def split_isolated(image: np.ndarray, detections: list[Detection], gsd: float, r
     floor = noise_floor(g, gsd)
     H, W = g.shape[:2]
     margin = -math.inf if rule.edge_m is None else rule.edge_m / gsd
-    kept, rejected, taken = [], [], set()
+    # One object, seen from two peaks, can come back with boxes a pixel apart (the fading core is taken
+    # from the strongest contrast near each peak), but its centre, the mean of its strongest pixels, stays
+    # put. Two hulls' centres lie a beam apart or more; boats under min_length_m are not detections.
+    apart = rule.min_length_m / 2 / gsd
+    kept, rejected, taken = [], [], []
     for d in detections:  # strongest first
         v = isolation_at(
             g, d.x, d.y, gsd, floor, contrast=rule.contrast, snap_m=rule.snap_m, min_length_m=rule.min_length_m, max_length_m=rule.max_length_m, fade=rule.fade, gap_look=rule.gap_look, streak_m=rule.streak_m
         )
-        if v.kind is not Isolation.ISOLATED or v.box in taken:
+        if v.kind is not Isolation.ISOLATED or any(math.dist(v.centre, c) <= apart for c in taken):
             rejected.append(d)
             continue
-        taken.add(v.box)
+        taken.append(v.centre)
         x0, y0, x1, y1 = v.box
         if min(x0, y0, W - x1, H - y1) < margin:  # the object's box: the CAM's grows as the threshold falls; a weaker peak on it goes too
             rejected.append(d)

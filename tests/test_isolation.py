@@ -212,6 +212,24 @@ def test_split_isolated_moves_points_to_objects_and_keeps_one_per_object():
     assert (k.box.x0, k.box.y0, k.box.x1, k.box.y1) == (100, 90, 170, 125)  # grown to hold the hull
 
 
+def test_two_peaks_on_a_ship_under_way_keep_one_detection_though_their_boxes_differ():
+    """The fading core is taken from the strongest contrast near each peak: from the hull's middle and from
+    its stern, one hull with its wake comes back with boxes a pixel apart and one centre (seen on a blurred
+    real scene, where it made a ship's second peak a false alarm)."""
+    g = _water(400, 900)
+    _rect(g, 100, 195, 160, 207)
+    x = np.arange(160, 900)
+    g[197:205, 160:] += (90 * np.exp(-(x - 160) / 150.0))[None, :].astype(np.float32)
+    image = np.repeat(g[..., None], 3, axis=-1).clip(0, 255).astype(np.uint8)
+    floor = noise_floor(image, GSD)
+    middle, stern = isolation_at(image, 130, 201, GSD, floor), isolation_at(image, 170, 201, GSD, floor)
+    assert middle.kind is stern.kind is Isolation.ISOLATED and middle.box != stern.box  # the case this test is about
+    dets = [Detection(130.0, 201.0, Box(120, 190, 140, 210, 3.0), 3.0), Detection(170.0, 201.0, Box(160, 190, 180, 210, 2.0), 2.0)]
+    kept, rejected = split_isolated(image, dets, GSD, DetectionRule())
+    assert [d.score for d in kept] == [3.0] and [d.score for d in rejected] == [2.0]
+    assert 100 <= kept[0].x <= 160  # on the hull
+
+
 @pytest.mark.parametrize("side", ["right", "top"])
 @pytest.mark.parametrize("gap, kept", [(5, False), (12, False), (30, True)])
 def test_a_hull_near_the_scene_edge_is_rejected_as_possibly_cut(side, gap, kept):
