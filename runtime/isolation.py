@@ -12,7 +12,9 @@ that runs on for far longer than any ship. So, around each peak:
    low percentile of the same statistic over the scene: calm water). Images
    finer than 3 m/px are binned towards it first, so 5 px is ~15 m at any GSD.
 2. **The object**: the connected group of object pixels (dilated one pixel,
-   so a hull's two edges join) nearest the peak, within ``snap_m``.
+   so a hull's two edges join) nearest the peak, within ``snap_m``, whose
+   strongest pixel stands ``peak_contrast`` times the floor out. Fainter
+   groups are the water's own texture: slicks, swell, a blurred speck.
 3. **Verdict**: ``ISOLATED`` when that object is between ``min_length_m``
    and ``max_length_m`` long and does not run out of the window around the
    peak; ``ATTACHED`` when it is longer (land, a quay, a breakwater);
@@ -189,6 +191,7 @@ def isolation_at(
     floor: float,
     *,
     contrast: float = _RULE.contrast,
+    peak_contrast: float = _RULE.peak_contrast,
     snap_m: float = _RULE.snap_m,
     min_length_m: float = _RULE.min_length_m,
     max_length_m: float = _RULE.max_length_m,
@@ -222,11 +225,12 @@ def isolation_at(
     snap, longest, shortest = snap_m / gsd / k, max_length_m / gsd / k, min_length_m / gsd / k  # in binned pixels
     half = int(math.ceil(snap + longest / 2)) + 2  # any object within snap of the peak and <= max length fits
     level = contrast * max(floor, 0.5 / k)  # object pixels stand this far above calm water's noise
+    faint = peak_contrast * max(floor, 0.5 / k)  # an object that peaks under this is texture of the water
     w = _Window(g, x, y, k, half, level, snap)
-    v, obj = _judge(w, g, x, y, shortest, longest, fade)
+    v, obj = _judge(w, g, x, y, shortest, longest, fade, faint)
     if v.kind is Isolation.ATTACHED and gap_look:
         u = w.undilated()
-        apart, alone = _judge(u, g, x, y, shortest, longest, None)  # the fading core is the first look's: no wide windows here
+        apart, alone = _judge(u, g, x, y, shortest, longest, None, faint)  # the fading core is the first look's: no wide windows here
         if apart.kind is Isolation.ISOLATED and u.open_water_around(alone, (longest / 2) ** 2):  # the sea: calm areas of a 200 m square or more
             v, obj, w = apart, alone, u
     if v.kind is Isolation.ISOLATED and streak_m is not None and w.runs_on(obj, streak_m / gsd / k):
@@ -234,8 +238,11 @@ def isolation_at(
     return v
 
 
-def _judge(w: "_Window", g, x: float, y: float, shortest: float, longest: float, fade: float | None) -> tuple[Verdict, np.ndarray | None]:
-    """The verdict on the objects of window ``w``, nearest the peak first (lengths in binned pixels), and the object judged ISOLATED."""
+def _judge(w: "_Window", g, x: float, y: float, shortest: float, longest: float, fade: float | None, faint: float) -> tuple[Verdict, np.ndarray | None]:
+    """The verdict on the objects of window ``w``, nearest the peak first (lengths in binned pixels), and the object judged ISOLATED.
+
+    Objects whose strongest pixel is under ``faint`` are passed over, as specks are: they are water.
+    """
     if not w.near.any():
         return Verdict(Isolation.EMPTY), None
     labels, _ = label_components(w.objects)
@@ -244,6 +251,8 @@ def _judge(w: "_Window", g, x: float, y: float, shortest: float, longest: float,
     _, first = np.unique(ordered, return_index=True)
     for i in ordered[np.sort(first)]:  # objects nearest first; specks below min length are skipped
         whole = obj = labels == i
+        if w.std[whole].max() < faint:
+            continue
         kind = w.extent(obj, shortest, longest)
         if kind is Isolation.ATTACHED and fade is not None:
             obj, kind, strongest = w.faded_core(whole, fade, shortest, longest)
@@ -434,7 +443,7 @@ def split_isolated(image: np.ndarray, detections: list[Detection], gsd: float, r
     kept, rejected, taken = [], [], []
     for d in detections:  # strongest first
         v = isolation_at(
-            g, d.x, d.y, gsd, floor, contrast=rule.contrast, snap_m=rule.snap_m, min_length_m=rule.min_length_m, max_length_m=rule.max_length_m, fade=rule.fade, gap_look=rule.gap_look, streak_m=rule.streak_m
+            g, d.x, d.y, gsd, floor, contrast=rule.contrast, peak_contrast=rule.peak_contrast, snap_m=rule.snap_m, min_length_m=rule.min_length_m, max_length_m=rule.max_length_m, fade=rule.fade, gap_look=rule.gap_look, streak_m=rule.streak_m
         )
         if v.kind is not Isolation.ISOLATED or any(math.dist(v.centre, c) <= apart for c in taken):
             rejected.append(d)

@@ -212,6 +212,19 @@ def test_split_isolated_moves_points_to_objects_and_keeps_one_per_object():
     assert (k.box.x0, k.box.y0, k.box.x1, k.box.y1) == (100, 90, 170, 125)  # grown to hold the hull
 
 
+@pytest.mark.parametrize("peak, isolated", [(6.0, False), (16.0, True)])
+def test_an_object_fainter_than_peak_contrast_is_water(peak, isolated):
+    """A 180 m x 36 m patch, a step of height h: a 5 x 5 window holding 2 of its columns has std sqrt(0.4 * 0.6) h
+    (the strongest a straight edge gives). Whether the patch is a ship is decided by that peak against the
+    calm water's floor: at 6x the floor it is texture (a slick, swell), at 16x a hull."""
+    g = _water()
+    floor = noise_floor(g, GSD)
+    _rect(g, 170, 194, 230, 206, 70 + peak * floor / np.sqrt(0.24))
+    v = isolation_at(g, 200, 200, GSD, floor)
+    assert (v.kind is Isolation.ISOLATED) is isolated and (isolated or v.kind is Isolation.EMPTY)
+    assert isolation_at(g, 200, 200, GSD, floor, peak_contrast=4.0).kind is Isolation.ISOLATED  # every object at the object level
+
+
 def test_two_peaks_on_a_ship_under_way_keep_one_detection_though_their_boxes_differ():
     """The fading core is taken from the strongest contrast near each peak: from the hull's middle and from
     its stern, one hull with its wake comes back with boxes a pixel apart and one centre (seen on a blurred
