@@ -224,8 +224,8 @@ def isolation_at(
     k = working_bin(gsd)
     snap, longest, shortest = snap_m / gsd / k, max_length_m / gsd / k, min_length_m / gsd / k  # in binned pixels
     half = int(math.ceil(snap + longest / 2)) + 2  # any object within snap of the peak and <= max length fits
-    level = contrast * max(floor, 0.5 / k)  # object pixels stand this far above calm water's noise
-    faint = peak_contrast * max(floor, 0.5 / k)  # an object that peaks under this is texture of the water
+    noise = max(floor, 0.5 / k)  # calm water's noise, binned, never under half a grey level
+    level, faint = contrast * noise, peak_contrast * noise  # object pixels stand level above it; an object peaking under faint is water
     w = _Window(g, x, y, k, half, level, snap)
     v, obj = _judge(w, g, x, y, shortest, longest, fade, faint)
     if v.kind is Isolation.ATTACHED and gap_look:
