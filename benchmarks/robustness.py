@@ -5,9 +5,10 @@
 Two labelled scenes are a small sample of what a detector will meet. Other
 scenes differ in ways that can be simulated on these two: sun and exposure
 (brightness, gamma), haze, a softer or noisier sensor, JPEG compression on
-the downlink, another GSD, and north not up. Each perturbation is applied to
-the whole scene (labels moved with it where the geometry changes) and the
-scene is scored as ``eval-scenes`` scores it, at the file's threshold. A
+the downlink, another GSD, north not up, and the black no-data margin a
+scene's footprint leaves in its raster. Each perturbation is applied to the
+whole scene (labels moved with it where the geometry changes) and the scene
+is scored as ``eval-scenes`` scores it, at the file's threshold. A
 detector that generalises keeps its numbers on every row; a row that
 collapses names a weakness the hidden scenes may share.
 """
@@ -77,6 +78,15 @@ def _rot90(s: LabelledScene) -> Perturbed:
     return Perturbed(np.ascontiguousarray(np.rot90(s.image)), [dataclasses.replace(lab, x=lab.y, y=w - 1 - lab.x) for lab in s.labels], s.gsd)
 
 
+def _no_data(s: LabelledScene, share: float) -> Perturbed:
+    """Black fill added above and left (labels moved): a scene's footprint inside its north-up raster leaves such margins."""
+    h, w = s.image.shape[:2]
+    dy, dx = round(share * h), round(share * w)
+    img = np.zeros((h + dy, w + dx) + s.image.shape[2:], np.uint8)
+    img[dy:, dx:] = s.image
+    return Perturbed(img, [dataclasses.replace(lab, x=lab.x + dx, y=lab.y + dy) for lab in s.labels], s.gsd)
+
+
 def _pixels(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[LabelledScene], Perturbed]:
     return lambda s: Perturbed(_u8(fn(s.image.astype(np.float32))), s.labels, s.gsd)
 
@@ -95,6 +105,7 @@ PERTURBATIONS: dict[str, Callable[[LabelledScene], Perturbed]] = {
     "GSD 2.5 m": lambda s: _rescale(s, 2.5),
     "GSD 3.7 m": lambda s: _rescale(s, 3.7),
     "rot90": _rot90,
+    "no-data margin": lambda s: _no_data(s, 0.25),  # a third of the raster black
 }
 
 

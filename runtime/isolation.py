@@ -68,6 +68,10 @@ _PAD = _R + 1  # an edge lights up the r pixels beyond it, and the dilation one 
 # hull reaches 0.5-0.6 of it; the generator's low-contrast cities sit just under the level, and at
 # 0.5 / 0.6 / 0.75 the look lets 1% / 1.3% / 2.6% more of their pixels through (BENCHMARKS, session 10).
 _CALM = 0.6
+# A window calmer than this (variance, grey levels^2) carries no sensor noise: no-data fill, a clipped
+# cloud or glint. One 8-bit pixel one level off in a flat 5 x 5 window gives 0.038 in its channel, 0.013
+# over three; float32 rounding on flat float images stays under 0.003.
+_FLAT_VAR = 0.01
 # Streaks (``_Window.runs_on``): a point on the axis beyond an object's end is on a line where the local
 # std, the highest of the axis and one pixel either side, is over this many times the window's median
 # water std, and _STREAK_SIDE px to one side it is not. On the real scans (axis points alone, before the
@@ -168,6 +172,9 @@ def noise_floor(g: np.ndarray, gsd: float, blocks: int = 8, size: int = 128, per
     Sampled on a ``blocks x blocks`` grid of ``size`` px windows, so it costs
     the same on a 20,000 px scene as on a small one; measured on pixels binned
     as ``isolation_at`` bins them at ``gsd`` (binning averages the noise down).
+    Flat windows are left out: a scene's no-data margin or a clipped cloud is
+    exactly flat, and a tenth of it would put the floor at zero, turning the
+    water's own noise into objects everywhere.
     """
     g = g if hasattr(g, "shape") else np.asarray(g)  # an array, or a windowed scene read block by block
     H, W = g.shape[:2]
@@ -176,8 +183,10 @@ def noise_floor(g: np.ndarray, gsd: float, blocks: int = 8, size: int = 128, per
     stds = []
     for i in range(0, len(corners), 8):  # 8 blocks per pass: vectorised, with temporaries of a few MB
         stack = np.stack([_binned(g[y : y + size, x : x + size], k) for y, x in corners[i : i + 8]], axis=2)  # each padded at its own edges
-        stds.append(_channel_mean(_window_var(stack, _R), g.ndim).ravel())
-    return float(np.sqrt(np.percentile(np.concatenate(stds), percentile))) / (k * k)
+        var = _channel_mean(_window_var(stack, _R), g.ndim).ravel()
+        stds.append(var[var > _FLAT_VAR])  # in the binned sums' units, where one level off is still over it
+    var = np.concatenate(stds)
+    return float(np.sqrt(np.percentile(var, percentile))) / (k * k) if var.size else 0.0
 
 
 _RULE = DetectionRule()  # the check's defaults are the detection rule's, defined once there

@@ -49,6 +49,23 @@ def test_noise_floor_scales_with_the_noise_and_ignores_a_city_half():
     assert noise_floor(_water(800, 800, sigma=4.0), GSD / 2) == pytest.approx(quiet, rel=0.05)
 
 
+@pytest.mark.parametrize("fill", [0, 255])
+def test_a_no_data_margin_or_a_clipped_cloud_leaves_the_floor_and_the_verdict_alone(fill):
+    """Half the scene exactly flat (no-data fill, a saturated cloud): the floor is the water's, and a ship stays a ship.
+
+    Counted in, the flat half would put the 10th percentile at zero: every speck of noise over
+    4 x half a grey level joins the sea into one object, and the ship with it.
+    """
+    water = np.clip(np.rint(_water(sigma=2.0)), 0, 255).astype(np.uint8)
+    quiet = noise_floor(water, GSD)
+    g = water.copy()
+    g[:, :200] = fill
+    assert noise_floor(g, GSD) == pytest.approx(quiet, rel=0.1)
+    _rect(g, 260, 200, 320, 212)  # a 180 m x 36 m ship on the water half
+    assert isolation_at(g, 290, 206, GSD, noise_floor(g, GSD))[0] is Isolation.ISOLATED
+    assert noise_floor(np.full((300, 300, 3), fill, np.uint8), GSD) == 0.0  # nothing but fill: no noise to measure
+
+
 @pytest.mark.parametrize("scale", [1, 2])
 def test_verdicts_on_drawn_scenes(scale):
     """Ship at sea, breakwater, ship against a quay, a city, open water and a speck; the same at half the GSD."""
