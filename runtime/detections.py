@@ -75,7 +75,8 @@ class DetectionRule:
     # On five models' real scans it rejected 4 false alarms on such lines and no ship (BENCHMARKS
     # "Session 11"). None: off.
     streak_m: float | None = 120.0
-    # A detection whose object (the isolation check's) comes this close to the scene's edge is dropped:
+    # A detection whose object (the isolation check's) comes this close to the scene's edge, or to black
+    # no-data fill (the edge of the scene's footprint), is dropped:
     # part of it may lie beyond, and the CAM there comes from zero-padded features. On the session-12
     # demo's real scans four of its eight false alarms had their objects within 15 px (45 m) of an
     # edge, and the nearest ship's lay 58 px off (BENCHMARKS "Session 12"). As far as the check looks

@@ -41,7 +41,8 @@ that runs on for far longer than any ship. So, around each peak:
    while the water 24 m to one side does not: a thin line, not the edge of
    a coast, a cloud or another hull.
 7. **Edges** (``edge_m``, in ``split_isolated``): an object near the scene's
-   edge may run on beyond it, and the CNN saw zero padding there.
+   edge, or near no-data fill (the edge of its footprint), may run on beyond
+   it, and the CNN saw zeros there.
 
 The cost is one small window per detection, so it is independent of the
 scene's size. Pure numpy.
@@ -430,6 +431,22 @@ class _Window:
         return Verdict(Isolation.ISOLATED, box, (float(x0 + k * (cols[strong].mean() + 0.5)), float(y0 + k * (rows[strong].mean() + 0.5))))
 
 
+def _near_no_data(g, box: tuple[int, int, int, int], margin: float) -> bool:
+    """Does no-data fill (a 5 x 5 px block of exact zeros in every channel) lie within ``margin`` px of ``box``?
+
+    The edge of a scene's footprint inside its raster is an edge too: what lies beyond is unseen.
+    Real water and hulls never read exactly 0 over 25 pixels; a clipped cloud reads 255 and is seen.
+    """
+    if margin <= 0:
+        return False
+    H, W = g.shape[:2]
+    m = int(math.ceil(margin))
+    x0, y0, x1, y1 = box
+    win = np.asarray(g[max(0, y0 - m) : min(H, y1 + m), max(0, x0 - m) : min(W, x1 + m)])
+    lit = (win.max(axis=2) if win.ndim == 3 else win) != 0
+    return bool(lit.size) and bool((_window_sums(lit.astype(np.int32), _R) == 0).any())
+
+
 def split_isolated(image: np.ndarray, detections: list[Detection], gsd: float, rule: DetectionRule) -> tuple[list[Detection], list[Detection]]:
     """(kept, rejected): detections in ``image`` (pixels at ``gsd``) on an isolated object, and the others.
 
@@ -437,7 +454,7 @@ def split_isolated(image: np.ndarray, detections: list[Detection], gsd: float, r
     as sharp as the feature stride) and its box grows to hold the object.
     Two peaks on one object (centres within half the shortest ship) keep the
     stronger. With ``rule.edge_m``, one whose object comes that close to the
-    image's edge is rejected: what lies beyond is unseen.
+    image's edge or to no-data fill is rejected: what lies beyond is unseen.
     """
     if not detections:
         return [], []
@@ -459,7 +476,7 @@ def split_isolated(image: np.ndarray, detections: list[Detection], gsd: float, r
             continue
         taken.append(v.centre)
         x0, y0, x1, y1 = v.box
-        if min(x0, y0, W - x1, H - y1) < margin:  # the object's box: the CAM's grows as the threshold falls; a weaker peak on it goes too
+        if min(x0, y0, W - x1, H - y1) < margin or _near_no_data(g, v.box, margin):  # the object's box: the CAM's grows as the threshold falls
             rejected.append(d)
             continue
         b = d.box

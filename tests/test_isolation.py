@@ -260,14 +260,19 @@ def test_two_peaks_on_a_ship_under_way_keep_one_detection_though_their_boxes_dif
     assert 100 <= kept[0].x <= 160  # on the hull
 
 
-@pytest.mark.parametrize("side", ["right", "top"])
+@pytest.mark.parametrize("side", ["right", "top", "no-data"])
 @pytest.mark.parametrize("gap, kept", [(5, False), (12, False), (30, True)])
 def test_a_hull_near_the_scene_edge_is_rejected_as_possibly_cut(side, gap, kept):
-    """edge_m = 60 m is 20 px at 3 m/px: a hull whose end lies 5 or 12 px from the edge may run beyond it; 30 px off it is whole."""
+    """edge_m = 60 m is 20 px at 3 m/px: a hull whose end lies 5 or 12 px from the edge may run beyond it; 30 px off it is whole.
+
+    The edge of a black no-data margin (the scene's footprint inside its raster) is an edge too.
+    """
     g = _water(300, 300)
     _rect(g, 300 - gap - 60, 144, 300 - gap, 156)  # 180 m x 36 m, its right end ``gap`` px from the edge
     if side == "top":
         g = np.rot90(g).copy()  # the same hull standing up, its end ``gap`` px under the top edge
+    if side == "no-data":
+        g = np.pad(g, ((0, 0), (0, 150)))  # 150 px of black fill beyond the water
     image = np.repeat(g[..., None], 3, axis=-1).clip(0, 255).astype(np.uint8)
     ys, xs = np.nonzero(g > 150)
     x, y = float(xs.mean()), float(ys.mean())

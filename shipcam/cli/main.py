@@ -230,7 +230,7 @@ def _add_rule_args(p) -> None:
     g.add_argument("--confirm-margin", type=float, help="detections more than this many logits over the threshold are kept without the confirmation (default: 2; a large value confirms every one)")
     g.add_argument("--fade", type=float, help="an object too long for a ship is judged by its core of at least this share of its strongest contrast, when little else is that strong: a hull trailing a fading wake (default: 0.5; 0 turns it off)")
     g.add_argument("--streak-m", type=float, help="a ship-sized object on a faint line that runs on this far beyond both its ends is a fragment of a streak or of a wake without its ship, not a ship (default: 120 m; 0 turns it off)")
-    g.add_argument("--edge-m", type=float, help="drop a detection whose object comes this close to the scene's edge: it may run beyond it, and the CAM there comes from zero-padded features (default: 60 m; 0 turns it off)")
+    g.add_argument("--edge-m", type=float, help="drop a detection whose object comes this close to the scene's edge or to black no-data fill: it may run beyond it, and the CNN saw zeros there (default: 60 m; 0 turns it off)")
 
 
 def cmd_scan(args) -> int:
