@@ -19,12 +19,13 @@ import numpy as np
 
 # Each row: the check's settings (isolation_at keywords). The first three are the history of the default.
 ROWS = {
-    "fade off, 20 m": dict(fade=None, min_length_m=20.0, gap_look=False, streak_m=None, peak_contrast=4.0),
-    "fade 0.5, 20 m": dict(fade=0.5, min_length_m=20.0, gap_look=False, streak_m=None, peak_contrast=4.0),
-    "fade 0.5, 40 m": dict(fade=0.5, min_length_m=40.0, gap_look=False, streak_m=None, peak_contrast=4.0),
-    "fade 0.5, 40 m, gap look": dict(fade=0.5, min_length_m=40.0, gap_look=True, streak_m=None, peak_contrast=4.0),
-    "fade 0.5, 40 m, gap look, streaks 120 m": dict(fade=0.5, min_length_m=40.0, gap_look=True, streak_m=120.0, peak_contrast=4.0),
-    "... and objects peaking at 8x the floor (default)": dict(fade=0.5, min_length_m=40.0, gap_look=True, streak_m=120.0, peak_contrast=8.0),
+    "fade off, 20 m": dict(fade=None, min_length_m=20.0, gap_look=False, streak_m=None, peak_contrast=4.0, min_elongation=None),
+    "fade 0.5, 20 m": dict(fade=0.5, min_length_m=20.0, gap_look=False, streak_m=None, peak_contrast=4.0, min_elongation=None),
+    "fade 0.5, 40 m": dict(fade=0.5, min_length_m=40.0, gap_look=False, streak_m=None, peak_contrast=4.0, min_elongation=None),
+    "fade 0.5, 40 m, gap look": dict(fade=0.5, min_length_m=40.0, gap_look=True, streak_m=None, peak_contrast=4.0, min_elongation=None),
+    "fade 0.5, 40 m, gap look, streaks 120 m": dict(fade=0.5, min_length_m=40.0, gap_look=True, streak_m=120.0, peak_contrast=4.0, min_elongation=None),
+    "... and objects peaking at 8x the floor": dict(fade=0.5, min_length_m=40.0, gap_look=True, streak_m=120.0, peak_contrast=8.0, min_elongation=None),
+    "... and blobs passed over, elongation 1.6 (default)": dict(fade=0.5, min_length_m=40.0, gap_look=True, streak_m=120.0, peak_contrast=8.0, min_elongation=1.6),
 }
 
 

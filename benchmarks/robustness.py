@@ -5,10 +5,10 @@
 Two labelled scenes are a small sample of what a detector will meet. Other
 scenes differ in ways that can be simulated on these two: sun and exposure
 (brightness, gamma), haze, a softer or noisier sensor, JPEG compression on
-the downlink, another GSD, north not up, and the black no-data margin a
-scene's footprint leaves in its raster. Each perturbation is applied to the
-whole scene (labels moved with it where the geometry changes) and the scene
-is scored as ``eval-scenes`` scores it, at the file's threshold. A
+the downlink, another GSD, north not up, the black no-data margin a scene's
+footprint leaves in its raster, and fair-weather cumulus. Each perturbation
+is applied to the whole scene (labels moved with it where the geometry
+changes) and the scene is scored as ``eval-scenes`` scores it, at the file's threshold. A
 detector that generalises keeps its numbers on every row; a row that
 collapses names a weakness the hidden scenes may share.
 """
@@ -87,6 +87,20 @@ def _no_data(s: LabelledScene, share: float) -> Perturbed:
     return Perturbed(img, [dataclasses.replace(lab, x=lab.x + dx, y=lab.y + dy) for lab in s.labels], s.gsd)
 
 
+def _cumulus(s: LabelledScene, cover: float, seed: int = 0) -> Perturbed:
+    """Fair-weather cumulus: white puffs of 50-500 m over ``cover`` of the scene, opaque cores, soft edges.
+
+    Ships under a puff are still counted: a cloudy scene hides them. What the row shows is whether the
+    puffs over open water become false alarms (they are compact objects in calm water, as ships are).
+    """
+    h, w = s.image.shape[:2]
+    coarse = gaussian_blur(np.random.default_rng(seed).normal(0, 1, (-(-h // 8), -(-w // 8))).astype(np.float32), 4.0)
+    field = gaussian_blur(np.kron(coarse, np.ones((8, 8), np.float32))[:h, :w], 6.0)
+    edge = np.quantile(field, 1 - cover)
+    alpha = np.clip((field - edge) / (0.5 * field.std()), 0, 1)[..., None]  # 0 outside, 1 in the cores
+    return Perturbed(_u8(s.image * (1 - alpha) + 255 * alpha), s.labels, s.gsd)
+
+
 def _pixels(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[LabelledScene], Perturbed]:
     return lambda s: Perturbed(_u8(fn(s.image.astype(np.float32))), s.labels, s.gsd)
 
@@ -106,6 +120,7 @@ PERTURBATIONS: dict[str, Callable[[LabelledScene], Perturbed]] = {
     "GSD 3.7 m": lambda s: _rescale(s, 3.7),
     "rot90": _rot90,
     "no-data margin": lambda s: _no_data(s, 0.25),  # a third of the raster black
+    "cumulus 20%": lambda s: _cumulus(s, 0.2),
 }
 
 

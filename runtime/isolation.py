@@ -16,9 +16,11 @@ that runs on for far longer than any ship. So, around each peak:
    strongest pixel stands ``peak_contrast`` times the floor out. Fainter
    groups are the water's own texture: slicks, swell, a blurred speck.
 3. **Verdict**: ``ISOLATED`` when that object is between ``min_length_m``
-   and ``max_length_m`` long and does not run out of the window around the
-   peak; ``ATTACHED`` when it is longer (land, a quay, a breakwater);
-   ``EMPTY`` when no object is near (a peak on open water).
+   and ``max_length_m`` long, does not run out of the window around the
+   peak, and is longer than wide (``min_elongation``: a cloud puff, a tank
+   or a rock is a blob, passed over as a speck is); ``ATTACHED`` when it is
+   longer (land, a quay, a breakwater); ``EMPTY`` when no object is near (a
+   peak on open water).
 4. **A second look at long objects** (``fade``): a hull trailing a wake, or
    a bright ship against a dull quay, is a long object whose strong-contrast
    part is ship-sized. That core is judged alone when little else of the
@@ -60,7 +62,7 @@ import numpy as np
 from shipcam.runtime.boxes import Box, label_components
 from shipcam.runtime.detections import Detection, DetectionRule, max3x3
 
-__all__ = ["Isolation", "Verdict", "isolation_at", "local_std", "noise_floor", "split_isolated", "working_bin"]
+__all__ = ["Isolation", "Verdict", "elongation", "isolation_at", "local_std", "noise_floor", "split_isolated", "working_bin"]
 
 _R = 2  # local statistics over (2r + 1)^2 = 5 x 5 pixels: about one hull width at 3 m/px
 _WORK_GSD = 3.0  # finer images are binned towards this (m/px): the check's scale is metres, and its cost stays put
@@ -208,6 +210,7 @@ def isolation_at(
     fade: float | None = _RULE.fade,
     gap_look: bool = _RULE.gap_look,
     streak_m: float | None = _RULE.streak_m,
+    min_elongation: float | None = _RULE.min_elongation,
 ) -> Verdict:
     """The verdict for a peak at pixel (x, y) of image ``g`` ((H, W) or (H, W, C)) at ``gsd`` m/px (see the module docstring).
 
@@ -230,6 +233,10 @@ def isolation_at(
 
     ``streak_m`` (None: off) turns an ``ISOLATED`` object ``ATTACHED`` when a
     faint line runs on from both its ends for that many metres.
+
+    ``min_elongation`` (None: off): a ship-sized object whose ``elongation``
+    is under it is a blob (a cloud puff, a tank, a rock), passed over as a
+    speck is.
     """
     k = working_bin(gsd)
     snap, longest, shortest = snap_m / gsd / k, max_length_m / gsd / k, min_length_m / gsd / k  # in binned pixels
@@ -237,10 +244,10 @@ def isolation_at(
     noise = max(floor, 0.5 / k)  # calm water's noise, binned, never under half a grey level
     level, faint = contrast * noise, peak_contrast * noise  # object pixels stand level above it; an object peaking under faint is water
     w = _Window(g, x, y, k, half, level, snap)
-    v, obj = _judge(w, g, x, y, shortest, longest, fade, faint)
+    v, obj = _judge(w, g, x, y, shortest, longest, fade, faint, min_elongation)
     if v.kind is Isolation.ATTACHED and gap_look:
         u = w.undilated()
-        apart, alone = _judge(u, g, x, y, shortest, longest, None, faint)  # the fading core is the first look's: no wide windows here
+        apart, alone = _judge(u, g, x, y, shortest, longest, None, faint, min_elongation)  # the fading core is the first look's: no wide windows here
         if apart.kind is Isolation.ISOLATED and u.open_water_around(alone, (longest / 2) ** 2):  # the sea: calm areas of a 200 m square or more
             v, obj, w = apart, alone, u
     if v.kind is Isolation.ISOLATED and streak_m is not None and w.runs_on(obj, streak_m / gsd / k):
@@ -248,10 +255,24 @@ def isolation_at(
     return v
 
 
-def _judge(w: "_Window", g, x: float, y: float, shortest: float, longest: float, fade: float | None, faint: float) -> tuple[Verdict, np.ndarray | None]:
+def elongation(mask: np.ndarray) -> float:
+    """Length over width of the pixels of ``mask``: the square root of the ratio of their covariance's eigenvalues.
+
+    A filled L x W rectangle of pixels gives sqrt((L^2 - 1) / (W^2 - 1)) at any position; a disc 1.
+    Fewer than three pixels, or all in one line, give 0 and inf.
+    """
+    rows, cols = np.nonzero(mask)
+    if rows.size < 3:
+        return 0.0
+    small, large = np.linalg.eigvalsh(np.cov(np.stack([cols, rows]).astype(np.float64)))
+    return math.sqrt(large / small) if small > 1e-12 else math.inf
+
+
+def _judge(w: "_Window", g, x: float, y: float, shortest: float, longest: float, fade: float | None, faint: float, min_elongation: float | None = None) -> tuple[Verdict, np.ndarray | None]:
     """The verdict on the objects of window ``w``, nearest the peak first (lengths in binned pixels), and the object judged ISOLATED.
 
     Objects whose strongest pixel is under ``faint`` are passed over, as specks are: they are water.
+    So are ship-sized blobs, less elongated than ``min_elongation``.
     """
     if not w.near.any():
         return Verdict(Isolation.EMPTY), None
@@ -271,7 +292,7 @@ def _judge(w: "_Window", g, x: float, y: float, shortest: float, longest: float,
                 kind = wide.fades_out(w.to(wide, obj), fade * strongest)
         if kind is Isolation.ATTACHED:
             return Verdict(Isolation.ATTACHED), None
-        if kind is Isolation.ISOLATED:
+        if kind is Isolation.ISOLATED and (min_elongation is None or elongation(obj) >= min_elongation):
             return w.verdict(obj), obj
     return Verdict(Isolation.EMPTY), None
 
@@ -469,7 +490,20 @@ def split_isolated(image: np.ndarray, detections: list[Detection], gsd: float, r
     kept, rejected, taken = [], [], []
     for d in detections:  # strongest first
         v = isolation_at(
-            g, d.x, d.y, gsd, floor, contrast=rule.contrast, peak_contrast=rule.peak_contrast, snap_m=rule.snap_m, min_length_m=rule.min_length_m, max_length_m=rule.max_length_m, fade=rule.fade, gap_look=rule.gap_look, streak_m=rule.streak_m
+            g,
+            d.x,
+            d.y,
+            gsd,
+            floor,
+            contrast=rule.contrast,
+            peak_contrast=rule.peak_contrast,
+            snap_m=rule.snap_m,
+            min_length_m=rule.min_length_m,
+            max_length_m=rule.max_length_m,
+            fade=rule.fade,
+            gap_look=rule.gap_look,
+            streak_m=rule.streak_m,
+            min_elongation=rule.min_elongation,
         )
         if v.kind is not Isolation.ISOLATED or any(math.dist(v.centre, c) <= apart for c in taken):
             rejected.append(d)

@@ -137,6 +137,10 @@ def test_robustness_perturbations_move_labels_with_the_pixels():
         out = perturb(scene, name)
         lab = out.labels[0]
         assert out.image.dtype == np.uint8 and out.image.ndim == 3, name
+        if name.startswith("cumulus"):  # clouds move nothing: a fifth of the scene whitened, a tenth opaque
+            assert out.labels == scene.labels and out.image.shape == img.shape
+            assert np.mean(out.image.min(axis=2) > 0) == pytest.approx(0.2, abs=0.03) and np.mean(out.image.min(axis=2) == 255) > 0.05
+            continue
         ys, xs = np.nonzero(out.image.mean(axis=2) > 100)
         assert abs(xs.mean() - lab.x) < 0.25 and abs(ys.mean() - lab.y) < 0.25, (name, xs.mean(), ys.mean(), lab)
         assert lab.length_m == 12.0

@@ -48,7 +48,7 @@ def test_user_errors_are_one_line_not_a_traceback(tmp_path):
     assert "error:" in proc.stderr and "nowhere" in proc.stderr and "not a folder" in proc.stderr
 
 
-@pytest.mark.parametrize("option, value, name", [("--confirm-margin", "-1", "confirm_margin"), ("--streak-m", "-5", "streak_m"), ("--fade", "3", "fade"), ("--peak-contrast", "2", "peak_contrast")])
+@pytest.mark.parametrize("option, value, name", [("--confirm-margin", "-1", "confirm_margin"), ("--streak-m", "-5", "streak_m"), ("--fade", "3", "fade"), ("--peak-contrast", "2", "peak_contrast"), ("--min-elongation", "0.5", "min_elongation")])
 def test_a_bad_detection_option_is_one_line_naming_the_value(tmp_path, capsys, option, value, name):
     scene = tmp_path / "scene.png"
     Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(scene)

@@ -197,7 +197,7 @@ def _rule(args) -> dict:
     """Detection-rule options the user set (the rest stay the file's defaults)."""
     given = {"threshold": args.threshold, "nms_radius_m": args.nms_radius_m, "max_length_m": args.max_length_m, "isolation": args.isolation, "min_length_m": args.min_length_m, "views": args.views, "confirm_views": args.confirm_views, "confirm_margin": args.confirm_margin, "gap_look": args.gap_look, "peak_contrast": args.peak_contrast}
     rule = {k: v for k, v in given.items() if v is not None}
-    for name in ("fade", "streak_m", "edge_m"):
+    for name in ("fade", "streak_m", "edge_m", "min_elongation"):
         if getattr(args, name) is not None:
             rule[name] = getattr(args, name) or None  # 0: off
     from shipcam.runtime.detections import DetectionRule
@@ -224,6 +224,7 @@ def _add_rule_args(p) -> None:
     g.add_argument("--isolation", action=argparse.BooleanOptionalAction, default=None, help="keep only peaks on one compact object in calm water, not on land, quays or breakwaters (default: on)")
     g.add_argument("--min-length-m", type=float, help="shorter objects are boats, buoys or texture, not ships (default: 40 m)")
     g.add_argument("--peak-contrast", type=float, help="an object whose strongest local contrast is under this many times the scene's calmest water is texture of the water, not a ship (default: 8)")
+    g.add_argument("--min-elongation", type=float, help="an object whose length is under this many times its width is a blob (a cloud puff, a tank, a rock), not a ship (default: 1.6; 0 turns it off)")
     g.add_argument("--gap-look", action=argparse.BooleanOptionalAction, default=None, help="look again at an object too long for a ship without the one-pixel dilation: a hull moored a few metres off a breakwater or quay is its own object (default: on)")
     _add_views_arg(g)
     g.add_argument("--confirm-views", choices=_VIEWS, help="confirm each detection on these views of a crop of 1.5 training sizes centred on it, averaged with the scan's map there, and keep it if it still clears the threshold: fewer false alarms for 0.6 of a tile each (default: flip; none turns it off)")
