@@ -17,7 +17,7 @@ import sys
 import numpy as np
 
 
-# Each row: the check's settings (isolation_at keywords). The first three are the history of the default.
+# Each row: the check's settings (isolation_at keywords), the history of the default; the last row is today's.
 ROWS = {
     "fade off, 20 m": dict(fade=None, min_length_m=20.0, gap_look=False, streak_m=None, peak_contrast=4.0, min_elongation=None),
     "fade 0.5, 20 m": dict(fade=0.5, min_length_m=20.0, gap_look=False, streak_m=None, peak_contrast=4.0, min_elongation=None),

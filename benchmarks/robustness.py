@@ -8,9 +8,9 @@ scenes differ in ways that can be simulated on these two: sun and exposure
 the downlink, another GSD, north not up, the black no-data margin a scene's
 footprint leaves in its raster, and fair-weather cumulus. Each perturbation
 is applied to the whole scene (labels moved with it where the geometry
-changes) and the scene is scored as ``eval-scenes`` scores it, at the file's threshold. A
-detector that generalises keeps its numbers on every row; a row that
-collapses names a weakness the hidden scenes may share.
+changes) and the scene is scored as ``eval-scenes`` scores it, at the
+file's threshold. A detector that generalises keeps its numbers on every
+row; a row that collapses names a weakness the hidden scenes may share.
 """
 
 from __future__ import annotations

@@ -71,7 +71,8 @@ class DetectionRule:
     # covariance's eigenvalues' ratio) is under this is a blob, a cloud puff, a tank or a rock, passed over as
     # specks are. A 40 m x 10 m hull's object pixels (the 5x5 statistics and the dilation widen it by 3 px a
     # side at 3 m/px) give 2.1; the real scenes' ships found gave 2.26-4.04, cumulus puffs over their water
-    # 1.03-1.95, and 1.6 cut those false alarms 27 -> 6 (BENCHMARKS "Session 14"). None: off.
+    # 1.03-1.95. On the `cumulus 20%` robustness row 1.6 cut the session-13 demo's false alarms 32 -> 9 and
+    # the 224 px recipe's 48 -> 13, with the same ships found (BENCHMARKS "Session 14"). None: off.
     min_elongation: float | None = 1.6
     snap_m: float = 60.0  # how far from the peak the object may lie (the CAM's peak is a cell or two off)
     fade: float | None = 0.5  # a too-long object's core of >= this x its peak contrast is judged alone (wakes); None: off

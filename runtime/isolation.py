@@ -268,7 +268,7 @@ def elongation(mask: np.ndarray) -> float:
     return math.sqrt(large / small) if small > 1e-12 else math.inf
 
 
-def _judge(w: "_Window", g, x: float, y: float, shortest: float, longest: float, fade: float | None, faint: float, min_elongation: float | None = None) -> tuple[Verdict, np.ndarray | None]:
+def _judge(w: "_Window", g, x: float, y: float, shortest: float, longest: float, fade: float | None, faint: float, min_elongation: float | None) -> tuple[Verdict, np.ndarray | None]:
     """The verdict on the objects of window ``w``, nearest the peak first (lengths in binned pixels), and the object judged ISOLATED.
 
     Objects whose strongest pixel is under ``faint`` are passed over, as specks are: they are water.
