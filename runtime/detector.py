@@ -93,7 +93,20 @@ class Detector:
         self._scale, self._offset = np.float32(m.input_scale), np.float32(m.input_offset)
         self._w, self._b = m.cam_weights.astype(np.float32), np.float32(m.cam_bias)
         self.rule = DetectionRule(threshold=float(m.threshold))
-        self.gsd = float(m.gsd) if m.gsd else DEFAULT_GSD  # the model's metres/pixel
+        self.gsd = float(m.gsd) if m.gsd else DEFAULT_GSD  # the model's nominal metres/pixel: images of unknown GSD are taken as this
+        self.gsd_range = m.gsd_bounds or (self.gsd, self.gsd)  # images inside it run as they are
+
+    def working_gsd(self, gsd: float | None) -> float:
+        """The metres/pixel an image of ``gsd`` is run at: its own inside the model's range, else the nearer bound.
+
+        Within 1% of a bound counts as inside: a 1% size change is below what the model can tell.
+        """
+        if gsd is None:
+            return self.gsd
+        if not gsd > 0:
+            raise ValueError(f"gsd must be positive metres/pixel, received {gsd}")
+        lo, hi = self.gsd_range
+        return gsd if lo * 0.99 <= gsd <= hi * 1.01 else min(max(gsd, lo), hi)
 
     @property
     def threshold(self) -> float:
@@ -120,30 +133,42 @@ class Detector:
         """uint8/float RGB in 0..255 -> the model's input, exactly as training did."""
         return images.astype(np.float32, copy=False) * self._scale + self._offset
 
-    def predict(self, image_or_batch, boxes: bool = True) -> Prediction | list[Prediction]:
+    def predict(self, image_or_batch, boxes: bool = True, gsd: float | None = None) -> Prediction | list[Prediction]:
         """One image (H, W, 3), a batch (N, H, W, 3), a path, or a list of those.
 
         Returns one ``Prediction`` for a single image, a list otherwise. With
         ``rule.views`` each image's logit and CAM are averaged over its views.
+        With ``gsd`` (the images' metres/pixel) outside the model's range, each
+        image is first resampled to the nearer bound, as ``scan`` does; boxes
+        and ``cam_image`` come back in the image's own pixels.
         """
         single, images = self._as_images(image_or_batch)
+        work = self.working_gsd(gsd)
+        factor = 1.0 if gsd is None else gsd / work
+        if factor != 1.0:
+            sizes = [im.shape[:2] for im in images]
+            images = [resize_antialiased(im, max(1, round(im.shape[0] * factor)), max(1, round(im.shape[1] * factor))) for im in images]
         # Same-size images go through the engine together.
         groups: dict[tuple[int, int], list[int]] = {}
         for i, im in enumerate(images):
             groups.setdefault(im.shape[:2], []).append(i)
         out: list[Prediction | None] = [None] * len(images)
         for idx in groups.values():
-            for i, pred in zip(idx, self._predict_same_size(np.stack([images[i] for i in idx]), boxes)):
+            for i, pred in zip(idx, self._predict_same_size(np.stack([images[i] for i in idx]), boxes, gsd=work)):
                 out[i] = pred
         results = [p for p in out if p is not None]
+        if factor != 1.0:
+            for p, size in zip(results, sizes):
+                p.detections = [d.scaled(1.0 / factor) for d in p.detections]
+                p.image_size = size
         return results[0] if single else results
 
-    def _predict_same_size(self, batch: np.ndarray, with_boxes: bool, views: Views | None = None) -> list[Prediction]:
-        """Same-size images through the engine, once per view of ``views`` (default ``rule.views``), averaged in logit units."""
+    def _predict_same_size(self, batch: np.ndarray, with_boxes: bool, views: Views | None = None, gsd: float | None = None) -> list[Prediction]:
+        """Same-size images (at ``gsd`` m/px, default the model's) through the engine, once per view of ``views`` (default ``rule.views``), averaged in logit units."""
         views = self.rule.views if views is None else views
         transforms = views.transforms
         if len(transforms) == 1:
-            return self._predict_view(batch, with_boxes)
+            return self._predict_view(batch, with_boxes, gsd)
         n, H, W = batch.shape[:3]
         logits, cams, timings = self._view_sums(batch, transforms)
         out = []
@@ -151,7 +176,7 @@ class Detector:
             c0 = time.perf_counter()
             lg, cam = float(logits[i] / len(transforms)), cams[i] / np.float32(len(transforms))
             p = float(sigmoid(lg))
-            found = self.detect_in_cam(cam, (H, W)) if with_boxes and p >= self.threshold else []
+            found = self.detect_in_cam(cam, (H, W), gsd) if with_boxes and p >= self.threshold else []
             timings[i]["cam"] += (time.perf_counter() - c0) * 1e3
             out.append(Prediction(probability=p, logit=lg, cam=cam, image_size=(H, W), detections=found, timings_ms=timings[i], is_ship=p >= self.threshold))
         return out
@@ -174,7 +199,7 @@ class Detector:
                     t[key] += ms
         return logits, cams, timings
 
-    def _predict_view(self, batch: np.ndarray, with_boxes: bool) -> list[Prediction]:
+    def _predict_view(self, batch: np.ndarray, with_boxes: bool, gsd: float | None = None) -> list[Prediction]:
         n, H, W = batch.shape[:3]
         least = self.metadata.feature_stride
         if self.engine.fixed_size is None and (H < least or W < least):
@@ -195,7 +220,7 @@ class Detector:
         for i in range(n):
             c0 = time.perf_counter()
             p = float(sigmoid(logits[i]))
-            found = self.detect_in_cam(cams[i], (H, W)) if with_boxes and p >= self.threshold else []
+            found = self.detect_in_cam(cams[i], (H, W), gsd) if with_boxes and p >= self.threshold else []
             c1 = time.perf_counter()
             preds.append(
                 Prediction(
@@ -214,19 +239,20 @@ class Detector:
             )
         return preds
 
-    def detect_in_cam(self, cam: np.ndarray, image_size: tuple[int, int]) -> list[Detection]:
-        """The scan's peak rule on one image's CAM (upsampled 4x: a quarter-cell grid).
+    def detect_in_cam(self, cam: np.ndarray, image_size: tuple[int, int], gsd: float | None = None) -> list[Detection]:
+        """The scan's peak rule on one image's CAM (upsampled 4x: a quarter-cell grid), the image at ``gsd`` m/px (default the model's).
 
         An image called a ship always gets at least its strongest peak, even
         when no single cell clears the threshold (max pooling can reach it
         from several channels peaking at different places).
         """
         H, W = image_size
+        gsd = gsd or self.gsd
         gh, gw = min(H, cam.shape[0] * 4), min(W, cam.shape[1] * 4)
         grid = resize_bilinear(cam, gh, gw)
         cell = (H / gh, W / gw)
-        found = detect(grid, cell, self.gsd, self.rule, (H, W))
-        return found or detect(grid, cell, self.gsd, self.rule, (H, W), min_score=float(grid.max()))[:1]
+        found = detect(grid, cell, gsd, self.rule, (H, W))
+        return found or detect(grid, cell, gsd, self.rule, (H, W), min_score=float(grid.max()))[:1]
 
     def _as_images(self, obj) -> tuple[bool, list[np.ndarray]]:
         if isinstance(obj, (str, os.PathLike)):
@@ -292,18 +318,13 @@ class Detector:
         if not windowed:
             scene = check_array(scene, "scene")
         H0, W0 = scene.shape[:2]
-        factor = 1.0
-        if gsd is not None:
-            if gsd <= 0:
-                raise ValueError(f"gsd must be positive metres/pixel, received {gsd}")
-            factor = gsd / self.gsd
-            if abs(factor - 1.0) > 0.01:  # a 1% size change is below what the model can tell
-                if windowed:
-                    scene = ResampledScene(scene, factor)
-                else:
-                    scene = resize_antialiased(scene, max(1, round(H0 * factor)), max(1, round(W0 * factor)))
+        work = self.working_gsd(gsd)  # the scene's own GSD inside the model's range: no resampling
+        factor = 1.0 if gsd is None else gsd / work
+        if factor != 1.0:
+            if windowed:
+                scene = ResampledScene(scene, factor)
             else:
-                factor = 1.0
+                scene = resize_antialiased(scene, max(1, round(H0 * factor)), max(1, round(W0 * factor)))
         H, W = scene.shape[:2]
         m = self.metadata
         tile = int(tile or (self.engine.fixed_size or (2 * (m.train_size or 112),))[0])
@@ -344,12 +365,12 @@ class Detector:
 
         for chunk in bar(chunks, total=len(chunks), desc="scanning tiles", enabled=progress):
             crops = np.stack([_crop(scene, x, y, tile) for x, y in chunk])
-            for (x, y), pred in zip(chunk, self._predict_same_size(crops, with_boxes=False, views=views)):
+            for (x, y), pred in zip(chunk, self._predict_same_size(crops, with_boxes=False, views=views, gsd=work)):
                 tile_probs.append((x, y, pred.probability))
                 stitch(x, y, pred.cam)
         heat[~np.isfinite(heat)] = float(np.min(heat[np.isfinite(heat)])) if np.isfinite(heat).any() else 0.0
-        peaks = detect(heat, cell, self.gsd, self.rule, (H, W), min_score=min_score)
-        found, rejected = split_isolated(scene, peaks, self.gsd, self.rule) if self.rule.isolation else (peaks, [])
+        peaks = detect(heat, cell, work, self.rule, (H, W), min_score=min_score)
+        found, rejected = split_isolated(scene, peaks, work, self.rule) if self.rule.isolation else (peaks, [])
         if confirm and found:
             found, rejected = self._confirm(scene, heat, cell, peaks, found, rejected, confirm, tile, batch, min_score)
         if factor != 1.0:

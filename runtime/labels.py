@@ -58,9 +58,12 @@ def read_labels(path: str | Path) -> tuple[dict[str, list[SceneLabel]], dict[str
         raise DatasetError(f"{path}: no such labels file")
     out: dict[str, list[SceneLabel]] = {}
     gsds: dict[str, float] = {}
+    seen: dict[tuple, int] = {}
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         missing = {"scene", "x", "y", "length_m", "label"} - set(reader.fieldnames or [])
+        if reader.fieldnames is None:
+            raise DatasetError(f"{path}: empty labels file; expected a header scene,x,y,length_m,label[,note][,gsd] and one row per object")
         if missing:
             raise DatasetError(f"{path}: missing column(s) {sorted(missing)}; expected scene,x,y,length_m,label[,note][,gsd]")
         for n, row in enumerate(reader, start=2):
@@ -73,7 +76,13 @@ def read_labels(path: str | Path) -> tuple[dict[str, list[SceneLabel]], dict[str
                     gsds[row["scene"]] = float(row["gsd"])
             except (TypeError, ValueError) as e:
                 raise DatasetError(f"{path}, line {n}: {e}") from None
+            key = (row["scene"].strip(), lab.x, lab.y, lab.label)
+            if key in seen:
+                raise DatasetError(f"{path}, line {n}: duplicates line {seen[key]} ({key[0]}, {lab.label} at x={lab.x:g}, y={lab.y:g})")
+            seen[key] = n
             out.setdefault(row["scene"].strip(), []).append(lab)
+    if not out:
+        raise DatasetError(f"{path}: no labels (the file has no rows{'' if reader.fieldnames else ' and no header'})")
     return out, gsds
 
 

@@ -31,7 +31,7 @@ __all__ = ["ModelMetadata", "METADATA_KEY", "Quantization", "read_tflite_metadat
 Quantization = Literal["float32", "float16", "int8"]
 
 METADATA_KEY = "shipcam"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: gsd_range
 
 
 @dataclass
@@ -50,7 +50,8 @@ class ModelMetadata:
     class_name: str = "ship"
     feature_stride: int = 32
     threshold: float = 0.5  # recommended decision threshold on the probability
-    gsd: float | None = None  # ground sample distance of the training images, metres/pixel; scan resamples scenes to it
+    gsd: float | None = None  # ground sample distance of the training images, metres/pixel (nominal when a range is given)
+    gsd_range: list[float] | None = None  # [min, max] m/px the model was trained across: scenes inside it run as they are
     quantization: Quantization = "float32"
     source_sha256: str = ""
     shipcam_version: str = ""
@@ -65,6 +66,15 @@ class ModelMetadata:
             )
         if self.pooling not in ("max", "avg"):
             raise ModelFileError(f"metadata: unknown pooling {self.pooling!r}")
+        if self.gsd_range is not None:
+            self.gsd_range = [float(v) for v in self.gsd_range]
+
+    @property
+    def gsd_bounds(self) -> tuple[float, float] | None:
+        """(min, max) metres/pixel scenes may have to run without resampling: ``gsd_range``, or ``gsd`` alone; None when unknown."""
+        if self.gsd_range is not None:
+            return self.gsd_range[0], self.gsd_range[1]
+        return (float(self.gsd), float(self.gsd)) if self.gsd else None
 
     def to_json(self) -> str:
         """The document exported files carry; refuses to write one the schema (SPEC.md) would reject."""

@@ -4,7 +4,7 @@ The schema file is the contract other languages read; this module checks a
 metadata document against that same file, so the exporter cannot write and
 the runtime cannot accept what the spec forbids. The keywords it knows are
 the ones the schema uses (type, enum, minimum, maximum, exclusiveMinimum/Maximum,
-minLength, pattern, required, properties); any other keyword in the schema
+minLength, pattern, required, properties, items, minItems, maxItems); any other keyword in the schema
 is an error here, so the two cannot drift apart silently. Pure Python.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 __all__ = ["SCHEMA_PATH", "load_schema", "schema_errors"]
 
 SCHEMA_PATH = Path(__file__).with_name("metadata.schema.json")
-_KNOWN = {"$schema", "$id", "title", "description", "type", "enum", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "pattern", "required", "properties", "additionalProperties"}
+_KNOWN = {"$schema", "$id", "title", "description", "type", "enum", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "pattern", "required", "properties", "additionalProperties", "items", "minItems", "maxItems"}
 _TYPES = {
     "object": lambda v: isinstance(v, dict),
     "string": lambda v: isinstance(v, str),
@@ -43,6 +43,8 @@ def _check_keywords(node: dict, where: str) -> None:
         raise ValueError(f"{SCHEMA_PATH.name}: {where} uses {sorted(unknown)}, which this validator does not implement")
     for name, sub in node.get("properties", {}).items():
         _check_keywords(sub, f"{where}.{name}")
+    if "items" in node:
+        _check_keywords(node["items"], f"{where}[]")
 
 
 def schema_errors(doc, schema: dict | None = None, where: str = "metadata") -> list[str]:
@@ -70,6 +72,12 @@ def schema_errors(doc, schema: dict | None = None, where: str = "metadata") -> l
             errors.append(f"{where}: must have at least {s['minLength']} characters, received {len(doc)}")
         if "pattern" in s and not re.search(s["pattern"], doc):
             errors.append(f"{where}: does not match {s['pattern']}, received {doc!r:.60}")
+    if isinstance(doc, list):
+        if len(doc) < s.get("minItems", 0) or len(doc) > s.get("maxItems", len(doc)):
+            errors.append(f"{where}: must hold {s.get('minItems', 0)} to {s.get('maxItems', 'any number of')} items, received {len(doc)}")
+        if "items" in s:
+            for i, v in enumerate(doc):
+                errors += schema_errors(v, s["items"], f"{where}[{i}]")
     if isinstance(doc, dict):
         errors += [f"{where}: missing required key {k!r}" for k in s.get("required", []) if k not in doc]
         props = s.get("properties", {})

@@ -129,6 +129,35 @@ def test_scan_resamples_to_the_model_gsd(exported):
     assert [round(d.x) for d in half.detections] == [round(2 * d.x) for d in same.detections]
 
 
+def test_a_scene_inside_the_gsd_range_runs_as_it_is_and_outside_is_brought_to_the_nearer_bound(exported):
+    out, _ = exported
+    det = Detector.load(out / ExportFormat.ONNX_FP32.filename("tiny"))
+    det.gsd_range = (1.5, 3.0)
+    assert [det.working_gsd(g) for g in (1.0, 1.5, 2.2, 3.0, 3.02, 4.5)] == [1.5, 1.5, 2.2, 3.0, 3.02, 3.0]
+    with pytest.raises(ValueError, match="received -1"):
+        det.working_gsd(-1)
+    scene = generate_scene(SceneConfig(size=192, ship_fraction=1.0), seed=9, index=1).image
+    inside = det.scan(scene, tile=64, gsd=2.2, min_score=-50.0)
+    assert inside.resample == 1.0 and inside.heatmap.shape == det.scan(scene, tile=64, min_score=-50.0).heatmap.shape
+    coarse = det.scan(scene, tile=64, gsd=4.5, min_score=-50.0)  # 4.5 m/px: enlarged 1.5x to the range's 3 m
+    same = det.scan(resize_antialiased(scene, 288, 288), tile=64, min_score=-50.0, gsd=3.0)
+    assert coarse.resample == pytest.approx(1.5)
+    np.testing.assert_allclose(coarse.heatmap, same.heatmap, atol=1e-4)
+
+
+def test_predict_with_a_gsd_outside_the_range_resamples_and_answers_in_the_image_pixels(exported):
+    out, _ = exported
+    det = Detector.load(out / ExportFormat.ONNX_FP32.filename("tiny"))
+    det.gsd_range = (1.5, 3.0)
+    chip = generate_scene(SceneConfig(size=80, ship_fraction=1.0), seed=9, index=2).image
+    at_6m = det.predict(chip, gsd=6.0)  # an 80 px chip at 6 m is a 160 px one at the range's 3 m
+    ref = det.predict(resize_antialiased(chip, 160, 160), gsd=3.0)
+    assert at_6m.logit == pytest.approx(ref.logit, abs=1e-4) and at_6m.image_size == (80, 80)
+    assert at_6m.cam_image.shape == (80, 80)
+    assert [round(d.x, 3) for d in at_6m.detections] == [round(d.x / 2, 3) for d in ref.detections]
+    assert det.predict(chip, gsd=2.0).logit == pytest.approx(det.predict(chip).logit, abs=1e-6)  # inside: as it is
+
+
 def test_bad_inputs_are_named(exported, tmp_path):
     out, _ = exported
     det = Detector.load(out / ExportFormat.ONNX_FP32.filename("tiny"))

@@ -32,7 +32,10 @@ def test_the_schema_is_valid_json_schema_and_the_exported_files_follow_it(doc):
     for name in ("tiny_fp32.onnx", "tiny_int8.tflite"):
         d = json.loads(open_engine(FIXTURES / name).metadata.to_json())
         assert _reference_ok(d) and schema_errors(d) == []
-    assert doc["format_version"] == FORMAT_VERSION == 1
+    # The committed fixtures are format 1 files (no gsd_range): a format 2 reader reads them as [gsd, gsd].
+    assert doc["format_version"] == 1 and FORMAT_VERSION == 2
+    d = {**doc, "format_version": 2, "gsd_range": [1.5, 3.0]}
+    assert _reference_ok(d) and schema_errors(d) == []
 
 
 def test_the_python_choices_are_the_schema_enums():
@@ -57,6 +60,9 @@ BREAKS = {
     "weights not base64": lambda d: d.__setitem__("cam_weights", "not base64!"),
     "input_size 0": lambda d: d.__setitem__("input_size", 0),
     "gsd negative": lambda d: d.__setitem__("gsd", -3.0),
+    "gsd_range one value": lambda d: d.__setitem__("gsd_range", [1.5]),
+    "gsd_range not positive": lambda d: d.__setitem__("gsd_range", [0, 3.0]),
+    "gsd_range a number": lambda d: d.__setitem__("gsd_range", 1.5),
     "sha256 short": lambda d: d.__setitem__("source_sha256", "abc"),
     "not an object": lambda d: None,
 }

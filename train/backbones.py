@@ -7,9 +7,14 @@ preprocessing at inference is the training preprocessing by construction.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
-__all__ = ["BackboneSpec", "BACKBONES", "get_backbone", "BackboneName", "Pooling"]
+__all__ = ["BackboneSpec", "BACKBONES", "get_backbone", "BackboneName", "Pooling", "BUNDLED_WEIGHTS", "resolve_weights"]
+
+# ImageNet MobileNetV2 1.0 without its top, carried by the repository (weights/README.md: provenance, licences).
+BUNDLED_WEIGHTS = Path(__file__).with_name("weights") / "mobilenet_v2_1.0_imagenet_no_top.weights.h5"
+AUTO = "auto"
 
 BackboneName = Literal["mobilenet_v2", "xception"]
 Pooling = Literal["max", "avg"]
@@ -40,3 +45,12 @@ def get_backbone(name: str) -> BackboneSpec:
         return BACKBONES[name]
     except KeyError:
         raise ValueError(f"Unknown backbone. Expected one of {sorted(BACKBONES)}. Received: backbone={name!r}") from None
+
+
+def resolve_weights(weights: str | None, backbone: str = "mobilenet_v2", alpha: float = 1.0) -> str | None:
+    """``"auto"``: the bundled ImageNet file when it fits (MobileNetV2 1.0), else Keras' ``"imagenet"`` download; anything else as given."""
+    if weights != AUTO:
+        return weights
+    if backbone == "mobilenet_v2" and alpha == 1.0 and BUNDLED_WEIGHTS.is_file():
+        return str(BUNDLED_WEIGHTS)
+    return "imagenet"

@@ -48,6 +48,7 @@ def model_metadata(model, source_sha256: str = "", input_size: int | None = None
         feature_stride=spec.stride,
         threshold=float(info.get("threshold", 0.5)),
         gsd=info.get("gsd"),
+        gsd_range=info.get("gsd_range"),
         quantization=quantization,
         source_sha256=source_sha256,
         shipcam_version=__version__,

@@ -57,26 +57,31 @@ def threshold_for_fa_rate(pr: list[dict], target_fa_per_mpx: float, floor: float
     return float(max(best, floor))
 
 
-def synthetic_labelled_scenes(n: int = 16, size: int = 768, gsd: float = 3.0, seed: int = 10_007) -> list[LabelledScene]:
-    """Large synthetic scenes with point labels from the ship masks (centre, length in metres)."""
+def synthetic_labelled_scenes(n: int = 16, size: int = 768, gsd: float = 3.0, seed: int = 10_007, gsd_range: tuple[float, float] | None = None, config=None, min_ship_m: float = MIN_SHIP_M) -> list[LabelledScene]:
+    """Large synthetic scenes with point labels from the ship masks (centre, length in metres).
+
+    ``config`` (a ``SceneConfig``) replaces the default mix of coasts and
+    open water at ``size``, ``gsd`` (each scene at its own GSD with
+    ``gsd_range``). Hulls shorter than ``min_ship_m``, or cut by the scene's
+    edge, are ``ignore``: as in labels/README.md, too small or too partial to
+    call either way.
+    """
     from pathlib import Path
 
     from shipcam.train.data.synthetic import SceneConfig, generate_scene
 
-    cfg = SceneConfig(size=size, gsd=gsd, ship_fraction=0.8, max_ships=6, coast_prob=0.6)
+    cfg = config or SceneConfig(size=size, gsd=gsd, gsd_range=tuple(gsd_range) if gsd_range else None, ship_fraction=0.8, max_ships=6, coast_prob=0.6)
     out = []
     for i in range(n):
         scene = generate_scene(cfg, seed=seed, index=i)
         labels = []
         for m in scene.masks:
             yy, xx = np.nonzero(m)
-            length_m = math.hypot(np.ptp(xx) + 1, np.ptp(yy) + 1) * gsd
-            # As in labels/README.md: boats under ~45 m are too small to call either way, and a hull
-            # cut by the scene's edge cannot be seen whole.
+            length_m = math.hypot(np.ptp(xx) + 1, np.ptp(yy) + 1) * scene.gsd
             cut = m[0].any() or m[-1].any() or m[:, 0].any() or m[:, -1].any()
-            kind = "ship" if is_labelled_ship(m, gsd) and not cut else "ignore"
+            kind = "ship" if length_m >= min_ship_m and not cut else "ignore"
             labels.append(SceneLabel(float(xx.mean() + 0.5), float(yy.mean() + 0.5), length_m, kind))
-        out.append(LabelledScene(Path(f"synthetic_{seed}_{i}.png"), scene.image, labels, gsd))
+        out.append(LabelledScene(Path(f"synthetic_{seed}_{i}.png"), scene.image, labels, scene.gsd))
     return out
 
 

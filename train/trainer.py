@@ -44,7 +44,7 @@ warnings.filterwarnings("ignore", message=r".*`shuffle=True` was passed.*")
 
 __all__ = ["TrainConfig", "train", "load_config", "prepare_data", "make_strategy", "set_trainable", "Phase"]
 
-Phase = Literal["head", "finetune", "scratch"]
+Phase = Literal["head", "finetune", "scratch", "mine"]
 Strategy = Literal["default", "mirrored", "multiworker"]
 Balance = Literal["none", "weights", "sample"]
 Select = Literal["val_auc", "real_f1", "scene_recall"]
@@ -69,6 +69,11 @@ class TrainConfig:
     randomize: bool = True  # domain randomisation (colour, blur, noise, scale) on top of flips and turns
     synthetic_n: int = 2000
     gsd: float | None = None  # metres/pixel of the training images: synthetic 3.0, Airbus 1.5, ShipsNet 3.0 unless given
+    gsd_range: list[float] | None = None  # [min, max] m/px: synthetic scenes and real chips drawn across it (scale jitter over GSDs)
+    scenes: list[str] = field(default_factory=list)  # labelled real scenes (files or folders) to cut training chips from
+    real_ratio: float = 0.5  # share of the training images that are chips of those scenes
+    mining_rounds: int = 1  # rounds of hard-negative mining on those scenes after the regular phases
+    mining_epochs: int = 2  # epochs of each round
     real_val: list[str] = field(default_factory=list)  # labelled real scenes scored each epoch (F1, recall, false alarms)
     real_labels: str | None = None  # their labels CSV (see labels/README.md)
     select: Select = "val_auc"  # which score picks best.keras: real_f1 needs real_val; scene_recall scores held-out synthetic scenes
@@ -101,8 +106,16 @@ class TrainConfig:
             raise ValueError(f"select must be one of {get_args(Select)}, received {self.select!r}")
         if self.select == "real_f1" and not self.real_val:
             raise ValueError("select='real_f1' scores real scenes: give them with real_val (--real-val SCENE... --labels CSV)")
-        if self.real_val and not self.real_labels:
-            raise ValueError(f"real_val={self.real_val} needs real_labels (a labels CSV, see labels/README.md)")
+        if (self.real_val or self.scenes) and not self.real_labels:
+            raise ValueError(f"{'real_val' if self.real_val else 'scenes'}={self.real_val or self.scenes} needs real_labels (a labels CSV, see labels/README.md)")
+        if not 0.0 <= self.real_ratio < 1.0:
+            raise ValueError(f"real_ratio must be in [0, 1), received {self.real_ratio}")
+        if self.mining_rounds < 0 or self.mining_epochs < 0:
+            raise ValueError(f"mining_rounds and mining_epochs must be >= 0, received {self.mining_rounds}, {self.mining_epochs}")
+        if self.gsd_range is not None:
+            if len(self.gsd_range) != 2 or not 0 < self.gsd_range[0] <= self.gsd_range[1]:
+                raise ValueError(f"gsd_range must be [min, max] metres/pixel with 0 < min <= max, received {self.gsd_range}")
+            self.gsd_range = [float(v) for v in self.gsd_range]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -150,8 +163,8 @@ def prepare_data(config: TrainConfig, show_progress: bool = True):
     data = config.data
     if data is None:
         # Inside the run folder: a cache shared between runs would need every generator parameter in its name.
-        config.gsd = config.gsd or 3.0
-        scene = SceneConfig(size=config.size, gsd=config.gsd)
+        config.gsd = config.gsd or (config.gsd_range[0] if config.gsd_range else 3.0)
+        scene = SceneConfig(size=config.size, gsd=config.gsd, gsd_range=tuple(config.gsd_range) if config.gsd_range else None)
         data = str(Path(config.run_dir) / f"synthetic_{config.size}px_{config.synthetic_n}_seed{config.seed}")
         write_synthetic_dataset(data, config.synthetic_n, scene, seed=config.seed, show_progress=show_progress)
         config.data = data
@@ -162,12 +175,15 @@ def prepare_data(config: TrainConfig, show_progress: bool = True):
     return samples.split(config.val_fraction, seed=config.seed)
 
 
-def _phases(config: TrainConfig) -> list[tuple[Phase, int, float]]:
+def _phases(config: TrainConfig) -> list[tuple[str, int, float]]:
     if config.head_only:
         return [("head", config.head_epochs, config.head_lr)]
     if not config.pretrained:
-        return [("scratch", config.scratch_epochs, config.scratch_lr)]
-    return [("head", config.head_epochs, config.head_lr), ("finetune", config.finetune_epochs, config.finetune_lr)]
+        phases = [("scratch", config.scratch_epochs, config.scratch_lr)]
+    else:
+        phases = [("head", config.head_epochs, config.head_lr), ("finetune", config.finetune_epochs, config.finetune_lr)]
+    rate = phases[-1][2] / 2  # a further fine-tuning at half the last phase's rate
+    return phases + [(f"mine{r}", config.mining_epochs, rate) for r in range(1, config.mining_rounds + 1) if config.scenes]
 
 
 def set_trainable(model, phase: Phase, finetune_layers: int, train_bn: bool = False) -> None:
@@ -193,6 +209,12 @@ def set_trainable(model, phase: Phase, finetune_layers: int, train_bn: bool = Fa
 
 def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | None = None, show_progress: bool = True) -> dict:
     """Train per ``config``; with ``resume`` continue an interrupted run in ``config.run_dir``."""
+    labelled = []
+    if config.scenes:  # before anything is written or TensorFlow loads: a bad labels file is one line and leaves nothing behind
+        from shipcam.train.realdata import load_training_scenes
+
+        labelled = load_training_scenes(config.scenes, config.real_labels)
+
     import keras
 
     from shipcam.train.callbacks import BestCheckpoint, CyclicLR, MajorityBaseline, PhaseLogger, SceneScore
@@ -210,6 +232,14 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
     strategy = make_strategy(config.strategy)  # first: MultiWorkerMirroredStrategy must exist before any TF op runs
     keras.utils.set_random_seed(config.seed)
     train_s, val_s = prepare_data(config, show_progress)
+    gsd_range = tuple(config.gsd_range) if config.gsd_range else (config.gsd, config.gsd)
+    if labelled and config.real_ratio > 0:
+        from shipcam.train.realdata import concat_samples, real_samples
+
+        n_real = round(config.real_ratio / (1 - config.real_ratio) * len(train_s))
+        chips = real_samples(labelled, n_real, config.size, gsd_range, run / "real_chips", config.batch_size, config.seed)
+        print(f"real scenes: {len(chips)} chips ({int(chips.labels.sum())} with ships) from {', '.join(s.path.name for s in labelled)}; validation stays synthetic")
+        train_s = concat_samples(train_s, chips)
     write_json(run / "config.json", config.to_dict())  # after prepare_data resolved config.data
     baseline = MajorityBaseline(val_s.labels).baseline
     print(
@@ -227,7 +257,7 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
     val_ds = make_dataset(val_s, spec, config.size, config.batch_size, False)
     cw = class_weights(train_s.labels) if config.balance == "weights" else None
 
-    info = {"train_size": config.size, "class_name": "ship", "gsd": config.gsd}
+    info = {"train_size": config.size, "class_name": "ship", "gsd": config.gsd, "gsd_range": list(gsd_range) if config.gsd_range else None}
     real = []
     if config.real_val:
         from shipcam.runtime.scoring import load_scenes
@@ -242,7 +272,7 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
     if n_scene:
         from shipcam.train.threshold import synthetic_labelled_scenes
 
-        synthetic = synthetic_labelled_scenes(n_scene, size=max(768, 4 * config.size), gsd=config.gsd or 3.0, seed=SCENE_VAL_SEED)
+        synthetic = synthetic_labelled_scenes(n_scene, size=max(768, 4 * config.size), gsd=config.gsd or 3.0, seed=SCENE_VAL_SEED, gsd_range=config.gsd_range)
         scorers.append(SceneScore(synthetic, info, "scene", config.target_fa if config.target_fa is not None else DEFAULT_TARGET_FA))
 
     t0 = time.perf_counter()
@@ -250,14 +280,28 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
     for phase, epochs, lr in _phases(config):
         if phase in state["done"] or epochs <= 0:
             continue
+        mining = phase.startswith("mine")
+        if mining:  # the model as it stands finds its own false alarms on the training scenes
+            from shipcam.train.realdata import concat_samples, mined_samples
+
+            mined = mined_samples(lambda: _detector(run / "best.keras", info), labelled, config.size, gsd_range, run / "real_chips" / phase, config.seed)
+            if mined is not None:
+                train_s = concat_samples(train_s, mined)
+                train_ds = make_dataset(train_s, spec, config.size, config.batch_size, True, config.seed, config.augment, balanced, config.randomize)
+                cw = class_weights(train_s.labels) if config.balance == "weights" else None
+            if state.get("phase") != phase:  # this round's best is the model, whatever the earlier phases scored on synthetic tiles
+                state.pop("best_key", None)
+                state["best_val_auc"] = -1.0
         state["phase"] = phase
         write_json(state_path, state)
         with strategy.scope():
             if phase == "finetune" and (run / "head.keras").exists():
                 model = load_classifier(run / "head.keras")
+            elif mining:
+                model = load_classifier(run / "best.keras")
             else:
                 model = build_classifier(config.backbone, config.pooling, config.alpha, config.weights, config.dropout, config.size)
-            set_trainable(model, phase, config.finetune_layers, config.finetune_bn)
+            set_trainable(model, "scratch" if mining and not config.pretrained else ("finetune" if mining else phase), config.finetune_layers, config.finetune_bn)
             steps = config.steps_per_epoch or max(1, int(np.ceil(len(train_s) / config.batch_size)))
             if config.clr:
                 schedule = CyclicLR(lr, lr * config.clr_factor, step_size=2 * steps, mode=config.clr)
@@ -353,7 +397,7 @@ def calibrate_model(model, target_fa: float = DEFAULT_TARGET_FA, n_scenes: int =
     info = {**model_info(model), **(info or {})}
     gsd = gsd or info.get("gsd") or 3.0
     size = int(info.get("train_size") or 96)
-    scenes = synthetic_labelled_scenes(n_scenes, size=max(768, 4 * size), gsd=gsd)
+    scenes = synthetic_labelled_scenes(n_scenes, size=max(768, 4 * size), gsd=gsd, gsd_range=info.get("gsd_range") if gsd == info.get("gsd") else None)
     cal = calibrate_threshold(Detector(KerasEngine(model, info=info)), scenes, target_fa)
     save_classifier(model, path, extra={**info, "threshold": cal["threshold"]})
     return cal
@@ -366,6 +410,15 @@ def _calibrate(best, run: Path, info: dict, config: TrainConfig) -> dict:
         f"{cal['synthetic_recall']:.2f} on {cal['synthetic_scenes']} held-out synthetic scenes (target {config.target_fa:g}/Mpx)"
     )
     return cal
+
+
+def _detector(path: Path, info: dict):
+    """A runtime ``Detector`` on the Keras model in ``path`` (what mining scans with)."""
+    from shipcam.runtime.detector import Detector
+    from shipcam.train.engine import KerasEngine
+    from shipcam.train.model import load_classifier
+
+    return Detector(KerasEngine(load_classifier(path, compile=False), info=info))
 
 
 def _verbosity(v: int | str) -> int | str:

@@ -5,7 +5,7 @@
 import { Detector, VIEWS, predictionRecord } from "../src/index.mjs";
 import { readImage } from "../src/image.mjs";
 
-const USAGE = "usage: shipcam-js predict MODEL.onnx IMAGE... [--threads N] [--threshold P] [--views none|flip|rot4|d4]";
+const USAGE = "usage: shipcam-js predict MODEL.onnx IMAGE... [--threads N] [--threshold P] [--views none|flip|rot4|d4] [--gsd M_PER_PX]";
 
 async function main(argv) {
   const [command, ...rest] = argv;
@@ -20,7 +20,12 @@ async function main(argv) {
     if (rest[i] === "--threads") opts.threads = Number(rest[++i]);
     else if (rest[i] === "--threshold") opts.threshold = Number(rest[++i]);
     else if (rest[i] === "--views") rule.views = rest[++i];
+    else if (rest[i] === "--gsd") opts.gsd = Number(rest[++i]);
     else positional.push(rest[i]);
+  }
+  if (opts.gsd !== undefined && !(opts.gsd > 0)) {
+    console.error(`shipcam-js predict: error: --gsd must be a positive number of metres/pixel, received ${opts.gsd}`);
+    return 2;
   }
   if (rule.views !== undefined && !(rule.views in VIEWS)) {
     console.error(`shipcam-js predict: error: --views must be one of ${Object.keys(VIEWS).join(", ")}, received ${rule.views}`);
@@ -42,7 +47,7 @@ async function main(argv) {
   let failed = 0;
   for (const file of images) {
     try {
-      const p = await det.predict(await readImage(file));
+      const p = await det.predict(await readImage(file), { gsd: opts.gsd });
       process.stdout.write(JSON.stringify(predictionRecord(file, p)) + "\n");
     } catch (e) {
       failed++;

@@ -3,7 +3,7 @@
 // CAM and boxes computed here (SPEC.md). Mirrors Python's shipcam.runtime.Detector.
 
 import { readMetadata, ModelFileError } from "./metadata.mjs";
-import { VIEWS, applyView, classActivationMap, detectInCam, preprocess, resizeBilinear, sigmoid, undoView } from "./maths.mjs";
+import { VIEWS, applyView, classActivationMap, detectInCam, preprocess, resizeAntialiased, resizeBilinear, sigmoid, undoView } from "./maths.mjs";
 
 export const DEFAULT_GSD = 3.0;
 export const DEFAULT_RULE = { nms_radius_m: 150, max_length_m: 400, fraction: 0.5, views: "none" };
@@ -125,6 +125,7 @@ export class Detector {
     this.name = name;
     this.threads = threads;
     this.gsd = metadata.gsd || DEFAULT_GSD;
+    this.gsdRange = metadata.gsd_range || [this.gsd, this.gsd];  // images inside it run as they are
     this.rule = { ...DEFAULT_RULE, threshold: threshold ?? metadata.threshold };
   }
 
@@ -132,17 +133,46 @@ export class Detector {
     return this.rule.threshold;
   }
 
+  /** The metres/pixel an image of `gsd` runs at: its own inside the model's range (1% either side), else the nearer bound. */
+  workingGsd(gsd) {
+    if (gsd === undefined || gsd === null) return this.gsd;
+    if (!(gsd > 0)) throw new RangeError(`gsd must be positive metres/pixel, received ${gsd}`);
+    const [lo, hi] = this.gsdRange;
+    return lo * 0.99 <= gsd && gsd <= hi * 1.01 ? gsd : Math.min(Math.max(gsd, lo), hi);
+  }
+
   /**
    * image: { data: Uint8Array|Uint8ClampedArray (RGB or RGBA bytes, row-major), width, height, channels = 4 }.
+   * options: { gsd } the image's metres/pixel: outside the model's range it is first resampled to the nearer bound
+   * (antialiased, as Python's), and boxes come back in the image's own pixels.
    * Returns { probability, logit, isShip, cam: {data, h, w}, boxes, timings_ms }.
    */
-  async predict(image) {
+  async predict(image, { gsd } = {}) {
+    const { width: W0, height: H0 } = image;
+    const channels = image.channels || Math.round(image.data.length / (W0 * H0));
+    if (!(channels === 3 || channels === 4) || image.data.length !== W0 * H0 * channels) {
+      throw new RangeError(`expected ${W0}x${H0} RGB or RGBA bytes, received ${image.data.length} bytes`);
+    }
+    const work = this.workingGsd(gsd);
+    const factor = gsd === undefined || gsd === null ? 1 : gsd / work;
+    if (factor !== 1) {
+      const H = Math.max(1, Math.round(H0 * factor));
+      const W = Math.max(1, Math.round(W0 * factor));
+      const rgb = new Float32Array(H0 * W0 * 3);
+      for (let i = 0; i < H0 * W0; i++) for (let c = 0; c < 3; c++) rgb[3 * i + c] = image.data[channels * i + c];
+      const p = await this.#predictAt({ data: resizeAntialiased(rgb, H0, W0, H, W, 3), width: W, height: H, channels: 3 }, work);
+      const s = (v) => v / factor;
+      p.boxes = p.boxes.map((b) => ({ ...b, x: s(b.x), y: s(b.y), x0: s(b.x0), y0: s(b.y0), x1: s(b.x1), y1: s(b.y1) }));
+      p.imageSize = [H0, W0];
+      return p;
+    }
+    return this.#predictAt(image, work);
+  }
+
+  async #predictAt(image, gsd) {
     const { width: W, height: H } = image;
     const channels = image.channels || Math.round(image.data.length / (W * H));
     const m = this.metadata;
-    if (!(channels === 3 || channels === 4) || image.data.length !== W * H * channels) {
-      throw new RangeError(`expected ${W}x${H} RGB or RGBA bytes, received ${image.data.length} bytes`);
-    }
     if (m.input_size === null && (H < m.feature_stride || W < m.feature_stride)) {
       throw new RangeError(`image is ${W}x${H} px; this model needs at least ${m.feature_stride}x${m.feature_stride} (its feature stride)`);
     }
@@ -172,7 +202,7 @@ export class Detector {
     const cam = n === 1 ? plain.cam : { ...plain.cam, data: addF32(camSum, plain.cam.data).map((v) => Math.fround(v / n)) };
     const probability = sigmoid(logitValue);
     const isShip = probability >= this.threshold;
-    const boxes = isShip ? detectInCam(cam, [H, W], this.gsd, this.rule) : [];
+    const boxes = isShip ? detectInCam(cam, [H, W], gsd, this.rule) : [];
     const t3 = now();
     return {
       probability,

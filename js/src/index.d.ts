@@ -15,6 +15,8 @@ export interface Metadata {
   threshold: number;
   train_size?: number | null;
   gsd?: number | null;
+  /** [min, max] metres/pixel the model was trained across (format_version 2); images inside it run as they are. */
+  gsd_range?: [number, number] | null;
   alpha?: number | null;
   channel_order?: "RGB";
   class_name?: string;
@@ -83,7 +85,11 @@ export declare class Detector {
   readonly threads: number;
   rule: Rule;
   readonly threshold: number;
-  predict(image: ImageData8): Promise<Prediction>;
+  /** `gsd`: the image's metres/pixel; outside the model's range the image is resampled to the nearer bound first. */
+  predict(image: ImageData8, options?: { gsd?: number }): Promise<Prediction>;
+  /** The metres/pixel an image of `gsd` runs at: its own inside the model's range, else the nearer bound. */
+  workingGsd(gsd?: number | null): number;
+  readonly gsdRange: [number, number];
   camImage(prediction: Prediction): Float32Array;
 }
 
@@ -96,6 +102,7 @@ export declare function parseMetadata(text: string | Uint8Array, source?: string
 export declare function onnxMetadataEntries(bytes: Uint8Array): Record<string, string>;
 export declare function tfliteMetadataEntries(bytes: Uint8Array): Record<string, Uint8Array>;
 export declare function classActivationMap(features: ArrayLike<number>, h: number, w: number, weights: Float32Array, bias: number): Map2D;
+export declare function resizeAntialiased(data: ArrayLike<number>, h: number, w: number, outH: number, outW: number, channels?: number): Float32Array;
 export declare function resizeBilinear(data: ArrayLike<number>, h: number, w: number, outH: number, outW: number, channels?: number): Float32Array;
 export declare function findPeaks(heat: Map2D, minScore: number, radiusCells: number): [number, number, number][];
 export declare function detect(heat: Map2D, cell: [number, number], gsd: number, rule: Rule, imageSize: [number, number], minScore?: number | null): Box[];

@@ -80,6 +80,60 @@ export function resizeBilinear(data, h, w, outH, outW, channels = 1) {
   return out;
 }
 
+/** Taps (indices, weights; nOut x k, row-major) of the antialiased triangle kernel, as Python's runtime.resize._triangle_taps. */
+function triangleTaps(nIn, nOut) {
+  const scale = nIn / nOut;
+  const support = Math.max(scale, 1.0);
+  const k = Math.ceil(2 * support) + 2;
+  const idx = new Int32Array(nOut * k);
+  const wt = new Float32Array(nOut * k);
+  for (let o = 0; o < nOut; o++) {
+    const centre = (o + 0.5) * scale;
+    const first = Math.floor(centre - support);
+    let total = 0;
+    const row = [];
+    for (let t = 0; t < k; t++) {
+      const i = first + t;
+      const w = i < 0 || i >= nIn ? 0 : Math.max(1 - Math.abs(i + 0.5 - centre) / support, 0);
+      row.push([i, w]);
+      total += w;
+    }
+    row.forEach(([i, w], t) => {
+      idx[o * k + t] = Math.min(Math.max(i, 0), nIn - 1);
+      wt[o * k + t] = f32(w / total);
+    });
+  }
+  return { idx, wt, k };
+}
+
+/** Antialiased resize (tf.image.resize(antialias=True); SPEC.md section 6) of an (h, w, channels) array: rows, then columns. */
+export function resizeAntialiased(data, h, w, outH, outW, channels = 1) {
+  if (outH < 1 || outW < 1) throw new RangeError(`output size must be positive, received ${outH}x${outW}`);
+  const ty = triangleTaps(h, outH);
+  const tx = triangleTaps(w, outW);
+  const rows = new Float32Array(outH * w * channels);
+  for (let r = 0; r < outH; r++) {
+    for (let t = 0; t < ty.k; t++) {
+      const wgt = ty.wt[r * ty.k + t];
+      if (wgt === 0) continue;
+      const src = ty.idx[r * ty.k + t] * w * channels;
+      for (let q = 0; q < w * channels; q++) rows[r * w * channels + q] = f32(rows[r * w * channels + q] + f32(data[src + q] * wgt));
+    }
+  }
+  const out = new Float32Array(outH * outW * channels);
+  for (let r = 0; r < outH; r++) {
+    for (let c = 0; c < outW; c++) {
+      for (let t = 0; t < tx.k; t++) {
+        const wgt = tx.wt[c * tx.k + t];
+        if (wgt === 0) continue;
+        const src = (r * w + tx.idx[c * tx.k + t]) * channels;
+        for (let ch = 0; ch < channels; ch++) out[(r * outW + c) * channels + ch] = f32(out[(r * outW + c) * channels + ch] + f32(rows[src + ch] * wgt));
+      }
+    }
+  }
+  return out;
+}
+
 /** Local maxima scoring at least minScore, strongest first (ties in raster order), none within radius cells of a stronger one. */
 export function findPeaks(heat, minScore, radiusCells) {
   const { data, h, w } = heat;

@@ -3,7 +3,7 @@
 // flatbuffers library. Checks what SPEC.md section 7 says a reader must refuse.
 
 export const METADATA_KEY = "shipcam";
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;  // 2: gsd_range
 
 export class ModelFileError extends Error {
   constructor(message) {
@@ -170,6 +170,10 @@ export function parseMetadata(text, source = "model") {
   if (typeof d.threshold !== "number" || !(d.threshold > 0 && d.threshold < 1)) throw bad(`threshold must be in (0, 1), received ${d.threshold}`);
   if (typeof d.cam_bias !== "number") throw bad(`cam_bias must be a number, received ${d.cam_bias}`);
   if (d.gsd !== undefined && d.gsd !== null && !(typeof d.gsd === "number" && d.gsd > 0)) throw bad(`gsd must be null or > 0, received ${d.gsd}`);
+  if (d.gsd_range !== undefined && d.gsd_range !== null) {
+    const ok = Array.isArray(d.gsd_range) && d.gsd_range.length === 2 && d.gsd_range.every((v) => typeof v === "number" && v > 0);
+    if (!ok) throw bad(`gsd_range must be null or [min, max] metres/pixel > 0, received ${JSON.stringify(d.gsd_range)}`);
+  }
   if (typeof d.cam_weights !== "string") throw bad("cam_weights must be a base64 string");
   const raw = base64ToBytes(d.cam_weights);
   if (raw.length !== 4 * d.feature_channels) {

@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { Detector, readMetadata, parseMetadata, ModelFileError } from "../src/index.mjs";
+import { Detector, readMetadata, parseMetadata, ModelFileError, FORMAT_VERSION } from "../src/index.mjs";
 import { readImage } from "../src/image.mjs";
 
 const HERE = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "conformance");
@@ -56,7 +56,9 @@ test("a reader refuses what SPEC.md section 7 says it must", async () => {
   };
   bad((d) => delete d.cam_bias, /m\.onnx: .*missing required key 'cam_bias'/);
   bad((d) => (d.pooling = "sum"), /pooling must be max or avg, received sum/);
-  bad((d) => (d.format_version = 2), /newer than this reader/);
+  bad((d) => (d.format_version = FORMAT_VERSION + 1), /newer than this reader/);
+  bad((d) => (d.gsd_range = [1.5]), /gsd_range must be null or \[min, max\]/);
+  bad((d) => (d.gsd_range = [0, 3]), /gsd_range must be null or \[min, max\]/);
   bad((d) => (d.cam_weights = "AAAA"), /cam_weights holds 3 bytes; 1280 float32 channels need 5120/);
   bad((d) => (d.threshold = 1), /threshold must be in \(0, 1\)/);
   assert.throws(() => readMetadata(new Uint8Array([1, 2, 3]), "x.tflite"), /x\.tflite: not a readable model file/);

@@ -24,27 +24,47 @@ def _step(name: str, done: bool) -> bool:
 
 REALDATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "realdata"  # beside a checkout: the project's own real scenes
 REAL_LABELS = Path(__file__).resolve().parents[2] / "labels" / "realdata.csv"
-# Beside a checkout: the project's offline copy of Keras' ImageNet MobileNetV2 (a user's clone downloads it with --weights imagenet).
+# Beside a checkout: the project's copy of the ImageNet MobileNetV2 (the repository carries the same file).
 SHARED_WEIGHTS = Path(__file__).resolve().parents[2] / ".." / "shared" / "weights" / "mobilenet_v2_1.0_imagenet_no_top.weights.h5"
 AUTO = "auto"
+GSD_RANGE = [1.5, 3.0]  # Airbus/SPOT to PlanetScope: one model for both, no resampling inside it
 
 
-def demo_recipe(weights: str | None, quick: bool = False) -> dict:
+def auto_weights() -> str | None:
+    """What ``--weights auto`` trains from: the bundled ImageNet file, ``../shared``'s copy, Keras' download, or None (from scratch)."""
+    from shipcam.train.backbones import BUNDLED_WEIGHTS
+
+    for path in (BUNDLED_WEIGHTS, SHARED_WEIGHTS):
+        if path.is_file():
+            return str(path)
+    try:  # a user's machine with internet: Keras' own copy, cached under ~/.keras
+        import keras
+
+        keras.applications.MobileNetV2(include_top=False, weights="imagenet", input_shape=(224, 224, 3))
+        return "imagenet"
+    except Exception as e:  # offline, or a download that failed: the scratch recipe
+        print(f"note: no ImageNet weights ({type(e).__name__}): the demo trains from scratch", flush=True)
+        return None
+
+
+def demo_recipe(weights: str | None, quick: bool = False, scenes: Path | None = None, labels: Path | None = None) -> dict:
     """The demo's training settings: transfer learning when there are ImageNet weights, else from scratch.
 
-    With weights: MobileNetV2 1.0 at 224 px on scenes drawn at 1.5 m/px, head then the top 30
-    layers (BENCHMARKS.md "Real scenes": on real 3 m/px scenes this finds far more ships than
-    the scratch model, whose 96 px tiles see each ship as two or three CAM cells).
-    ``weights="auto"``: the offline copy in ``../shared/weights`` when present, else from scratch.
+    With weights: MobileNetV2 1.0 at 224 px on scenes drawn across 1.5-3 m/px, head then the top 30
+    layers. With labelled real ``scenes`` (``../shared/realdata`` beside a checkout), half the training
+    chips come from them and one round of hard-negative mining follows. ``weights="auto"``: see
+    ``auto_weights``; the quick demo (the test suite's) trains from scratch.
     """
     if weights == AUTO:
-        weights = str(SHARED_WEIGHTS) if SHARED_WEIGHTS.is_file() and not quick else None
+        weights = None if quick else auto_weights()
     common = dict(weights=weights, batch_size=16, verbose="auto", calibration_scenes=2 if quick else 16, steps_per_epoch=4 if quick else None)
+    if scenes is not None:
+        common.update(scenes=[str(scenes)], real_labels=str(labels), real_ratio=0.5, mining_rounds=1, mining_epochs=1 if quick else 2)
     if quick:
         return dict(common, size=64, synthetic_n=160, alpha=0.35 if weights is None else 1.0, head_epochs=1, finetune_epochs=1, scratch_epochs=2)
     if weights is None:
         return dict(common, size=96, synthetic_n=2000, alpha=0.35, scratch_epochs=20)
-    return dict(common, size=224, synthetic_n=800, alpha=1.0, gsd=1.5, head_epochs=3, finetune_epochs=3, finetune_layers=30)
+    return dict(common, size=224, synthetic_n=800, alpha=1.0, gsd_range=GSD_RANGE, head_epochs=2, finetune_epochs=3, finetune_layers=30)
 
 
 def run_demo(out: str | Path = "runs/demo", weights: str | None = AUTO, quick: bool = False, scenes: str | Path | None = None, labels: str | Path | None = None) -> dict:
@@ -53,9 +73,21 @@ def run_demo(out: str | Path = "runs/demo", weights: str | None = AUTO, quick: b
 
     t0 = time.perf_counter()
     out = Path(out)
-    base = demo_recipe(weights, quick)
-    weights, size, gsd = base["weights"], base["size"], base.get("gsd", 3.0)
-    print(f"demo recipe: MobileNetV2 {base['alpha']} at {size} px, {gsd:g} m/px, " + (f"ImageNet backbone ({weights})" if weights else "from scratch (no ImageNet weights found; --weights imagenet downloads them)"), flush=True)
+    scenes = Path(scenes) if scenes else (REALDATA if REALDATA.is_dir() else None)
+    labels = Path(labels) if labels else REAL_LABELS
+    if scenes is not None and not labels.is_file():
+        scenes = None
+    base = demo_recipe(weights, quick, scenes, labels)
+    weights, size = base["weights"], base["size"]
+    gsd_range = base.get("gsd_range") or [3.0, 3.0]
+    gsd = gsd_range[0]
+    where = f"{gsd_range[0]:g}-{gsd_range[1]:g} m/px" if gsd_range[0] != gsd_range[1] else f"{gsd:g} m/px"
+    print(f"demo recipe: MobileNetV2 {base['alpha']} at {size} px, {where}, " + (f"ImageNet backbone ({weights})" if weights else "from scratch (no ImageNet weights found; --weights imagenet downloads them)"), flush=True)
+    if scenes is not None:
+        print(f"training with the labelled real scenes in {scenes} (half the chips, then one round of hard negatives); "
+              "they are not scored here: a model is never scored on a scene it trained on (python -m shipcam.benchmarks.loso scores each scene with a model trained on the others)", flush=True)
+    else:
+        print("no labelled real scenes (../shared/realdata): the demo trains on synthetic scenes only", flush=True)
     run = out / "train"
 
     # 1. data (+ a picture of it)
@@ -97,7 +129,7 @@ def run_demo(out: str | Path = "runs/demo", weights: str | None = AUTO, quick: b
         from shipcam.train.data.synthetic import SceneConfig
         from shipcam.train.data.writer import write_synthetic_dataset
 
-        write_synthetic_dataset(eval_data, 60 if quick else 400, SceneConfig(size=size, ship_fraction=0.3, gsd=gsd), seed=777)
+        write_synthetic_dataset(eval_data, 60 if quick else 400, SceneConfig(size=size, ship_fraction=0.3, gsd=gsd, gsd_range=tuple(gsd_range)), seed=777)
         evaluate(run / "best.keras", eval_data, out / "eval" / "keras", worst=0)
         for name in {manifest.get("recommended"), _file(manifest, "tflite_fp32")} - {None}:
             evaluate(export_dir / name, eval_data, out / "eval" / Path(name).stem, worst=6)
@@ -112,16 +144,17 @@ def run_demo(out: str | Path = "runs/demo", weights: str | None = AUTO, quick: b
 
         run_bench(BenchConfig(model=str(run / "best.keras"), export_dir=str(export_dir), sizes=[size], threads=[1] if quick else [1, 2], runs=5 if quick else 30, quality_n=16 if quick else 64), out / "bench")
 
-    # 8. real scenes, when there are any: the number that synthetic AUC does not predict
-    scenes = Path(scenes) if scenes else (REALDATA if REALDATA.is_dir() else None)
-    labels = Path(labels) if labels else REAL_LABELS
-    if scenes is not None and labels.is_file() and _step("real scenes", (out / "real" / "eval.json").exists()):
-        from shipcam.benchmarks.scenes import evaluate_scenes
+    # 8. the 1.5 m open sea: image AUC and ships found in whole held-out scenes
+    if _step("open sea", (out / "open_sea.json").exists()):
+        from shipcam._utils.io import write_json
+        from shipcam.benchmarks.open_sea import open_sea_report
+        from shipcam.runtime import Detector
 
         best_file = export_dir / (manifest.get("recommended") or _file(manifest, "tflite_fp32"))
-        r = evaluate_scenes(best_file, [str(scenes)], labels, out / "real")
-        t = r["total"]
-        print(f"real scenes: {t['found']}/{t['ships']} ships found, {t['false_alarms']} false alarms ({t['fa_per_mpx']:.2f}/Mpx)")
+        sea = open_sea_report(Detector.load(best_file, threads=2), n_images=16 if quick else 64, n_scenes=2 if quick else 12, size=256 if quick else 768)
+        write_json(out / "open_sea.json", sea)
+        d = sea["rules"]["default"]
+        print(f"open sea (1.5 m): image AUC {sea['image_auc']:.3f}; {d['found']}/{d['ships']} ships of 30 m or more found, {d['fa_per_mpx']:.2f} false alarms/Mpx")
 
     from shipcam.cli.report import write_report
 

@@ -49,6 +49,16 @@ def _float_or_none(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"expected a number or 'none', received {text!r}") from None
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, received {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, received {text!r}")
+    return value
+
+
 def _add_engine_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("engine")
     g.add_argument("--engine", default="auto", choices=ENGINES, help="auto: by file type")
@@ -65,6 +75,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--no-randomize", dest="randomize", action="store_false", help="turn off domain randomisation (colour, blur, noise, scale jitter); flips and turns stay")
     g.add_argument("--gsd", type=float, help="metres/pixel of the training images, recorded in exported files so scan resamples scenes to it (default: a generated dataset's own, Airbus 1.5, ShipsNet 3.0)")
+    g.add_argument("--gsd-range", type=_positive, nargs=2, metavar=("MIN", "MAX"), help="draw synthetic scenes and real chips across this range of metres/pixel; exported files record it and scan runs scenes inside it as they are (default: the single --gsd)")
 
 
 def _config_from_args(args) -> "object":
@@ -185,7 +196,7 @@ def cmd_verify(args) -> int:
 def cmd_predict(args) -> int:
     from shipcam.cli.run import predict_files
 
-    s = predict_files(args.model, args.images, args.out, overlay=args.overlay, engine=args.engine, threads=args.threads, views=args.views)
+    s = predict_files(args.model, args.images, args.out, overlay=args.overlay, engine=args.engine, threads=args.threads, views=args.views, gsd=args.gsd)
     print(f"{s['images']} images, {s['ships']} with ships, {s['errors']} not processed -> {Path(args.out) / 'predictions.jsonl'}")
     if s["failed"]:  # like gzip and cp: the rest was done, but the exit status says not everything was
         print(f"shipcam predict: {len(s['failed'])} input(s) not processed: {', '.join(s['failed'])}", file=sys.stderr)
@@ -379,9 +390,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--steps-per-epoch", type=int)
     g.add_argument("--head-only", action="store_true", help="train only the head on a frozen backbone (even a random one: for comparisons)")
     g.add_argument("--balance", choices=get_args(Balance), default="weights", help="class imbalance: loss weights (default), balanced sampling, or none")
+    g = p.add_argument_group("labelled real scenes")
+    g.add_argument("--scenes", nargs="+", default=[], metavar="SCENE", help="labelled scenes (files or folders) to train on: chips around each ship, the ships laid on other water, negatives from everywhere else (needs --labels)")
+    g.add_argument("--real-ratio", type=float, default=0.5, help="share of the training images cut from --scenes (default: 0.5)")
+    g.add_argument("--mining-rounds", type=int, default=1, help="rounds of hard-negative mining on --scenes after fine-tuning: windows around the model's strongest false alarms added, then more training (default: 1)")
+    g.add_argument("--mining-epochs", type=int, default=2, help="epochs of each mining round (default: 2)")
     g = p.add_argument_group("scene validation and threshold")
     g.add_argument("--real-val", nargs="+", default=[], metavar="SCENE", help="labelled real scenes (files or folders) scored each epoch: F1, recall, false alarms/Mpx, as eval-scenes does")
-    g.add_argument("--labels", dest="real_labels", metavar="CSV", help="labels of the --real-val scenes (see labels/README.md)")
+    g.add_argument("--labels", dest="real_labels", metavar="CSV", help="labels of the --scenes and --real-val scenes (see labels/README.md)")
     g.add_argument(
         "--select",
         type=lambda s: s.replace("-", "_"),
@@ -447,6 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", help="image files or folders")
     p.add_argument("--out", default="runs/predict")
     p.add_argument("--overlay", action="store_true", help="write a PNG per image with the CAM heatmap and boxes")
+    p.add_argument("--gsd", type=_positive, help="the images' metres/pixel: outside the model's range they are resampled to it, as scan does (default: taken as the model's)")
     _add_views_arg(p)
     _add_engine_args(p)
     p.set_defaults(func=cmd_predict)

@@ -51,10 +51,11 @@ def open_exported(model: str | Path, engine: str = "auto", threads: int = 1):
         raise ShipcamError(f"{model}: {e}") from None
 
 
-def predict_files(model: str, inputs: list[str], out: str, overlay: bool = False, engine: str = "auto", threads: int = 1, views: str | None = None) -> dict:
+def predict_files(model: str, inputs: list[str], out: str, overlay: bool = False, engine: str = "auto", threads: int = 1, views: str | None = None, gsd: float | None = None) -> dict:
     """Predict every image; unreadable or too-small ones are listed in ``failed`` (the CLI then exits non-zero).
 
-    ``views`` (None: the detection rule's, none) sets the test-time views.
+    ``views`` (None: the detection rule's, none) sets the test-time views. ``gsd``
+    (the images' metres/pixel) resamples images outside the model's range, as ``scan`` does.
     """
     from shipcam.runtime.image import read_image
 
@@ -68,7 +69,7 @@ def predict_files(model: str, inputs: list[str], out: str, overlay: bool = False
     for path in progress(paths, total=len(paths), desc="predicting", enabled=len(paths) > 1):
         try:
             image = read_image(path)
-            pred = det.predict(image)
+            pred = det.predict(image, gsd=gsd)
         except ImageError as e:
             message = str(e) if str(path) in str(e) else f"{path}: {e}"
             failed.append(str(path))
@@ -85,7 +86,7 @@ def predict_files(model: str, inputs: list[str], out: str, overlay: bool = False
             record["overlay"] = str(png)
         lines.append(json.dumps(record))
     write_text(out_dir / "predictions.jsonl", "\n".join(lines) + "\n")
-    summary = {"model": str(model), "engine": det.engine.describe(), "images": len(paths), "ships": int(n_ship), "errors": len(failed), "failed": failed}
+    summary = {"model": str(model), "engine": det.engine.describe(), "gsd": gsd, "model_gsd_range": list(det.gsd_range), "images": len(paths), "ships": int(n_ship), "errors": len(failed), "failed": failed}
     write_json(out_dir / "summary.json", summary)
     return summary
 
@@ -138,7 +139,7 @@ def scan_file(
         det.rule = dataclasses.replace(det.rule, **rule)
     t0 = time.perf_counter()
     scene_m, source = scene_gsd(scene, gsd)
-    image = _open_scene(scene, max_memory_mb, scene_m / det.gsd)
+    image = _open_scene(scene, max_memory_mb, scene_m / det.working_gsd(scene_m))
     try:
         return _scan_opened(det, image, scene, out, scene_m, source, t0, tile, overlap, batch, downlink, progress)
     finally:
@@ -150,7 +151,7 @@ def _scan_opened(det, image, scene, out, scene_m, source, t0, tile, overlap, bat
     from shipcam.runtime.geojson import detections_geojson, scene_georeference
 
     if source == "assumed":
-        print(f"note: {scene}: no ground sample distance (no --gsd, no georeference); assuming {scene_m:g} m/px (PlanetScope); the model's is {det.gsd:g} m/px", file=sys.stderr)
+        print(f"note: {scene}: no ground sample distance (no --gsd, no georeference); assuming {scene_m:g} m/px (PlanetScope); the model's range is {_gsd_text(det)}", file=sys.stderr)
     res = det.scan(image, tile=tile, overlap=overlap, batch=batch, progress=progress, gsd=scene_m)
     out_dir = Path(out)
     stem = Path(scene).stem
@@ -166,6 +167,7 @@ def _scan_opened(det, image, scene, out, scene_m, source, t0, tile, overlap, bat
         "gsd": scene_m,
         "gsd_source": source,
         "model_gsd": det.gsd,
+        "model_gsd_range": list(det.gsd_range),
         "resample": round(res.resample, 6),
         "tiles": res.tiles,
         "positive_tiles": res.positive_tiles,
@@ -182,6 +184,11 @@ def _scan_opened(det, image, scene, out, scene_m, source, t0, tile, overlap, bat
         summary["downlink"] = write_downlink(image, res.detections, scene, transform, crs, **downlink)
     write_json(out_dir / f"{stem}_scan.json", summary)
     return summary
+
+
+def _gsd_text(det) -> str:
+    lo, hi = det.gsd_range
+    return f"{lo:g} m/px" if lo == hi else f"{lo:g}-{hi:g} m/px"
 
 
 def write_downlink(image: np.ndarray, detections, scene: str | Path, transform, crs, crops: str | Path, budget_kb: float | None = None, size: int = 96, fmt: str = "jpeg", quality: int = 90) -> dict:

@@ -44,9 +44,10 @@ class SceneConfig:
 
     size: int = 96
     gsd: float = 3.0  # metres per pixel: PlanetScope ~3, Airbus SPOT ~1.5
+    gsd_range: tuple[float, float] | None = None  # each scene drawn at its own GSD from this range (log-uniform) instead of ``gsd``
     ship_fraction: float = 0.22  # Airbus: 22% of images have ships
     max_ships: int = 3
-    ship_length_m: tuple[float, float] = (20.0, 300.0)  # sampled log-uniformly
+    ship_length_m: tuple[float, float] = (20.0, 350.0)  # sampled log-uniformly
     beam_ratio: tuple[float, float] = (0.11, 0.2)
     moving_fraction: float = 0.45  # ships that trail a wake
     cloud_prob: float = 0.2
@@ -56,6 +57,18 @@ class SceneConfig:
     land_max: float = 0.85  # the largest share of a coastal scene that may be land (city, port)
     moored_prob: float = 0.35  # in a coastal scene, chance that a ship lies along the quay
     haze_prob: float = 0.3
+    # Open sea as 1.5 m imagery shows it (each a chance per scene; ship-free scenes get them too):
+    swell_prob: float = 0.5  # long swell, 60-250 m crests
+    whitecap_prob: float = 0.25  # breaking crests: white flecks strung along the wind, 50-1500 per km2
+    glint_prob: float = 0.2  # a sun-glint zone: brighter water whose wave facets sparkle
+    shallow_prob: float = 0.12  # turquoise shallows over sand, with sandbars awash
+    thin_cloud_prob: float = 0.15  # a veil of thin cloud the sea shows through
+
+    @classmethod
+    def open_sea(cls, size: int = 768, gsd: float = 1.5, **overrides) -> "SceneConfig":
+        """Airbus-like scenes: mostly open water in every sea state, few coasts, ships of 20-350 m."""
+        base = dict(size=size, gsd=gsd, coast_prob=0.15, swell_prob=0.8, whitecap_prob=0.5, glint_prob=0.35, shallow_prob=0.25, thin_cloud_prob=0.3, cloud_prob=0.25, max_ships=4)
+        return cls(**{**base, **overrides})
 
     def __post_init__(self) -> None:
         if self.size < 16:
@@ -67,6 +80,8 @@ class SceneConfig:
         lo, hi = self.ship_length_m
         if not 0 < lo <= hi:
             raise ValueError(f"ship_length_m must be (min, max) with 0 < min <= max, received {self.ship_length_m}")
+        if self.gsd_range is not None and not 0 < self.gsd_range[0] <= self.gsd_range[1]:
+            raise ValueError(f"gsd_range must be (min, max) with 0 < min <= max, received {self.gsd_range}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -76,6 +91,7 @@ class SceneConfig:
 class Scene:
     image: np.ndarray  # (H, W, 3) uint8
     masks: list[np.ndarray] = field(default_factory=list)  # one (H, W) bool per ship
+    gsd: float = 3.0  # metres/pixel it was drawn at
 
     @property
     def has_ship(self) -> bool:
@@ -96,14 +112,23 @@ def generate_scenes(n: int, config: SceneConfig = SceneConfig(), seed: int = 0) 
 
 def generate_scene(config: SceneConfig = SceneConfig(), seed: int = 0, index: int = 0) -> Scene:
     """One scene, determined by ``(seed, index, config)`` alone."""
+    if config.gsd_range is not None:  # its own stream: the scene's other draws stay those of a fixed GSD
+        lo, hi = config.gsd_range
+        g = math.exp(np.random.default_rng([seed, index, 1]).uniform(math.log(lo), math.log(hi)))
+        config = dataclasses.replace(config, gsd=float(g), gsd_range=None)
     rng = np.random.default_rng([seed, index])
     s = config.size
     want_ships = rng.random() < config.ship_fraction
 
     img = _sea(rng, s)
+    sea_rng = np.random.default_rng([seed, index, 2])  # the open-sea layers draw from their own stream
+    bars = _open_sea(sea_rng, img, config)
     coast = _coast(rng, img, config) if rng.random() < config.coast_prob else None
-    land = coast[0] if coast is not None else np.zeros((s, s), bool)
+    land = (coast[0] if coast is not None else np.zeros((s, s), bool)) | bars
     cloud = _cloud_alpha(rng, s) if rng.random() < config.cloud_prob else np.zeros((s, s), np.float32)
+    if sea_rng.random() < config.thin_cloud_prob:  # ships lie under a veil like this, unlike under a cloud
+        veil = _cloud_alpha(sea_rng, s) * np.float32(sea_rng.uniform(0.2, 0.5))
+        cloud = np.maximum(cloud, veil) if cloud.any() else veil
 
     # Hard negatives first, so ships are drawn over them (not the other way round).
     _confusers(rng, img, land, config)
@@ -126,7 +151,7 @@ def generate_scene(config: SceneConfig = SceneConfig(), seed: int = 0, index: in
     img = _blur(img, sigma=float(rng.uniform(0.4, 1.2)))
     noise = config.noise_std * rng.uniform(0.5, 2.0)
     img += rng.normal(0.0, noise, img.shape).astype(np.float32)
-    return Scene(np.clip(img, 0, 255).astype(np.uint8), masks)
+    return Scene(np.clip(img, 0, 255).astype(np.uint8), masks, config.gsd)
 
 
 # --- background ---------------------------------------------------------------
@@ -165,6 +190,81 @@ def _sea(rng: np.random.Generator, s: int) -> np.ndarray:
     glint = rng.random((s, s)) < rng.uniform(0, 0.004)
     img[glint] += rng.uniform(20, 60)
     return img
+
+
+def _open_sea(rng: np.random.Generator, img: np.ndarray, cfg: SceneConfig) -> np.ndarray:
+    """Swell, whitecaps, a sun-glint zone and turquoise shallows, in metres at the scene's GSD; returns the sandbars (no ship goes there)."""
+    s = img.shape[0]
+    yy, xx = np.mgrid[0:s, 0:s].astype(np.float32)
+    wind = rng.uniform(0, 2 * np.pi)
+    bars = np.zeros((s, s), bool)
+    if rng.random() < cfg.shallow_prob:
+        bars = _shallows(rng, img, xx, yy, cfg.gsd)
+    if rng.random() < cfg.swell_prob:  # two long trains a little apart in direction and length
+        swell = np.zeros((s, s), np.float32)
+        th, lam = wind + rng.normal(0, 0.4), rng.uniform(60, 250) / cfg.gsd
+        warp = 0.6 * _fractal(rng, s, octaves=3)
+        for k, (dth, dlam) in enumerate(((0.0, 1.0), (rng.normal(0, 0.3), rng.uniform(0.6, 0.9)))):
+            phase = 2 * np.pi / (lam * dlam) * (xx * np.cos(th + dth) + yy * np.sin(th + dth))
+            swell += np.sin(phase + warp + rng.uniform(0, 2 * np.pi)) / (1 + k)
+        img += (rng.uniform(1.5, 6.0) * swell)[..., None] * np.array([0.8, 0.9, 1.0], np.float32)
+    if rng.random() < cfg.glint_prob:
+        cx, cy = rng.uniform(-0.5, 1.5, 2) * s
+        r = rng.uniform(0.3, 1.2) * s
+        zone = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r))
+        sparkle = np.clip(_fractal(rng, s, octaves=6, base=8, persistence=0.8), 0, None)
+        img += (zone * rng.uniform(15, 70) * (0.6 + 0.8 * sparkle))[..., None]
+    if rng.random() < cfg.whitecap_prob:
+        _whitecaps(rng, img, wind, cfg.gsd)
+    return bars
+
+
+def _shallows(rng, img, xx, yy, gsd: float) -> np.ndarray:
+    """Shallow water over sand: turquoise where the bottom rises, sandbars where it breaks the surface. Returns the bars."""
+    s = img.shape[0]
+    th = rng.uniform(0, 2 * np.pi)
+    # Depth falls towards one side, with banks and channels: ~ N(0, 1) plus a ramp across the scene.
+    rise = ((xx - s / 2) * np.cos(th) + (yy - s / 2) * np.sin(th)) / s * rng.uniform(1.0, 3.0) + _fractal(rng, s, octaves=5, base=2)
+    shallow = np.clip((rise - rng.uniform(-0.8, 0.6)) / rng.uniform(0.5, 1.2), 0, 1)[..., None]
+    turquoise = np.array(rng.choice([[70, 160, 165], [95, 178, 172], [55, 132, 142], [125, 192, 182]]), np.float32) * rng.uniform(0.85, 1.1)
+    texture = (4 * _fractal(rng, s, octaves=5, base=6))[..., None]
+    img[:] = img * (1 - 0.85 * shallow) + (turquoise + texture) * (0.85 * shallow)
+    bars = np.zeros((s, s), bool)
+    for _ in range(int(rng.integers(0, 3))):  # long, thin, curved: drawn along a wavy line
+        bx, by = rng.uniform(0.2, 0.8, 2) * s
+        u, v = _along_across(xx, yy, bx, by, th + np.pi / 2 + rng.normal(0, 0.3))
+        for _ in range(2):  # a smoothly winding bar
+            v = v + rng.uniform(0.02, 0.06) * s * np.sin(u / (rng.uniform(0.1, 0.3) * s) + rng.uniform(0, 2 * np.pi))
+        half = rng.uniform(6, 30) / gsd * np.clip(1 - (u / (rng.uniform(0.15, 0.5) * s)) ** 2, 0, 1)
+        cover = np.clip(half - np.abs(v) + 0.5, 0, 1)
+        sand = np.array([212, 200, 165], np.float32) * rng.uniform(0.9, 1.05) + (6 * _fractal(rng, s, octaves=4, base=8))[..., None]
+        _paint(img, cover, sand)
+        foam = np.clip(1.5 - np.abs(np.abs(v) - half - 1.0), 0, 1) * (half > 0) * rng.uniform(0.2, 0.5)
+        img[:] = img * (1 - foam[..., None]) + 235 * foam[..., None]
+        bars |= cover > 0.3
+    return bars
+
+
+def _whitecaps(rng, img, wind: float, gsd: float) -> None:
+    """Breaking wave crests: white flecks of 2-10 m strung along the wind, thicker where gusts blow."""
+    s = img.shape[0]
+    km2 = (s * gsd / 1000) ** 2
+    n = int(rng.uniform(50, 1500) * km2)
+    if n == 0:
+        return
+    gust = np.clip(_fractal(rng, s, octaves=3) + 0.5, 0, None).ravel()
+    where = rng.choice(s * s, n, p=gust / gust.sum()) if gust.sum() > 0 else rng.integers(0, s * s, n)
+    fleck = np.zeros(s * s, np.float32)
+    np.add.at(fleck, where, (rng.uniform(0.1, 1.0, n) ** 2).astype(np.float32))  # most faint, a few bright
+    fleck = fleck.reshape(s, s)
+    reach = max(1, int(round(rng.uniform(2, 8) / gsd)))  # along the wind: a crest, not a dot
+    dx, dy = np.cos(wind), np.sin(wind)
+    lengths = rng.random((s, s)) < 0.5  # half the flecks are dots, half crests
+    streak = fleck.copy()
+    for i in range(1, reach):
+        streak += np.roll(fleck * lengths, (int(round(i * dy)), int(round(i * dx))), axis=(0, 1)) * (1 - i / (reach + 1))
+    alpha = np.clip(_blur(streak[..., None], sigma=max(0.5, 0.8 / gsd))[..., 0] * rng.uniform(1.0, 2.0), 0, 0.8)
+    img[:] = img * (1 - alpha[..., None]) + np.float32(238) * alpha[..., None]
 
 
 def _coast(rng: np.random.Generator, img: np.ndarray, cfg: SceneConfig) -> tuple[np.ndarray, tuple[float, float, float, float], list[tuple[float, ...]]]:
@@ -482,7 +582,7 @@ def _try_ship(rng, img, land, cloud, others, cfg: SceneConfig, moored=None) -> n
     inside = cover > 0.5
     if inside.sum() < 3:
         return None
-    if land[y0:y1, x0:x1][inside].mean() > land_limit or cloud[y0:y1, x0:x1][inside].mean() > 0.3:
+    if land[y0:y1, x0:x1][inside].mean() > land_limit or cloud[y0:y1, x0:x1][inside].mean() > 0.6:
         return None
     if any(m[y0:y1, x0:x1][inside].any() for m in others):
         return None
@@ -492,6 +592,9 @@ def _try_ship(rng, img, land, cloud, others, cfg: SceneConfig, moored=None) -> n
         stern_x, stern_y = cx - np.cos(heading) * length / 2, cy - np.sin(heading) * length / 2
         wake_len = length * rng.uniform(1.5, 6)
         _wake(rng, img, fx, fy, stern_x, stern_y, heading + np.pi, wake_len, beam, strength=rng.uniform(0.5, 1))
+        bow_x, bow_y = cx + np.cos(heading) * (length / 2 + beam * 0.3), cy + np.sin(heading) * (length / 2 + beam * 0.3)
+        foam = np.exp(-((fx - bow_x) ** 2 + (fy - bow_y) ** 2) / (2 * max(beam * 0.3, 0.6) ** 2)) * rng.uniform(0.1, 0.5)  # the bow wave
+        img[:] = img * (1 - foam[..., None]) + np.float32(230) * foam[..., None]
 
     view = img[y0:y1, x0:x1]
     # Sun shadow: a darker offset copy of the hull, drawn first.
@@ -502,16 +605,26 @@ def _try_ship(rng, img, land, cloud, others, cfg: SceneConfig, moored=None) -> n
     hull = np.array([215, 215, 210], np.float32) if small and rng.random() < 0.7 else _HULL_COLOURS[rng.integers(len(_HULL_COLOURS))]
     colour = np.broadcast_to(hull + rng.normal(0, 8, 3), cover.shape + (3,)).copy()
     u, v = _along_across(xx, yy, cx, cy, heading)  # along the ship, + towards the bow
-    kind = rng.choice(["plain", "tanker", "containers"]) if not small else "plain"
+    kind = rng.choice(["plain", "tanker", "containers", "bulk"]) if not small else "plain"
     if kind == "containers":
         cell = max(length / 12, 1.0)
         ids = (np.floor((u + length) / cell) * 7 + np.floor((v + beam) / max(beam / 2, 0.8))).astype(int)
         palette = _CONTAINER_COLOURS[rng.integers(0, len(_CONTAINER_COLOURS), 64)]
         deck = (np.abs(u) < length * 0.38) & (np.abs(v) < beam * 0.38)
         colour[deck] = palette[ids[deck] % 64]
+    elif kind == "bulk":  # a row of hatch covers, darker or lighter than the deck
+        pitch = max(length / rng.uniform(7, 11), 1.0)
+        hatch = (np.abs(v) < beam * 0.33) & (np.abs(u) < length * 0.36) & (((u + length) % pitch) < pitch * 0.7)
+        colour[hatch] = colour[hatch] * rng.uniform(0.6, 1.3)
     elif kind == "tanker":
         deck = (np.abs(v) < max(beam * 0.08, 0.4)) & (np.abs(u) < length * 0.35)
         colour[deck] = colour[deck] * 0.7 + 60
+    # Deck texture: paint wear and small fittings, so a hull is not one flat colour at 1.5 m.
+    colour += (rng.uniform(3, 10) * _fractal(rng, max(colour.shape[:2]), octaves=4, base=4)[: colour.shape[0], : colour.shape[1]])[..., None]
+    for _ in range(int(rng.integers(0, 6))):
+        fu, fv = rng.uniform(-0.4, 0.3) * length, rng.uniform(-0.3, 0.3) * beam
+        fitting = (np.abs(u - fu) < max(length * 0.02, 0.5)) & (np.abs(v - fv) < max(beam * 0.12, 0.5))
+        colour[fitting] = colour[fitting] * rng.uniform(0.6, 1.4)
     # Superstructure: a bright block near the stern.
     sup = (u < -length * 0.3) & (u > -length * 0.45) & (np.abs(v) < beam * 0.4)
     colour[sup] = np.array([235, 235, 230], np.float32)
@@ -548,7 +661,7 @@ def _wake(rng, img, xx, yy, x0, y0, direction, length, beam, strength=1.0) -> No
     fade = np.where(u > 0, np.exp(-behind / max(length, 1.0)), 0.0)
     width = beam * 0.5 + behind * 0.04
     centre = np.exp(-(v / np.maximum(width, 0.6)) ** 2) * fade
-    arm = np.exp(-((np.abs(v) - behind * 0.354) / 0.6) ** 2) * fade**2 * 0.15
+    arm = np.exp(-((np.abs(v) - behind * 0.354) / 0.6) ** 2) * fade**2 * rng.uniform(0.1, 0.45)  # Kelvin arms at 19.5 degrees
     a = np.clip((centre + arm) * strength, 0, 1).astype(np.float32)
     img[:] = img * (1 - 0.75 * a[..., None]) + np.float32(225) * 0.75 * a[..., None]
 
