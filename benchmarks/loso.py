@@ -2,8 +2,8 @@
 
 The only honest real-scene number for a model that learns from real scenes:
 no scene is scored by a model that trained on it. Each fold trains with
-``shipcam train``'s recipe (the options given here) and ``--scenes`` set to
-the other scenes, then scans the held-out scene at the model's saved
+the demo's recipe (``shipcam demo``, with ``--train`` options over it) and
+``--scenes`` set to the other scenes, then scans the held-out scene at the model's saved
 threshold under each detection rule asked for (``--rules``), e.g. the
 default and the network alone (``isolation=false``).
 
@@ -98,16 +98,30 @@ def run_loso(scenes: list[str], labels: str, work: str | Path, train_options: di
     return result
 
 
+def scenes_recipe() -> dict:
+    """What the demo adds to its recipe when it trains with labelled scenes (without the scenes themselves)."""
+    from pathlib import Path
+
+    from shipcam.cli.demo import AUTO, demo_recipe
+
+    with_scenes = demo_recipe(AUTO, scenes=Path("."), labels=Path("."))
+    return {k: v for k, v in with_scenes.items() if k in ("real_ratio", "mining_rounds", "mining_epochs")}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m shipcam.benchmarks.loso", description=__doc__.split("\n\n")[0])
     p.add_argument("scenes", nargs="+", help="labelled scenes (files or folders)")
     p.add_argument("--labels", required=True)
     p.add_argument("--work", default="runs/loso")
     p.add_argument("--rules", default="default:;network alone:isolation=false,confirm_views=none", help="named rule overrides, ';'-separated: NAME:key=value,key=value (default: %(default)s)")
-    p.add_argument("--train", default="{}", help="TrainConfig options as JSON, e.g. '{\"size\": 224, \"weights\": \"...\"}'")
+    p.add_argument("--train", default="{}", help="TrainConfig options as JSON over the demo's recipe, e.g. '{\"mining_rounds\": 2}' (default: the demo's recipe as it is)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
-    r = run_loso(args.scenes, args.labels, args.work, json.loads(args.train), parse_rules(args.rules), args.threads)
+    from shipcam.cli.demo import AUTO, demo_recipe
+
+    recipe = {k: v for k, v in demo_recipe(AUTO).items() if k not in ("scenes", "real_labels")}  # each fold sets its own scenes
+    recipe.update(scenes_recipe(), verbose=2)
+    r = run_loso(args.scenes, args.labels, args.work, {**recipe, **json.loads(args.train)}, parse_rules(args.rules), args.threads)
     print("| rule | " + " | ".join(f"held out {f['held_out']}" for f in r["folds"]) + " | total |")
     print("|---|" + "---|" * (len(r["folds"]) + 1))
     for rname, t in r["total"].items():

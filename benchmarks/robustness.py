@@ -11,6 +11,8 @@ is applied to the whole scene (labels moved with it where the geometry
 changes) and the scene is scored as ``eval-scenes`` scores it, at the
 file's threshold. A detector that generalises keeps its numbers on every
 row; a row that collapses names a weakness the hidden scenes may share.
+Score a model only on scenes it did not train on (``benchmarks.loso``'s
+fold models: ``without_<scene>/``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ import numpy as np
 
 from shipcam.runtime.labels import SceneLabel
 from shipcam.runtime.scoring import LabelledScene
-from shipcam.runtime.views import Views
 
 __all__ = ["PERTURBATIONS", "perturb", "gaussian_blur"]
 
@@ -139,9 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--labels", required=True)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--only", nargs="+", choices=list(PERTURBATIONS), help="these rows only (default: all)")
-    p.add_argument("--views", choices=[v.value for v in Views], help="test-time views each tile's CAM is averaged over (as scan --views; default: the rule's)")
-    p.add_argument("--confirm-views", choices=[v.value for v in Views], help="views that confirm each detection on a crop centred on it (as scan --confirm-views; default: the rule's)")
-    p.add_argument("--edge-m", type=float, help="reject objects this close to the scene's edge (as scan --edge-m; 0 turns it off; default: the rule's)")
+    p.add_argument("--rule", default="", help="detection-rule settings over the file's, e.g. 'views=flip,isolation=false' (values as JSON, else strings)")
     p.add_argument("--json", help="write the table here")
     a = p.parse_args(argv)
 
@@ -152,17 +151,18 @@ def main(argv: list[str] | None = None) -> int:
 
     scenes, failed = load_scenes(a.scenes, a.labels)
     det = open_detector(a.model, a.threads)
-    given = {"views": a.views, "confirm_views": a.confirm_views, "edge_m": a.edge_m}
-    det.rule = dataclasses.replace(det.rule, **{k: (v or None) if k == "edge_m" else v for k, v in given.items() if v is not None})  # edge 0: off
+    from shipcam.benchmarks.loso import parse_rules
+
+    det.rule = dataclasses.replace(det.rule, **parse_rules(f"rule:{a.rule}")["rule"])
     rows = []
-    print(f"{a.model}: threshold {det.threshold:.3f}, views {det.rule.views.value}, confirmed on {det.rule.confirm_views.value}, edge {det.rule.edge_m} m, {det.engine.describe().get('engine')} {a.threads} threads, {len(scenes)} scenes")
+    print(f"{a.model}: {det.rule}, {det.engine.describe().get('engine')} {a.threads} threads, {len(scenes)} scenes")
     print("| perturbation | found | false alarms | FA/Mpx | precision |\n|---|---:|---:|---:|---:|")
     for name in progress(a.only or list(PERTURBATIONS), desc="perturbations"):
         t = score_scenes(det, [perturb(s, name) for s in scenes])["total"]
         rows.append({"perturbation": name, **t})
         print(f"| {name} | {t['found']}/{t['ships']} ({t['recall']:.0%}) | {t['false_alarms']} | {t['fa_per_mpx']:.2f} | {t['precision']:.2f} |", flush=True)
     if a.json:
-        write_json(a.json, {"model": str(a.model), "threshold": det.threshold, "views": det.rule.views.value, "confirm_views": det.rule.confirm_views.value, "edge_m": det.rule.edge_m, "engine": det.engine.describe(), "threads": a.threads, "rows": rows})
+        write_json(a.json, {"model": str(a.model), "rule": vars(det.rule), "engine": det.engine.describe(), "threads": a.threads, "rows": rows})
     if failed:
         print(f"not scored: {', '.join(f['scene'] for f in failed)}", file=sys.stderr)
     return 1 if failed else 0

@@ -9,8 +9,14 @@ copes): the before/after ratio is only meaningful from one machine in one
 sitting. ``--isolation-ab`` times
 the scan with and without the isolation check, alternating, and prints the
 ratio; ``--views none,rot4``, ``--tilings 448:0.25,896:0.125`` and
-``--rules gap_look=false,gap_look=true`` do the same for test-time views, for
+``--rules isolation=false,isolation=true`` do the same for test-time views, for
 tile sizes and overlaps, and for any detection-rule setting.
+
+``--file-ratio`` times the whole command path instead, file to GeoJSON
+(``shipcam scan``'s ``scan_file``: decoding, tiling, engine, stitching,
+detections, heatmap PNG, GeoJSON), against the engine alone on the same
+tiles at the same resolution (cropping, preprocessing and ``engine.run``
+on the same batches), alternating, and prints the ratio of the medians.
 
 ``--processes 1,4,16`` measures multi-core scaling instead: ``--jobs`` scans
 (the scenes in turn) spread over that many worker processes, each with its
@@ -40,12 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--isolation-ab", action="store_true", help="alternate scans with and without the isolation check")
     p.add_argument("--views", help="comma list of VIEWS/CONFIRM test-time views on every tile / confirming detections (none, flip, rot4, d4; a bare VIEWS confirms with none), e.g. none,none/flip,rot4: alternate scans with each")
     p.add_argument("--tilings", help="comma list of TILE:OVERLAP (e.g. 448:0.25,896:0.125): alternate scans with each")
-    p.add_argument("--rules", help="comma list of detection-rule settings FIELD=VALUE[;FIELD=VALUE] (JSON values), e.g. 'gap_look=false;confirm_views=none,gap_look=true': alternate scans with each")
+    p.add_argument("--rules", help="comma list of detection-rule settings FIELD=VALUE[;FIELD=VALUE] (JSON values), e.g. 'isolation=false;confirm_views=none,gap_look=true': alternate scans with each")
+    p.add_argument("--file-ratio", action="store_true", help="time shipcam scan from file to GeoJSON against the engine alone on the same tiles")
     p.add_argument("--processes", help="comma list of worker-process counts: time --jobs scans spread over each")
     p.add_argument("--jobs", type=int, default=16, help="scans per --processes row (default: 16)")
     args = p.parse_args(argv)
     if args.processes:
         return _scaling(args)
+    if args.file_ratio:
+        return _file_ratio(args)
 
     import dataclasses
 
@@ -88,6 +97,53 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def engine_only(det, image, tile: int | None = None, overlap: float = 0.25, batch: int = 8, gsd: float | None = None) -> int:
+    """The engine's own work of a scan: the same tiles, cropped, preprocessed and run in the same batches. Returns the tile count."""
+    import numpy as np
+
+    from shipcam.runtime.detector import _crop, _starts
+    from shipcam.runtime.resize import resize_antialiased
+
+    work = det.working_gsd(gsd)
+    factor = 1.0 if gsd is None else gsd / work
+    if factor != 1.0:
+        image = resize_antialiased(image, round(image.shape[0] * factor), round(image.shape[1] * factor))
+    H, W = image.shape[:2]
+    tile = min(int(tile or 2 * (det.metadata.train_size or 112)), H, W)
+    step = max(1, int(round(tile * (1 - overlap))))
+    positions = [(x, y) for y in _starts(H, tile, step) for x in _starts(W, tile, step)]
+    for i in range(0, len(positions), batch):
+        det.engine.run(det.preprocess(np.stack([_crop(image, x, y, tile) for x, y in positions[i : i + batch]])))
+    return len(positions)
+
+
+def _file_ratio(args) -> int:
+    import tempfile
+
+    from shipcam.cli.run import scan_file
+    from shipcam.runtime import read_image
+
+    det = _detector(args.model, args.threads, args.threshold)
+    rows = []
+    for path in args.scenes:
+        image = read_image(path)
+        det.scan(image[:512, :512])  # warm-up
+        file_s, engine_s = [], []
+        with tempfile.TemporaryDirectory() as out:
+            for _ in range(args.repeats):
+                t0 = time.perf_counter()
+                summary = scan_file(args.model, path, out, tile=args.tile, gsd=args.gsd, detector=det, progress=False)
+                file_s.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                tiles = engine_only(det, image, args.tile, gsd=summary["gsd"])  # the decoded image: decoding is the command's work
+                engine_s.append(time.perf_counter() - t0)
+        ratio = statistics.median(file_s) / statistics.median(engine_s)
+        rows.append({"scene": os.path.basename(path), "file_to_geojson_s": statistics.median(file_s), "engine_s": statistics.median(engine_s), "ratio": ratio, "tiles": tiles, "detections": summary["detections"], "runs": {"file": file_s, "engine": engine_s}})
+        print(f"{os.path.basename(path)}: file to GeoJSON {statistics.median(file_s):.2f} s, engine alone on the same {tiles} tiles {statistics.median(engine_s):.2f} s: {ratio:.2f}x (medians of {args.repeats}, {args.threads} threads)")
+    print(json.dumps({"model": args.model, "threads": args.threads, "engine": det.engine.name, "python": sys.version.split()[0], "scenes": rows}))
+    return 0
+
+
 def _views(text: str) -> dict:
     """'rot4' or 'none/flip' -> the DetectionRule fields (views on every tile, views confirming detections)."""
     views, _, confirm = text.partition("/")
@@ -95,7 +151,7 @@ def _views(text: str) -> dict:
 
 
 def _setting(text: str) -> dict:
-    """'gap_look=false;confirm_views=none' -> DetectionRule fields, values read as JSON (a bare word as a string)."""
+    """'isolation=false;confirm_views=none' -> DetectionRule fields, values read as JSON (a bare word as a string)."""
     out = {}
     for item in text.split(";"):
         field, _, value = item.partition("=")

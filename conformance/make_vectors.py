@@ -5,7 +5,7 @@ for each model file (the committed test fixtures, ONNX float32 and TFLite
 int8) and each image, what a conforming runtime must give (SPEC.md): the
 metadata it reads from the file, the probability and logit, the CAM at
 feature resolution, and ``predict``'s detections, without and with
-test-time views, with the tolerances to
+test-time views and at a GSD outside the model's, with the tolerances to
 meet. Any runtime (this one in CI, the JavaScript one, yours) checks itself
 against this file.
 """
@@ -53,15 +53,18 @@ def main() -> None:
         metadata[model] = json.loads(det.metadata.to_json())
         for name, image in images.items():
             # the file's threshold, and one low enough that every image has boxes; without views, mirrored, all 8
-            for threshold, views in [(det.metadata.threshold, "none"), (0.2, "none"), (det.metadata.threshold, "flip"), (0.2, "flip"), (0.2, "d4")]:
+            # and one at twice the model's GSD (no model here has a range): resampled 2x before the forward pass
+            settings = [(det.metadata.threshold, "none", None), (0.2, "none", None), (det.metadata.threshold, "flip", None), (0.2, "flip", None), (0.2, "d4", None), (0.2, "none", 2 * det.gsd)]
+            for threshold, views, gsd in settings:
                 det.rule = dataclasses.replace(det.rule, threshold=threshold, views=views)
-                p = det.predict(image)
+                p = det.predict(image, gsd=gsd)
                 cases.append(
                     {
                         "model": model,
                         "image": f"images/{name}",
                         "threshold": threshold,
                         "views": views,
+                        "gsd": gsd,
                         "probability": p.probability,
                         "logit": p.logit,
                         "is_ship": p.is_ship,
@@ -70,8 +73,11 @@ def main() -> None:
                         "boxes": [d.to_dict() for d in p.detections],
                     }
                 )
-    rule = {k: v for k, v in vars(Detector.load(HERE / MODELS[0]).rule).items() if k not in ("threshold", "views")}  # these: per case
-    doc = {"format_version": 1, "generated_by": "conformance/make_vectors.py (shipcam Python runtime)", "tolerances": TOLERANCES, "rule": rule, "metadata": metadata, "cases": cases}
+    from shipcam.runtime.detections import BOX_LEVEL, DetectionRule
+
+    # Every field's default (cases set their own threshold and views): the one source of the JS runtime's defaults.
+    rule = DetectionRule.defaults()
+    doc = {"format_version": 1, "generated_by": "conformance/make_vectors.py (shipcam Python runtime)", "tolerances": TOLERANCES, "rule": rule, "box_level": BOX_LEVEL, "metadata": metadata, "cases": cases}
     (HERE / "vectors.json").write_text(json.dumps(doc, indent=1) + "\n")
     print(f"{len(cases)} cases -> {HERE / 'vectors.json'}")
 

@@ -10,9 +10,9 @@ one region covering everything. A peak cannot do that. The rule:
    first; a peak within ``nms_radius`` of a kept one is dropped (about one
    ship length: two peaks on one hull become one detection).
 3. **Box**: grown from the peak over the 4-connected cells whose score stays
-   above ``level = t + fraction * (peak - t)`` (``t`` the threshold, so with
-   the default ``t = 0`` it is "a fraction of the peak"), inside a window of
-   ``max_length`` centred on the peak. No box is ever longer than that.
+   above ``level = t + BOX_LEVEL * (peak - t)`` (``t`` the threshold: half
+   the peak's height over it), inside a window of ``max_length`` centred on
+   the peak. No box is ever longer than that.
 
 Everything here works in the map's own cells; ``cell`` (pixels per cell, per
 axis) converts to image pixels. Pure numpy.
@@ -21,14 +21,14 @@ axis) converts to image pixels. Pure numpy.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 from shipcam.runtime.boxes import Box, label_components
 from shipcam.runtime.views import Views
 
-__all__ = ["Detection", "DetectionRule", "find_peaks", "detect", "sigmoid", "logit"]
+__all__ = ["Detection", "DetectionRule", "STAGES", "BOX_LEVEL", "MIN_SHIP_M", "find_peaks", "detect", "sigmoid", "logit"]
 
 
 def sigmoid(x):
@@ -45,94 +45,60 @@ def logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
+# The stages of the rule, in the order a scan applies them; each field of ``DetectionRule`` names its stage.
+STAGES = {
+    "peaks": "CAM peaks: which cells of the map are detections",
+    "isolation": "the isolation check on the image (scans only)",
+    "views": "more views of the image through the network",
+}
+
+
+def _field(default, stage: str, help: str, scans_only: bool = False, shown: str | None = None):
+    """A rule field with what the command line shows for it: its stage, its help, whether only scans use it, its default as shown."""
+    return field(default=default, metadata={"stage": stage, "help": help, "scans_only": scans_only, "shown": shown})
+
+
 @dataclass(frozen=True)
 class DetectionRule:
-    """How peaks become detections. Lengths in metres; the GSD turns them into pixels."""
+    """How CAM peaks become detections: the one definition the CLI, the spec's vectors and the JS defaults are built from.
 
-    threshold: float = 0.5  # on the probability; the peak's score must clear logit(threshold)
-    nms_radius_m: float = 150.0  # about one ship length
-    max_length_m: float = 400.0  # the longest box (a very large ship)
-    fraction: float = 0.5  # the box ends where the CAM falls below this share of the peak's height
-    # Scene scans only (a chip has no surroundings): keep a peak only on one compact object in calm
-    # water, between min_length_m and max_length_m (runtime.isolation). False drops the check.
-    isolation: bool = True
-    contrast: float = 4.0  # object pixels: local std above this many times the scene's noise floor
-    # An object's strongest pixel must stand out this many times the noise floor: fainter ones are the
-    # water's own texture (slicks, swell, a blurred speck). Blurring a scene by one pixel calms its floor
-    # more than its texture: on the demo's blurred real scenes, 10 false alarms were objects peaking at
-    # 6-12x. The real scenes' ships peak at 26x or more, 11x with noise of sigma 4 added; 0.7% of the
-    # generator's ships at sea (2.7% on coasts) under 8x (BENCHMARKS "Session 13").
-    peak_contrast: float = 8.0
-    # Shorter objects are boats, buoys and specks: a ship here is a hull of ~45 m or more (labels/README.md,
-    # small boats are `ignore`), and the measured extent runs a little over the hull. On four models' real
-    # scans, 40 m (was 20) removed 0-5 false alarms each, all objects of 20-36 m; no ship measured under 90 m.
-    min_length_m: float = 40.0
-    # A ship is longer than it is wide: an object whose principal axes' ratio (the square root of its pixel
-    # covariance's eigenvalues' ratio) is under this is a blob, a cloud puff, a tank or a rock, passed over as
-    # specks are. A 40 m x 10 m hull's object pixels (the 5x5 statistics and the dilation widen it by 3 px a
-    # side at 3 m/px) give 2.1; the real scenes' ships found gave 2.26-4.04, cumulus puffs over their water
-    # 1.03-1.95. On the `cumulus 20%` robustness row 1.6 cut the session-13 demo's false alarms 32 -> 9 and
-    # the 224 px recipe's 48 -> 13, with the same ships found (BENCHMARKS "Session 14"). None: off.
-    min_elongation: float | None = 1.6
-    snap_m: float = 60.0  # how far from the peak the object may lie (the CAM's peak is a cell or two off)
-    fade: float | None = 0.5  # a too-long object's core of >= this x its peak contrast is judged alone (wakes); None: off
-    gap_look: bool = True  # an attached object is looked at again without the dilation: a hull moored just off a breakwater
-    # A ship-sized object on a faint thin line that runs on this far beyond both its ends is a fragment of
-    # a streak (a wake without its ship, a slick, a cable's trace); a ship's wake trails on one side only.
-    # On five models' real scans it rejected 4 false alarms on such lines and no ship (BENCHMARKS
-    # "Session 11"). None: off.
-    streak_m: float | None = 120.0
-    # A detection whose object (the isolation check's) comes this close to the scene's edge, or to black
-    # no-data fill (the edge of the scene's footprint), is dropped:
-    # part of it may lie beyond, and the CAM there comes from zero-padded features. On the session-12
-    # demo's real scans four of its eight false alarms had their objects within 15 px (45 m) of an
-    # edge, and the nearest ship's lay 58 px off (BENCHMARKS "Session 12"). As far as the check looks
-    # for an object from its peak (snap_m). None: off.
-    edge_m: float | None = 60.0
-    # Average each image's (each scan tile's) logit and CAM over these views (runtime.views); each view
-    # is one more forward pass, so off by default: predict's CAM costs one forward pass.
-    views: Views = Views.NONE
-    # Scans only: each detection that passed the isolation check is confirmed on these views (those not
-    # already in ``views``) of a crop centred on its peak, averaged with what the scan saw
-    # there; it stays if that map still clears the threshold near its peak. It can only remove
-    # detections. Mirroring kept every ship of four models' real scans and cut their false alarms by a
-    # fifth; a crop of 1.5 training sizes costs 0.6 of a tile (BENCHMARKS "Session 11"). With
-    # confirm_margin the defaults cost 1.02-1.04x the scan without the confirmation and the
-    # isolation check's later looks (BENCHMARKS "Session 12").
-    # Views.NONE turns it off.
-    confirm_views: Views = Views.FLIP
-    # Only detections whose first-pass score is within this many logits of the threshold are confirmed;
-    # the others keep their score. To drop one 2 logits over, a view would have to score 2 under. Over
-    # 24 scans of the real scenes and their perturbed copies, the confirmation dropped 7 of the demo's
-    # 414 candidates, all within 0.56 of the threshold, and 30% of candidates lie within 2
-    # (BENCHMARKS "Session 12"). None: confirm all.
-    confirm_margin: float | None = 2.0
+    Lengths in metres; the working GSD turns them into pixels.
+    """
+
+    threshold: float = _field(0.5, "peaks", "probability a CAM peak must reach", shown="the file's own, set when it was trained; 0.5 for a file without one")
+    nms_radius_m: float = _field(150.0, "peaks", "a peak closer than this to a stronger one is dropped: about one ship length")
+    max_length_m: float = _field(400.0, "peaks", "the longest box, and the longest object the isolation check calls a ship")
+    # On the held-out real scenes it removes almost every false alarm on land, quays and breakwaters; on rough
+    # open sea it also drops ships whose hull joins whitecaps or a long wake (docs/decisions/026-the-rule-that-remains.md).
+    isolation: bool = _field(True, "isolation", "keep a peak only on one compact object, 40 m to --max-length-m long, standing out from the water around it", scans_only=True)
+    views: Views = _field(Views.NONE, "views", "average each image's (each tile's) logit and CAM over these views: mirrored (flip), turned by quarter turns (rot4) or both (d4); each is one more forward pass")
+    confirm_views: Views = _field(Views.FLIP, "views", "run these views again on a crop centred on each detection near the threshold, averaged with the scan's map; a detection stays if that still clears the threshold (none: off)", scans_only=True)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), received {self.threshold}")
-        if self.nms_radius_m <= 0 or self.max_length_m <= 0:
-            raise ValueError(f"nms_radius_m and max_length_m must be positive, received {self.nms_radius_m}, {self.max_length_m}")
-        if not 0.0 <= self.fraction < 1.0:
-            raise ValueError(f"fraction must be in [0, 1), received {self.fraction}")
-        if not self.peak_contrast >= self.contrast:
-            raise ValueError(f"peak_contrast must be >= contrast ({self.contrast}), received {self.peak_contrast}")
-        if self.contrast <= 0 or self.snap_m <= 0 or not 0 <= self.min_length_m < self.max_length_m:
-            raise ValueError(f"need contrast > 0, snap_m > 0 and 0 <= min_length_m < max_length_m, received {self.contrast}, {self.snap_m}, {self.min_length_m}, {self.max_length_m}")
-        if self.confirm_margin is not None and not self.confirm_margin >= 0:
-            raise ValueError(f"confirm_margin must be >= 0 logits or None, received {self.confirm_margin}")
-        for name in ("streak_m", "edge_m"):
-            if getattr(self, name) is not None and not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive metres or None, received {getattr(self, name)}")
-        if self.min_elongation is not None and not self.min_elongation >= 1.0:
-            raise ValueError(f"min_elongation must be >= 1 (a ratio of lengths) or None, received {self.min_elongation}")
-        if self.fade is not None and not 0.0 < self.fade < 1.0:
-            raise ValueError(f"fade must be in (0, 1) or None, received {self.fade}")
+        for name in ("nms_radius_m", "max_length_m"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive metres, received {getattr(self, name)}")
+        if not self.max_length_m > MIN_SHIP_M:
+            raise ValueError(f"max_length_m must be longer than the shortest ship ({MIN_SHIP_M:g} m), received {self.max_length_m}")
         for name in ("views", "confirm_views"):
             try:
                 object.__setattr__(self, name, Views(getattr(self, name)))  # the CLI and JSON give a plain string
             except ValueError:
                 raise ValueError(f"{name} must be one of {[v.value for v in Views]}, received {getattr(self, name)!r}") from None
+
+    @classmethod
+    def defaults(cls) -> dict:
+        """Every field's default, JSON-friendly (what the conformance vectors and the JS runtime hold)."""
+        return {f.name: (f.default.value if isinstance(f.default, Views) else f.default) for f in fields(cls)}
+
+
+# Box: the component of the CAM above this share of a peak's height over the threshold (0.5: half its height).
+BOX_LEVEL = 0.5
+# The shortest ship, metres: shorter objects are boats, buoys and specks. The hand labels call a hull a ship
+# from ~15 px at 3 m/px (labels/README.md); the isolation check measures a little over the hull.
+MIN_SHIP_M = 40.0
 
 
 @dataclass(frozen=True)
@@ -252,7 +218,7 @@ def detect(
     half = (max(0, int(rule.max_length_m / gsd / cy / 2 - 0.5)), max(0, int(rule.max_length_m / gsd / cx / 2 - 0.5)))
     out = []
     for y, x, s in peaks:
-        level = t + rule.fraction * (s - t)
+        level = t + BOX_LEVEL * (s - t)
         gy0, gx0, gy1, gx1 = _grow(heat, y, x, level, half)
         box = Box(gx0 * cx, gy0 * cy, min((gx1 + 1) * cx, W), min((gy1 + 1) * cy, H), s)
         out.append(Detection(min((x + 0.5) * cx, W), min((y + 0.5) * cy, H), box, s))

@@ -289,9 +289,9 @@ class Detector:
     ) -> ScanResult:
         """Detect ships in an image far larger than the training size.
 
-        With ``gsd`` (the scene's metres/pixel) the scene is first resampled to
-        the model's GSD, so a model trained at 1.5 m/px sees ships at the
-        size it learned. Overlapping square tiles (default: twice the
+        ``gsd`` is the scene's metres/pixel: inside the model's GSD range the
+        scene runs as it is; outside, it is first resampled to the nearer
+        bound, so the model sees ships at sizes it learned. Overlapping square tiles (default: twice the
         training size) run in batches; each tile's CAM goes into a scene
         heatmap kept at a cell of ``stride / 4`` pixels (memory stays
         bounded: a 20,000 px scene needs a 2,500 x 2,500 float map).
@@ -301,7 +301,7 @@ class Detector:
         each tile's CAM over its turned and mirrored views (``runtime.views``).
         ``rule.confirm_views`` then runs its other views on a crop centred on
         each detection that passed the isolation check and lies within
-        ``rule.confirm_margin`` logits of the threshold, averaged with the
+        ``CONFIRM_MARGIN`` logits of the threshold, averaged with the
         first pass there (``heatmap`` holds that map in the middle of each
         crop), and a detection stays if it still clears the threshold near
         its peak.
@@ -400,13 +400,13 @@ class Detector:
         Around the peak its map, averaged with the first pass in logit units,
         replaces ``heat``; the detection stays when that clears the threshold
         within 2 cells (half the CAM's stride) of its peak. Detections more
-        than ``rule.confirm_margin`` logits over the threshold skip it.
+        than ``CONFIRM_MARGIN`` logits over the threshold skip it.
         """
         dropped = {id(d) for d in rejected}  # split_isolated keeps its input's order and rejects the input objects
         own = [p for p in peaks if id(p) not in dropped]
         # Sure enough: kept as the first pass scored them. The margin is over the file's threshold,
         # also in a sweep from a lower min_score, so a sweep and a scan keep the same detections.
-        sure = math.inf if self.rule.confirm_margin is None else logit(self.threshold) + self.rule.confirm_margin
+        sure = logit(self.threshold) + CONFIRM_MARGIN
         verified = [d for d in found if d.score > sure]
         pairs = [(d, p) for d, p in zip(found, own) if d.score <= sure]
         if not pairs:
@@ -437,10 +437,14 @@ class Detector:
         return sorted(verified, key=lambda d: -d.score), rejected
 
 
-# The confirmation's crop side, in training sizes. On the 12 perturbed copies of the real scenes
-# 1 / 1.5 / 2 (2: a whole tile, centred) let through 9 / 7 / 11 false alarms (demo model) and
-# 30 / 22 / 20 (224 px recipe), with the same ships found (BENCHMARKS, session 11).
+# The confirmation's crop side, in training sizes: the peak in its middle with context around it, for about
+# 0.6 of a default tile's pixels. Smaller crops (1) and whole tiles (2) let more false alarms through on the
+# real scenes' perturbed copies (docs/decisions/017-mirrored-confirmation-and-its-margin.md).
 _CONFIRM_CROP = 1.5
+# Only detections within this many logits of the threshold are confirmed; the others keep their score. To drop
+# one 2 logits over, a view would have to score 2 under; measured, the confirmation's drops all lay within
+# 0.6 logit, and confirming every detection changed no result while costing more crops.
+CONFIRM_MARGIN = 2.0
 
 
 def _crop_origin(c: float, size: int, side: int, cell: int) -> int:

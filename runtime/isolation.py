@@ -1,58 +1,34 @@
-"""Is there one ship-sized object in calm water at a CAM peak? A check on the image, not the model.
+"""Is there one ship-sized object standing out from the water at a CAM peak? A check on the image, not the model.
 
-Measured on real PlanetScope scenes, nine false alarms in ten sit on city
-blocks, container terminals, piers and breakwaters: texture the synthetic
-training data cannot cover, and that a 96-224 px tile cannot tell from a
-deck. The surroundings can. A ship at sea is a compact object whose
-edges stand out from calm water; a city, a quay or a breakwater is texture
-that runs on for far longer than any ship. So, around each peak:
+On real scenes most of a classifier's false alarms sit on city blocks,
+container terminals, piers and breakwaters: texture that runs on for far
+longer than any ship. A ship at sea is a compact object whose edges stand
+out from the water. So, around each peak:
 
 1. **Object pixels**: the local standard deviation (5 x 5 px, RMS over the
-   colour channels) is above ``contrast`` times the scene's noise floor (a
-   low percentile of the same statistic over the scene: calm water). Images
+   colour channels) is above ``CONTRAST`` times the scene's noise floor (the
+   calmest tenth of the same statistic over the scene: calm water). Images
    finer than 3 m/px are binned towards it first, so 5 px is ~15 m at any GSD.
 2. **The object**: the connected group of object pixels (dilated one pixel,
-   so a hull's two edges join) nearest the peak, within ``snap_m``, whose
-   strongest pixel stands ``peak_contrast`` times the floor out. Fainter
-   groups are the water's own texture: slicks, swell, a blurred speck.
-3. **Verdict**: ``ISOLATED`` when that object is between ``min_length_m``
-   and ``max_length_m`` long, does not run out of the window around the
-   peak, and is longer than wide (``min_elongation``: a cloud puff, a tank
-   or a rock is a blob, passed over as a speck is); ``ATTACHED`` when it is
-   longer (land, a quay, a breakwater); ``EMPTY`` when no object is near (a
-   peak on open water).
-4. **A second look at long objects** (``fade``): a hull trailing a wake, or
-   a bright ship against a dull quay, is a long object whose strong-contrast
-   part is ship-sized. That core is judged alone when little else of the
-   object is as strong, here and in a window three times as wide (a pier's
-   faint deck may lead to a bright shore). A ship moored at a quay as bright
-   as itself stays ``ATTACHED``: this check cannot tell them apart.
-5. **A look without the dilation** (``gap_look``): the dilation that joins a
-   hull's two edges also joins a hull to a breakwater or a quay 5-6 px
-   (15-18 m at 3 m/px) off it, water between. An object still too long is
-   judged once more from the undilated object pixels, and the ship-sized
-   object it finds is kept when open water borders a third of its outline:
-   undilated, a city falls apart into fragments too, but those are bordered
-   by more city and by the calm interiors of roofs, pockets apart from the sea.
-6. **Streaks** (``streak_m``): a faint line across the water (a wake whose
-   ship has gone, a slick, a cable's trace) breaks into fragments, and one
-   of them can be ship-sized. Beyond both ends of a ship, along its axis,
-   lies water (a wake trails on one side only); beyond a fragment the line
-   runs on. An object is ``ATTACHED`` when, for ``streak_m`` past each end,
-   at least half the points along its axis stand out from the water around
-   while the water 24 m to one side does not: a thin line, not the edge of
-   a coast, a cloud or another hull.
-7. **Edges** (``edge_m``, in ``split_isolated``): an object near the scene's
-   edge, or near no-data fill (the edge of its footprint), may run on beyond
-   it, and the CNN saw zeros there.
+   so a hull's two edges join) nearest the peak, within ``SNAP_M``.
+3. **Verdict**: ``ISOLATED`` when that object is between ``MIN_SHIP_M`` and
+   the rule's ``max_length_m`` long and does not run out of the window around
+   the peak; ``ATTACHED`` when it is longer (land, a quay, a breakwater);
+   ``EMPTY`` when no object is near (a peak on open water).
+4. **A second look at long objects**: a hull trailing a wake is a long object
+   whose strong-contrast part is ship-sized. That core (``FADE`` of the
+   object's strongest contrast or more) is judged alone when little else of
+   the object is as strong, here and in a window three times as wide (a
+   pier's faint deck may lead to a bright shore).
 
-The cost is one small window per detection, so it is independent of the
-scene's size. Pure numpy.
+It cannot tell a ship moored against a quay as bright as itself from the
+quay, and rough water (whitecaps, swell) can join a hull to its surroundings:
+``DetectionRule.isolation`` turns it off. The cost is one small window per
+detection, independent of the scene's size. Pure numpy.
 """
 
 from __future__ import annotations
 
-import copy
 import enum
 import math
 from typing import NamedTuple
@@ -60,28 +36,22 @@ from typing import NamedTuple
 import numpy as np
 
 from shipcam.runtime.boxes import Box, label_components
-from shipcam.runtime.detections import Detection, DetectionRule, max3x3
+from shipcam.runtime.detections import MIN_SHIP_M, Detection, DetectionRule, max3x3
 
-__all__ = ["Isolation", "Verdict", "elongation", "isolation_at", "local_std", "noise_floor", "split_isolated", "working_bin"]
+__all__ = ["Isolation", "Verdict", "isolation_at", "local_std", "noise_floor", "split_isolated", "working_bin", "CONTRAST", "SNAP_M", "FADE"]
 
 _R = 2  # local statistics over (2r + 1)^2 = 5 x 5 pixels: about one hull width at 3 m/px
 _WORK_GSD = 3.0  # finer images are binned towards this (m/px): the check's scale is metres, and its cost stays put
 _PAD = _R + 1  # an edge lights up the r pixels beyond it, and the dilation one more
-# Open water for the gap look: calmer than this share of the object level. Real harbour water near a
-# hull reaches 0.5-0.6 of it; the generator's low-contrast cities sit just under the level, and at
-# 0.5 / 0.6 / 0.75 the look lets 1% / 1.3% / 2.6% more of their pixels through (BENCHMARKS, session 10).
-_CALM = 0.6
 # A window calmer than this (variance, grey levels^2) carries no sensor noise: no-data fill, a clipped
 # cloud or glint. One 8-bit pixel one level off in a flat 5 x 5 window gives 0.038 in its channel, 0.013
-# over three; float32 rounding on flat float images stays under 0.003.
+# over three; float32 rounding on flat float images stays under 0.003. Left out of the noise floor: a black
+# no-data margin over a tenth of a scene would otherwise put the floor at zero and join the sea into one object.
 _FLAT_VAR = 0.01
-# Streaks (``_Window.runs_on``): a point on the axis beyond an object's end is on a line where the local
-# std, the highest of the axis and one pixel either side, is over this many times the window's median
-# water std, and _STREAK_SIDE px to one side it is not. On the real scans (axis points alone, before the
-# side condition) the ships found had at most 30% over it at one end, the streak fragments 65-100% at both.
-_STREAK_RATIO = 1.5
-_STREAK_SHARE = 0.5  # of the points past each end
-_STREAK_SIDE = 8.0  # px (24 m at 3 m/px): clear of a thin line's 5x5 statistics
+CONTRAST = 4.0  # object pixels: local std above this many times the noise floor
+SNAP_M = 60.0  # how far from the peak the object may lie: a CAM peak is a cell or two off at stride 32
+FADE = 0.5  # a too-long object's core of at least this share of its strongest contrast is judged alone (a hull and its wake)
+MOSTLY_CORE = 0.25  # "little else is as strong": strong pixels outside the core, at most this share of those inside
 
 
 class Isolation(str, enum.Enum):
@@ -192,117 +162,51 @@ def noise_floor(g: np.ndarray, gsd: float, blocks: int = 8, size: int = 128, per
     return float(np.sqrt(np.percentile(var, percentile))) / (k * k) if var.size else 0.0
 
 
-_RULE = DetectionRule()  # the check's defaults are the detection rule's, defined once there
-
-
-def isolation_at(
-    g: np.ndarray,
-    x: float,
-    y: float,
-    gsd: float,
-    floor: float,
-    *,
-    contrast: float = _RULE.contrast,
-    peak_contrast: float = _RULE.peak_contrast,
-    snap_m: float = _RULE.snap_m,
-    min_length_m: float = _RULE.min_length_m,
-    max_length_m: float = _RULE.max_length_m,
-    fade: float | None = _RULE.fade,
-    gap_look: bool = _RULE.gap_look,
-    streak_m: float | None = _RULE.streak_m,
-    min_elongation: float | None = _RULE.min_elongation,
-) -> Verdict:
+def isolation_at(g: np.ndarray, x: float, y: float, gsd: float, floor: float, max_length_m: float = DetectionRule().max_length_m) -> Verdict:
     """The verdict for a peak at pixel (x, y) of image ``g`` ((H, W) or (H, W, C)) at ``gsd`` m/px (see the module docstring).
 
     With ``ISOLATED`` come the object's pixel box (x0, y0, x1, y1), end-exclusive,
     and its centre: the mean position of its strongest-contrast pixels (at
     least half its peak contrast), which stays on the hull when a fainter
     wake stretches the box.
-
-    ``fade`` (None: off) gives a too-long object a second look: a ship under
-    way trails a wake far longer than itself that fades away from the hull.
-    When the object's pixels of at least ``fade`` x its strongest contrast
-    near the peak form one ship-sized core, and little else of the object is
-    that strong, the core is judged alone; the same must hold in a window
-    three times as wide, so a pier whose faint deck leads to a bright shore
-    stays ``ATTACHED``.
-
-    ``gap_look`` gives an ``ATTACHED`` peak one more look without the one-pixel
-    dilation that joins a hull's two edges: a hull moored a pixel or two off
-    a breakwater or a quay, with water between, is then its own object.
-
-    ``streak_m`` (None: off) turns an ``ISOLATED`` object ``ATTACHED`` when a
-    faint line runs on from both its ends for that many metres.
-
-    ``min_elongation`` (None: off): a ship-sized object whose ``elongation``
-    is under it is a blob (a cloud puff, a tank, a rock), passed over as a
-    speck is.
     """
     k = working_bin(gsd)
-    snap, longest, shortest = snap_m / gsd / k, max_length_m / gsd / k, min_length_m / gsd / k  # in binned pixels
+    snap, longest, shortest = SNAP_M / gsd / k, max_length_m / gsd / k, MIN_SHIP_M / gsd / k  # in binned pixels
     half = int(math.ceil(snap + longest / 2)) + 2  # any object within snap of the peak and <= max length fits
     noise = max(floor, 0.5 / k)  # calm water's noise, binned, never under half a grey level
-    level, faint = contrast * noise, peak_contrast * noise  # object pixels stand level above it; an object peaking under faint is water
-    w = _Window(g, x, y, k, half, level, snap)
-    v, obj = _judge(w, g, x, y, shortest, longest, fade, faint, min_elongation)
-    if v.kind is Isolation.ATTACHED and gap_look:
-        u = w.undilated()
-        apart, alone = _judge(u, g, x, y, shortest, longest, None, faint, min_elongation)  # the fading core is the first look's: no wide windows here
-        if apart.kind is Isolation.ISOLATED and u.open_water_around(alone, (longest / 2) ** 2):  # the sea: calm areas of a 200 m square or more
-            v, obj, w = apart, alone, u
-    if v.kind is Isolation.ISOLATED and streak_m is not None and w.runs_on(obj, streak_m / gsd / k):
-        return Verdict(Isolation.ATTACHED)
-    return v
+    w = _Window(g, x, y, k, half, CONTRAST * noise, snap)
+    return _judge(w, g, x, y, shortest, longest)
 
 
-def elongation(mask: np.ndarray) -> float:
-    """Length over width of the pixels of ``mask``: the square root of the ratio of their covariance's eigenvalues.
-
-    A filled L x W rectangle of pixels gives sqrt((L^2 - 1) / (W^2 - 1)) at any position; a disc 1.
-    Fewer than three pixels, or all in one line, give 0 and inf.
-    """
-    rows, cols = np.nonzero(mask)
-    if rows.size < 3:
-        return 0.0
-    small, large = np.linalg.eigvalsh(np.cov(np.stack([cols, rows]).astype(np.float64)))
-    return math.sqrt(large / small) if small > 1e-12 else math.inf
-
-
-def _judge(w: "_Window", g, x: float, y: float, shortest: float, longest: float, fade: float | None, faint: float, min_elongation: float | None) -> tuple[Verdict, np.ndarray | None]:
-    """The verdict on the objects of window ``w``, nearest the peak first (lengths in binned pixels), and the object judged ISOLATED.
-
-    Objects whose strongest pixel is under ``faint`` are passed over, as specks are: they are water.
-    So are ship-sized blobs, less elongated than ``min_elongation``.
-    """
+def _judge(w: "_Window", g, x: float, y: float, shortest: float, longest: float) -> Verdict:
+    """The verdict on the objects of window ``w``, nearest the peak first (lengths in binned pixels); specks are passed over."""
     if not w.near.any():
-        return Verdict(Isolation.EMPTY), None
+        return Verdict(Isolation.EMPTY)
     labels, _ = label_components(w.objects)
     d2 = w.d2[w.near]
     ordered = labels[w.near][np.argsort(d2, kind="stable")]
     _, first = np.unique(ordered, return_index=True)
-    for i in ordered[np.sort(first)]:  # objects nearest first; specks below min length are skipped
+    for i in ordered[np.sort(first)]:  # objects nearest first; specks below the shortest ship are skipped
         whole = obj = labels == i
-        if w.std[whole].max() < faint:
-            continue
         kind = w.extent(obj, shortest, longest)
-        if kind is Isolation.ATTACHED and fade is not None:
-            obj, kind, strongest = w.faded_core(whole, fade, shortest, longest)
-            if kind is Isolation.ISOLATED and w.runs_out(whole):  # what lies beyond the window?
-                wide = _Window(g, x, y, w.k, 3 * w.half, w.level, w.snap, dilate=w.dilate)
-                kind = wide.fades_out(w.to(wide, obj), fade * strongest)
         if kind is Isolation.ATTACHED:
-            return Verdict(Isolation.ATTACHED), None
-        if kind is Isolation.ISOLATED and (min_elongation is None or elongation(obj) >= min_elongation):
-            return w.verdict(obj), obj
-    return Verdict(Isolation.EMPTY), None
+            obj, kind, strongest = w.faded_core(whole, shortest, longest)
+            if kind is Isolation.ISOLATED and w.runs_out(whole):  # what lies beyond the window?
+                wide = _Window(g, x, y, w.k, 3 * w.half, w.level, w.snap)
+                kind = wide.fades_out(w.to(wide, obj), FADE * strongest)
+        if kind is Isolation.ATTACHED:
+            return Verdict(Isolation.ATTACHED)
+        if kind is Isolation.ISOLATED:
+            return w.verdict(obj)
+    return Verdict(Isolation.EMPTY)
 
 
 class _Window:
     """The binned local-std statistics of a square window around a peak, and the tests on its objects."""
 
-    def __init__(self, g, x: float, y: float, k: int, half: int, level: float, snap: float, dilate: bool = True):
-        self.half, self.level, self.snap, self.dilate = half, level, snap, dilate
-        self.pad = _PAD if dilate else _R  # how far object pixels reach beyond the object
+    def __init__(self, g, x: float, y: float, k: int, half: int, level: float, snap: float):
+        self.half, self.level, self.snap = half, level, snap
+        self.pad = _PAD  # how far object pixels reach beyond the object
         H, W = g.shape[:2]
         cx, cy = min(max(int(round(x)), 0), W - 1), min(max(int(round(y)), 0), H - 1)
         r = k * half
@@ -317,71 +221,10 @@ class _Window:
         self.d2 = np.broadcast_to(yy * yy + xx * xx, (h, w))
         self.near = self.objects & (self.d2 <= snap * snap)
 
-    def grow(self, mask: np.ndarray) -> np.ndarray:
-        """One pixel of dilation joins a hull's two edges (unless this window looks without it)."""
-        return max3x3(mask, False) if self.dilate else mask
-
-    def undilated(self) -> "_Window":
-        """This window's statistics, its objects taken without the dilation."""
-        other = copy.copy(self)
-        other.dilate, other.pad = False, _R
-        other.objects = self.std > self.level
-        other.near = other.objects & (self.d2 <= self.snap * self.snap)
-        return other
-
-    def open_water_around(self, obj: np.ndarray, sea_px: float, share: float = 1 / 3) -> bool:
-        """Is at least ``share`` of the ring 3 px around ``obj`` open water (areas of ``sea_px`` pixels or more as calm as water)?
-
-        Neighbours the dilation would have joined lie within 3 px. A hull moored off a quay has the
-        quay along one side and the sea along the others. A fragment of a city or a terminal is
-        surrounded by more of it, or by the calm interiors of flat roofs: pockets, not the sea.
-        """
-        inside = max3x3(max3x3(obj, False), False)
-        ring = max3x3(inside, False) & ~inside
-        calm, _ = label_components(self.std < _CALM * self.level)
-        areas = np.bincount(calm.ravel())
-        sea = (areas >= sea_px)[calm] & (calm > 0)
-        return int((ring & sea).sum()) >= share * int(ring.sum())
-
-    def runs_on(self, obj: np.ndarray, reach: float) -> bool:
-        """Does a faint line run on from both ends of ``obj``, along its long axis, for ``reach`` pixels?
-
-        A point on the axis beyond an end is on a line when the std there (the highest of the axis and
-        one pixel either side) stands out from the window's water while ``_STREAK_SIDE`` px to one side
-        it does not: a thin line, not the edge of a coast, a cloud or a quay, nor another hull. Half the
-        points of each end must be: a ship's wake trails from one end only, and a ship near a coast has
-        water on one side of its axis.
-        """
-        rows, cols = np.nonzero(obj)
-        water = self.std[self.std <= self.level]
-        if rows.size < 3 or water.size == 0:
-            return False
-        bright = _STREAK_RATIO * float(np.median(water))
-        pts = np.stack([cols, rows], axis=1).astype(np.float64)
-        centre = pts.mean(axis=0)
-        _, vecs = np.linalg.eigh(np.cov((pts - centre).T))
-        across, along = vecs[:, 0], vecs[:, 1]  # eigenvalues ascending: the long axis last
-        t = (pts - centre) @ along
-        steps = np.arange(1, int(reach) + 1)
-        for end, sign in ((t.max(), 1.0), (t.min(), -1.0)):
-            axis = centre + np.outer(end + sign * steps, along)  # points on the axis beyond this end
-            on = self._sample(axis, across, (-1.0, 0.0, 1.0))
-            beside = np.minimum(self._sample(axis, across, (-_STREAK_SIDE,)), self._sample(axis, across, (_STREAK_SIDE,)))  # the calmer side
-            seen = np.isfinite(on) & np.isfinite(beside)
-            if seen.sum() < steps.size / 2 or ((on > bright) & (beside <= bright))[seen].mean() < _STREAK_SHARE:
-                return False  # no line here, or too little of the axis inside the window to tell
-        return True
-
-    def _sample(self, points: np.ndarray, across: np.ndarray, offsets) -> np.ndarray:
-        """The highest std at each (x, y) point moved by each of ``offsets`` along ``across``; NaN where any falls outside."""
-        h, w = self.std.shape
-        out = np.full(len(points), -np.inf)
-        for o in offsets:
-            xy = np.rint(points + o * across).astype(int)
-            ok = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
-            out[ok] = np.maximum(out[ok], self.std[xy[ok, 1], xy[ok, 0]])
-            out[~ok] = np.nan
-        return out
+    @staticmethod
+    def grow(mask: np.ndarray) -> np.ndarray:
+        """One pixel of dilation joins a hull's two edges."""
+        return max3x3(mask, False)
 
     def runs_out(self, obj: np.ndarray) -> bool:
         """Does ``obj`` touch a window side that is not the image's edge (it is longer than the window allows)?"""
@@ -395,22 +238,22 @@ class _Window:
             return Isolation.ATTACHED
         return Isolation.ISOLATED if length >= shortest else Isolation.EMPTY
 
-    def faded_core(self, obj: np.ndarray, fade: float, shortest: float, longest: float) -> tuple[np.ndarray, Isolation, float]:
-        """The part of ``obj`` of at least ``fade`` x its strongest contrast near the peak, when that is one ship-sized core.
+    def faded_core(self, obj: np.ndarray, shortest: float, longest: float) -> tuple[np.ndarray, Isolation, float]:
+        """The part of ``obj`` of at least ``FADE`` x its strongest contrast near the peak, when that is one ship-sized core.
 
         Returns (core or ``obj``, verdict, that strongest contrast).
         """
         strongest = float(self.std[obj & self.near].max())
-        strong = obj & (self.std >= fade * strongest)
+        strong = obj & (self.std >= FADE * strongest)
         core = self.component_at(strong & self.near, strong)
         if core is None or self.extent(core, shortest, longest) is not Isolation.ISOLATED or not self.mostly_core(strong, core):
             return obj, Isolation.ATTACHED, strongest
         return core, Isolation.ISOLATED, strongest
 
     @staticmethod
-    def mostly_core(strong: np.ndarray, core: np.ndarray, rest: float = 0.25) -> bool:
+    def mostly_core(strong: np.ndarray, core: np.ndarray) -> bool:
         """Few strong pixels outside the core: a wake or a dull quay, not a city, a terminal or a breakwater."""
-        return int((strong & ~core).sum()) <= rest * int((strong & core).sum())
+        return int((strong & ~core).sum()) <= MOSTLY_CORE * int((strong & core).sum())
 
     def component_at(self, seed: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray | None:
         """The connected part of ``mask`` (default: the object pixels), one pixel dilated, holding most ``seed`` pixels."""
@@ -452,67 +295,27 @@ class _Window:
         return Verdict(Isolation.ISOLATED, box, (float(x0 + k * (cols[strong].mean() + 0.5)), float(y0 + k * (rows[strong].mean() + 0.5))))
 
 
-def _near_no_data(g, box: tuple[int, int, int, int], margin: float) -> bool:
-    """Does no-data fill (a 5 x 5 px block of exact zeros in every channel) lie within ``margin`` px of ``box``?
-
-    The edge of a scene's footprint inside its raster is an edge too: what lies beyond is unseen.
-    Real water and hulls never read exactly 0 over 25 pixels; a clipped cloud reads 255 and is seen.
-    """
-    if margin <= 0:
-        return False
-    H, W = g.shape[:2]
-    m = int(math.ceil(margin))
-    x0, y0, x1, y1 = box
-    win = np.asarray(g[max(0, y0 - m) : min(H, y1 + m), max(0, x0 - m) : min(W, x1 + m)])
-    lit = (win.max(axis=2) if win.ndim == 3 else win) != 0
-    return bool(lit.size) and bool((_window_sums(lit.astype(np.int32), _R) == 0).any())
-
-
 def split_isolated(image: np.ndarray, detections: list[Detection], gsd: float, rule: DetectionRule) -> tuple[list[Detection], list[Detection]]:
     """(kept, rejected): detections in ``image`` (pixels at ``gsd``) on an isolated object, and the others.
 
     A kept detection's point moves to its object's centre (a CAM peak is only
     as sharp as the feature stride) and its box grows to hold the object.
     Two peaks on one object (centres within half the shortest ship) keep the
-    stronger. With ``rule.edge_m``, one whose object comes that close to the
-    image's edge or to no-data fill is rejected: what lies beyond is unseen.
+    stronger: two hulls' centres lie a beam apart or more.
     """
     if not detections:
         return [], []
     g = image if hasattr(image, "shape") else np.asarray(image)  # arrays or windowed scenes: windows are read one at a time
     floor = noise_floor(g, gsd)
-    H, W = g.shape[:2]
-    margin = -math.inf if rule.edge_m is None else rule.edge_m / gsd
-    # One object, seen from two peaks, can come back with boxes a pixel apart (the fading core is taken
-    # from the strongest contrast near each peak), but its centre, the mean of its strongest pixels, stays
-    # put. Two hulls' centres lie a beam apart or more; boats under min_length_m are not detections.
-    apart = rule.min_length_m / 2 / gsd
+    apart = MIN_SHIP_M / 2 / gsd
     kept, rejected, taken = [], [], []
     for d in detections:  # strongest first
-        v = isolation_at(
-            g,
-            d.x,
-            d.y,
-            gsd,
-            floor,
-            contrast=rule.contrast,
-            peak_contrast=rule.peak_contrast,
-            snap_m=rule.snap_m,
-            min_length_m=rule.min_length_m,
-            max_length_m=rule.max_length_m,
-            fade=rule.fade,
-            gap_look=rule.gap_look,
-            streak_m=rule.streak_m,
-            min_elongation=rule.min_elongation,
-        )
+        v = isolation_at(g, d.x, d.y, gsd, floor, rule.max_length_m)
         if v.kind is not Isolation.ISOLATED or any(math.dist(v.centre, c) <= apart for c in taken):
             rejected.append(d)
             continue
         taken.append(v.centre)
         x0, y0, x1, y1 = v.box
-        if min(x0, y0, W - x1, H - y1) < margin or _near_no_data(g, v.box, margin):  # the object's box: the CAM's grows as the threshold falls
-            rejected.append(d)
-            continue
         b = d.box
         kept.append(Detection(*v.centre, Box(min(b.x0, x0), min(b.y0, y0), max(b.x1, x1), max(b.y1, y1), b.score), d.score))
     return kept, rejected

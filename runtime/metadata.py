@@ -81,6 +81,8 @@ class ModelMetadata:
         from shipcam.runtime.schema import schema_errors
 
         d = asdict(self)
+        if d["gsd_range"] is None:  # absent means [gsd, gsd]: format 1 readers see the document they know
+            del d["gsd_range"]
         d["cam_weights"] = base64.b64encode(self.cam_weights.astype("<f4").tobytes()).decode("ascii")
         text = json.dumps(d, sort_keys=True)
         errors = schema_errors(json.loads(text))

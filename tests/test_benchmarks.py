@@ -186,7 +186,7 @@ def test_scan_time_scaling_gives_every_process_count_the_same_detections(tmp_pat
     "flag, value, expected",
     [
         ("--views", "none,flip,none/rot4", {"views none": ({"views": "none", "confirm_views": "none"}, {}), "views flip": ({"views": "flip", "confirm_views": "none"}, {}), "views none/rot4": ({"views": "none", "confirm_views": "rot4"}, {})}),
-        ("--rules", "gap_look=false;confirm_views=none,gap_look=true", {"gap_look=false;confirm_views=none": ({"gap_look": False, "confirm_views": "none"}, {}), "gap_look=true": ({"gap_look": True}, {})}),
+        ("--rules", "isolation=false;confirm_views=none,isolation=true", {"isolation=false;confirm_views=none": ({"isolation": False, "confirm_views": "none"}, {}), "isolation=true": ({"isolation": True}, {})}),
         ("--tilings", "64:0.25,96:0.125", {"tile 64:0.25": ({}, {"tile": 64, "overlap": 0.25}), "tile 96:0.125": ({}, {"tile": 96, "overlap": 0.125})}),
     ],
 )

@@ -9,7 +9,7 @@ from PIL import Image
 
 from shipcam.cli import build_parser, main
 
-COMMANDS = ["demo", "generate", "train", "lr-find", "check", "export", "verify", "predict", "scan", "bench", "eval", "eval-scenes", "calibrate"]
+COMMANDS = ["demo", "generate", "train", "lr-find", "check", "export", "verify", "predict", "scan", "scan-archive", "bench", "eval", "eval-scenes", "calibrate"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -48,7 +48,7 @@ def test_user_errors_are_one_line_not_a_traceback(tmp_path):
     assert "error:" in proc.stderr and "nowhere" in proc.stderr and "not a folder" in proc.stderr
 
 
-@pytest.mark.parametrize("option, value, name", [("--confirm-margin", "-1", "confirm_margin"), ("--streak-m", "-5", "streak_m"), ("--fade", "3", "fade"), ("--peak-contrast", "2", "peak_contrast"), ("--min-elongation", "0.5", "min_elongation")])
+@pytest.mark.parametrize("option, value, name", [("--nms-radius-m", "-1", "nms_radius_m"), ("--max-length-m", "30", "max_length_m"), ("--threshold", "1.5", "threshold")])
 def test_a_bad_detection_option_is_one_line_naming_the_value(tmp_path, capsys, option, value, name):
     scene = tmp_path / "scene.png"
     Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(scene)
@@ -57,6 +57,43 @@ def test_a_bad_detection_option_is_one_line_naming_the_value(tmp_path, capsys, o
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and name in err and f"received {float(value)}" in err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("command, scans", [("scan", True), ("scan-archive", True), ("eval-scenes", True), ("predict", False)])
+def test_every_rule_field_is_an_option_whose_default_is_the_fields(command, scans):
+    """The options come from DetectionRule's fields: one per field (scan-only ones left out of predict), each
+    with the field's default in its help, grouped by the field's stage."""
+    import argparse
+    import dataclasses
+
+    from shipcam.runtime.detections import STAGES, DetectionRule
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    options = {a.dest: a for a in sub._actions if hasattr(a, "field_default")}
+    wanted = [f for f in dataclasses.fields(DetectionRule) if scans or not f.metadata["scans_only"]]
+    assert sorted(options) == sorted(f.name for f in wanted)
+    for f in wanted:
+        default = DetectionRule.defaults()[f.name]
+        assert options[f.name].field_default == default
+        assert "--" + f.name.replace("_", "-") in options[f.name].option_strings
+        assert f"(default: {f.metadata['shown'] or default})" in options[f.name].help
+    titles = [g.title for g in sub._action_groups if g.title.startswith("detections: ")]
+    assert titles == [f"detections: {t}" for s, t in STAGES.items() if any(f.metadata["stage"] == s for f in wanted)]
+
+
+def test_the_rule_field_names_are_written_out_in_one_python_file_only():
+    """No other module lists the fields: the CLI, the vectors and the JS defaults are built from the dataclass."""
+    import dataclasses
+
+    from shipcam.runtime.detections import DetectionRule
+
+    root = Path(__file__).resolve().parents[1]
+    names = [f.name for f in dataclasses.fields(DetectionRule) if "_" in f.name]  # the distinctive ones: nms_radius_m, ...
+    files = [p for p in root.rglob("*.py") if ".venv" not in p.parts and "tests" not in p.parts and p.name != "detections.py"]
+    for p in files:
+        text = p.read_text()
+        listed = [n for n in names if n in text]
+        assert len(listed) <= 1, f"{p.relative_to(root)} writes out rule fields {listed}"
 
 
 def test_weights_none_parses_to_none():

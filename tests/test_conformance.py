@@ -35,11 +35,11 @@ def test_metadata_read_from_the_file_is_the_vectors(detectors, model):
     assert json.loads(detectors[model].metadata.to_json()) == expected
 
 
-@pytest.mark.parametrize("case", VECTORS["cases"], ids=lambda c: f"{Path(c['model']).name}-{Path(c['image']).stem}-t{c['threshold']}-{c['views']}")
+@pytest.mark.parametrize("case", VECTORS["cases"], ids=lambda c: f"{Path(c['model']).name}-{Path(c['image']).stem}-t{c['threshold']}-{c['views']}-gsd{c['gsd']}")
 def test_predictions_match_the_vectors(detectors, case):
     det = detectors[case["model"]]
-    det.rule = dataclasses.replace(det.rule, threshold=case["threshold"], views=case["views"], **VECTORS["rule"])
-    p = det.predict(np.asarray(Image.open(HERE / case["image"]).convert("RGB")))
+    det.rule = dataclasses.replace(det.rule, **{**VECTORS["rule"], "threshold": case["threshold"], "views": case["views"]})
+    p = det.predict(np.asarray(Image.open(HERE / case["image"]).convert("RGB")), gsd=case["gsd"])
     assert abs(p.probability - case["probability"]) <= TOL["probability_abs"]
     assert abs(p.logit - case["logit"]) <= TOL["logit_abs"]
     assert p.is_ship == case["is_ship"]

@@ -49,11 +49,11 @@ def test_positive_everywhere_gives_bounded_detections():
     assert gaps.min() >= rule.nms_radius_m / gsd - cell
 
 
-def test_box_grows_to_the_fraction_of_the_peak():
+def test_box_grows_to_half_the_peak_height_over_the_threshold():
     heat = np.full((40, 40), -3.0, np.float32)
     heat[10:14, 20:30] = 2.0  # a ship-shaped warm region, 4 x 10 cells
     heat[12, 25] = 4.0
-    (d,) = detect(heat, 8, 3.0, DetectionRule(fraction=0.5))  # level = 0.5 * 4 = 2: the region, not beyond
+    (d,) = detect(heat, 8, 3.0, DetectionRule())  # level = BOX_LEVEL 0.5 * 4 = 2: the region, not beyond
     assert (d.box.x0, d.box.y0, d.box.x1, d.box.y1) == (160, 80, 240, 112)
     assert (d.x, d.y) == (25.5 * 8, 12.5 * 8) and d.score == pytest.approx(4.0)
     assert d.probability == pytest.approx(1 / (1 + np.exp(-4.0)))
@@ -69,7 +69,9 @@ def test_threshold_and_sigmoid_closed_forms():
     assert len(detect(heat, 8, 3.0, DetectionRule(threshold=0.55))) == 1
     assert detect(heat, 8, 3.0, DetectionRule(threshold=0.65)) == []
     with pytest.raises(ValueError, match="received 1.5"):
-        DetectionRule(fade=1.5)
+        DetectionRule(threshold=1.5)
+    with pytest.raises(ValueError, match="max_length_m must be longer than the shortest ship .* received 30"):
+        DetectionRule(max_length_m=30.0)
 
 
 def test_antialiased_resize_matches_tensorflow(rng):

@@ -10,7 +10,7 @@ from shipcam.runtime import Detector
 from shipcam.runtime.boxes import Box
 from shipcam.runtime.detections import Detection, DetectionRule
 from shipcam.runtime.engines.base import Engine
-from shipcam.runtime.isolation import Isolation, elongation, isolation_at, local_std, noise_floor, split_isolated
+from shipcam.runtime.isolation import Isolation, isolation_at, local_std, noise_floor, split_isolated
 from shipcam.runtime.metadata import ModelMetadata
 
 GSD = 3.0
@@ -94,13 +94,10 @@ def test_verdicts_on_drawn_scenes(scale):
     # Moored: a ship that outshines its quay is the object's strong core; one the quay matches is not told apart.
     verdict, box, _ = at(300, 66)
     assert verdict is Isolation.ISOLATED and box[0] == 270 * s and box[2] == 330 * s and 60 * s <= box[1] <= 62 * s and box[3] == 72 * s
-    assert isolation_at(g, 300 * s, 66 * s, gsd, floor, fade=None)[0] is Isolation.ATTACHED  # without the second look
     assert at(300, 176)[0] is Isolation.ATTACHED
     assert at(200, 200)[0] is Isolation.EMPTY  # calm water
     assert at(201, 351)[0] is Isolation.EMPTY  # too small for a ship
-    assert at(200, 241)[0] is Isolation.EMPTY  # a boat: under the default 40 m
-    verdict, box, _ = isolation_at(g, 200 * s, 241 * s, gsd, floor, min_length_m=20.0)
-    assert verdict is Isolation.ISOLATED and box == (195 * s, 240 * s, 205 * s, 243 * s)
+    assert at(200, 241)[0] is Isolation.EMPTY  # a boat: under the shortest ship, 40 m
 
 
 def test_a_ship_beside_a_pier_is_still_isolated_and_the_nearest_object_decides():
@@ -110,74 +107,6 @@ def test_a_ship_beside_a_pier_is_still_isolated_and_the_nearest_object_decides()
     floor = noise_floor(g, GSD)
     assert isolation_at(g, 180, 176, GSD, floor)[0] is Isolation.ISOLATED
     assert isolation_at(g, 180, 198, GSD, floor)[0] is Isolation.ATTACHED  # nearer the pier than the hull
-
-
-@pytest.mark.parametrize("gap, isolated, apart", [(3, False, False), (5, False, True), (6, False, True), (7, True, True)])
-def test_a_hull_a_few_pixels_off_a_breakwater_is_its_own_object_on_the_gap_look(gap, isolated, apart):
-    """A 90 m x 30 m hull ``gap`` px of water off a breakwater. The 5x5 statistics light up 2 px beyond
-    each edge, so up to 4 px of water never separates them; the one-pixel dilation also joins 5-6 px,
-    which the look without it separates again (the box then exactly the hull's)."""
-    g = _water()
-    _rect(g, 0, 300, 400, 306, 150)
-    _rect(g, 170, 290 - gap, 200, 300 - gap)
-    floor = noise_floor(g, GSD)
-    without = isolation_at(g, 185, 295 - gap, GSD, floor, gap_look=False)
-    verdict, box, _ = isolation_at(g, 185, 295 - gap, GSD, floor)
-    assert (without.kind is Isolation.ISOLATED, verdict is Isolation.ISOLATED) == (isolated, apart)
-    if apart:
-        assert box == (170, 290 - gap, 200, 300 - gap)
-    assert isolation_at(g, 100, 303, GSD, floor)[0] is Isolation.ATTACHED  # the breakwater itself, either way
-
-
-@pytest.mark.parametrize("gap", [5, 6])
-def test_a_block_of_a_city_stays_attached_on_the_gap_look(gap):
-    """Ship-sized roofs (90 m x 30 m) ``gap`` px apart on every side: without the dilation each is its own
-    object, but neighbours surround it, not water."""
-    g = _water()
-    rng = np.random.default_rng(4)
-    for y in range(60, 400, 10 + gap):
-        for x in range(100, 400, 30 + gap):
-            g[y : y + 10, x : x + 30] += rng.uniform(50, 170)  # roofs keep the sensor's noise
-    x0, y0 = 100 + 3 * (30 + gap), 60 + 6 * (10 + gap)
-    assert isolation_at(g, x0 + 15, y0 + 5, GSD, noise_floor(g, GSD))[0] is Isolation.ATTACHED
-
-
-def _line(g, x0, y0, x1, y1, value, width=1):
-    """Add ``value`` along the segment (x0, y0)-(x1, y1), ``width`` px thick (a streak or a hull at any angle)."""
-    n = int(np.hypot(x1 - x0, y1 - y0)) * 2 + 1
-    xs, ys = np.linspace(x0, x1, n), np.linspace(y0, y1, n)
-    hit = np.zeros(g.shape, bool)
-    for o in range(width):
-        hit[np.rint(ys + o).astype(int).clip(0, g.shape[0] - 1), np.rint(xs).astype(int).clip(0, g.shape[1] - 1)] = True
-    g[hit] += value
-    return g
-
-
-@pytest.mark.parametrize("angle", [0.0, 30.0])
-@pytest.mark.parametrize("streak", ["both", "one side", "none", "wide texture"])
-def test_a_ship_sized_fragment_of_a_faint_streak_is_attached(angle, streak):
-    """A 180 m x 9 m bright segment on a faint 1 px line (+8 on water of noise 2: its 5x5 std about 1.9x
-    the water's, under the object level). Line beyond both ends: a fragment of a streak. Beyond one end
-    only: a ship and its wake. No line: a ship. Faint texture 60 px wide beyond both ends (a rough patch,
-    a haze edge, the shallows between two jetties) is no line: a ship."""
-    g = _water(500, 500, sigma=2.0)
-    c, s = np.cos(np.radians(angle)), np.sin(np.radians(angle))
-    half = 30  # px: 180 m at 3 m/px
-    if streak in ("both", "one side"):
-        far = 240 if streak == "both" else -half - 2  # the wake's far end: beyond the bow, or just at the stern
-        _line(g, 250 - 240 * c, 250 - 240 * s, 250 + far * c, 250 + far * s, 8.0)
-    if streak == "wide texture":
-        rough = _water(500, 500, seed=5, sigma=5.0) - 70.0  # noise 5 over the water's 2
-        for a, b in ((-200, -half - 12), (half + 12, 200)):  # two bands across the axis, 12 px of calm water off each end
-            band = np.zeros(g.shape, bool)
-            _line(band.view(np.uint8), 250 + a * c, 250 + a * s, 250 + b * c, 250 + b * s, 1)
-            band = np.array([np.roll(band, o, axis=(0 if angle == 0.0 else 1)) for o in range(-30, 31)]).any(axis=0)
-            g[band] += rough[band]
-    _line(g, 250 - half * c, 250 - half * s, 250 + half * c, 250 + half * s, 60.0, width=3)
-    floor = noise_floor(g, GSD)
-    v = isolation_at(g, 250, 251, GSD, floor)
-    assert v.kind is (Isolation.ATTACHED if streak == "both" else Isolation.ISOLATED)
-    assert isolation_at(g, 250, 251, GSD, floor, streak_m=None).kind is Isolation.ISOLATED  # without the check, always a ship
 
 
 def test_a_ship_under_way_is_found_through_its_fading_wake():
@@ -191,7 +120,6 @@ def test_a_ship_under_way_is_found_through_its_fading_wake():
     verdict, box, (cx, cy) = isolation_at(g, 130, 201, GSD, floor)
     assert verdict is Isolation.ISOLATED and 100 <= cx <= 160 and 195 <= cy <= 207
     assert box[0] == 100 and box[2] - box[0] <= 400 / GSD  # never longer than the longest ship
-    assert isolation_at(g, 130, 201, GSD, floor, fade=None)[0] is Isolation.ATTACHED
 
 
 def test_a_pier_with_a_bright_end_that_leads_to_a_bright_shore_stays_attached():
@@ -229,48 +157,6 @@ def test_split_isolated_moves_points_to_objects_and_keeps_one_per_object():
     assert (k.box.x0, k.box.y0, k.box.x1, k.box.y1) == (100, 90, 170, 125)  # grown to hold the hull
 
 
-@pytest.mark.parametrize("peak, isolated", [(6.0, False), (16.0, True)])
-def test_an_object_fainter_than_peak_contrast_is_water(peak, isolated):
-    """A 180 m x 36 m patch, a step of height h: a 5 x 5 window holding 2 of its columns has std sqrt(0.4 * 0.6) h
-    (the strongest a straight edge gives). Whether the patch is a ship is decided by that peak against the
-    calm water's floor: at 6x the floor it is texture (a slick, swell), at 16x a hull."""
-    g = _water()
-    floor = noise_floor(g, GSD)
-    _rect(g, 170, 194, 230, 206, 70 + peak * floor / np.sqrt(0.24))
-    v = isolation_at(g, 200, 200, GSD, floor)
-    assert (v.kind is Isolation.ISOLATED) is isolated and (isolated or v.kind is Isolation.EMPTY)
-    assert isolation_at(g, 200, 200, GSD, floor, peak_contrast=4.0).kind is Isolation.ISOLATED  # every object at the object level
-
-
-def test_elongation_closed_forms():
-    """Pixel coordinates of a filled L x W rectangle have variances (L^2 - 1) / 12 and (W^2 - 1) / 12."""
-    for (L, W), angle in [((60, 12), 0), ((20, 5), 1), ((9, 9), 0)]:
-        m = np.zeros((100, 100), bool)
-        m[40 : 40 + W, 20 : 20 + L] = True
-        m = np.rot90(m, angle)  # standing up: the same ratio
-        assert elongation(m) == pytest.approx(np.sqrt((L * L - 1) / (W * W - 1)), rel=1e-9)
-    yy, xx = np.mgrid[:101, :101] - 50
-    assert elongation(xx**2 + yy**2 <= 30**2) == pytest.approx(1.0, abs=1e-9)  # a disc: symmetric
-    line = np.zeros((20, 20), bool)
-    line[5, 2:15] = True
-    assert elongation(line) == np.inf and elongation(np.eye(2, dtype=bool)) == 0.0  # a line; too few pixels
-
-
-@pytest.mark.parametrize("diameter", [20, 40, 80])
-def test_a_round_puff_or_tank_in_calm_water_is_no_ship(diameter):
-    """A bright disc 60-240 m across (a cumulus puff, an oil tank, a rock) is a compact object in calm water, as
-    a ship is, but no longer than wide: passed over. A 180 m x 36 m hull beside it still is a ship."""
-    g = _water()
-    yy, xx = np.mgrid[:400, :400]
-    g[(xx - 120) ** 2 + (yy - 120) ** 2 <= (diameter / 2) ** 2] = 230.0
-    _rect(g, 230, 280, 290, 292)
-    floor = noise_floor(g, GSD)
-    x = 120 + diameter / 2 - 4  # a peak inside the rim: a flat interior has no contrast, its outline is the object
-    assert isolation_at(g, x, 120, GSD, floor).kind is Isolation.EMPTY
-    assert isolation_at(g, x, 120, GSD, floor, min_elongation=None).kind is Isolation.ISOLATED
-    assert isolation_at(g, 260, 286, GSD, floor).kind is Isolation.ISOLATED
-
-
 def test_two_peaks_on_a_ship_under_way_keep_one_detection_though_their_boxes_differ():
     """The fading core is taken from the strongest contrast near each peak: from the hull's middle and from
     its stern, one hull with its wake comes back with boxes a pixel apart and one centre (seen on a blurred
@@ -287,29 +173,6 @@ def test_two_peaks_on_a_ship_under_way_keep_one_detection_though_their_boxes_dif
     kept, rejected = split_isolated(image, dets, GSD, DetectionRule())
     assert [d.score for d in kept] == [3.0] and [d.score for d in rejected] == [2.0]
     assert 100 <= kept[0].x <= 160  # on the hull
-
-
-@pytest.mark.parametrize("side", ["right", "top", "no-data"])
-@pytest.mark.parametrize("gap, kept", [(5, False), (12, False), (30, True)])
-def test_a_hull_near_the_scene_edge_is_rejected_as_possibly_cut(side, gap, kept):
-    """edge_m = 60 m is 20 px at 3 m/px: a hull whose end lies 5 or 12 px from the edge may run beyond it; 30 px off it is whole.
-
-    The edge of a black no-data margin (the scene's footprint inside its raster) is an edge too.
-    """
-    g = _water(300, 300)
-    _rect(g, 300 - gap - 60, 144, 300 - gap, 156)  # 180 m x 36 m, its right end ``gap`` px from the edge
-    if side == "top":
-        g = np.rot90(g).copy()  # the same hull standing up, its end ``gap`` px under the top edge
-    if side == "no-data":
-        g = np.pad(g, ((0, 0), (0, 150)))  # 150 px of black fill beyond the water
-    image = np.repeat(g[..., None], 3, axis=-1).clip(0, 255).astype(np.uint8)
-    ys, xs = np.nonzero(g > 150)
-    x, y = float(xs.mean()), float(ys.mean())
-    det = Detection(x, y, Box(x - 10, y - 10, x + 10, y + 10, 3.0), 3.0)  # a CAM box well inside the scene
-    got, _ = split_isolated(image, [det], GSD, DetectionRule())
-    assert len(got) == int(kept)
-    anywhere, _ = split_isolated(image, [det], GSD, DetectionRule(edge_m=None))
-    assert len(anywhere) == 1
 
 
 class PositiveEverywhere(Engine):
@@ -348,10 +211,11 @@ def test_scan_rejects_peaks_off_isolated_objects():
 
 
 def test_ships_of_the_generator_at_sea_are_isolated_and_their_boxes_match_the_masks():
-    """Ground truth from train.data.synthetic's masks: open sea, no wakes, no coast."""
+    """Ground truth from train.data.synthetic's masks: calm open sea (no swell, whitecaps, glint or hard negatives), no wakes, no coast."""
     from shipcam.train.data.synthetic import SceneConfig, generate_scene
 
-    cfg = SceneConfig(size=384, ship_fraction=1.0, max_ships=3, moving_fraction=0.0, coast_prob=0.0, cloud_prob=0.0, ship_length_m=(60.0, 300.0))
+    calm = dict(swell_prob=0.0, whitecap_prob=0.0, glint_prob=0.0, shallow_prob=0.0, thin_cloud_prob=0.0, confuser_prob=0.0)
+    cfg = SceneConfig(size=384, ship_fraction=1.0, max_ships=3, moving_fraction=0.0, coast_prob=0.0, cloud_prob=0.0, ship_length_m=(60.0, 300.0), **calm)
     verdicts, inside = [], []
     for i in range(6):
         scene = generate_scene(cfg, seed=3, index=i)
@@ -359,19 +223,19 @@ def test_ships_of_the_generator_at_sea_are_isolated_and_their_boxes_match_the_ma
         floor = noise_floor(g, GSD)
         for m in scene.masks:
             ys, xs = np.nonzero(m)
-            # 20 m, not the default 40: two faint generated hulls (111 m, 135 m) show only a 24-27 m
-            # bright part, which the default takes for a boat (BENCHMARKS.md, "The shortest ship"); that
-            # part is as wide as long, so the elongation test would pass it over too.
-            verdict, box, _ = isolation_at(g, xs.mean(), ys.mean(), GSD, floor, min_length_m=20.0, min_elongation=None)
+            verdict, box, _ = isolation_at(g, xs.mean(), ys.mean(), GSD, floor)
             verdicts.append(verdict)
-            if box is not None:  # the object lies on the hull (plus its one-pixel shadow), never beyond
-                inside.append(box[0] >= xs.min() - 2 and box[1] >= ys.min() - 2 and box[2] <= xs.max() + 3 and box[3] <= ys.max() + 3)
+            if box is not None:  # the object lies on the hulls it touches (two may lie side by side) plus a pixel of shadow, never beyond
+                touched = [h for h in scene.masks if h[box[1] : box[3], box[0] : box[2]].any()]
+                hy, hx = np.nonzero(np.any(touched, axis=0))
+                inside.append(box[0] >= hx.min() - 2 and box[1] >= hy.min() - 2 and box[2] <= hx.max() + 3 and box[3] <= hy.max() + 3)
         free = ~_near(scene.mask, 40)
         yy, xx = np.nonzero(free)
         pick = np.random.default_rng(i).choice(len(yy), 10, replace=False)
         assert all(isolation_at(g, xx[j], yy[j], GSD, floor)[0] is Isolation.EMPTY for j in pick)
-    # Some generated hulls are faint (grey on grey-green) or cut by the scene's edge: most, not all.
-    assert len(verdicts) >= 10 and verdicts.count(Isolation.ISOLATED) >= 0.8 * len(verdicts)
+    # Some generated hulls are faint (grey on grey-green, only a short bright part standing out) or cut by
+    # the scene's edge: most, not all.
+    assert len(verdicts) >= 10 and verdicts.count(Isolation.ISOLATED) >= 0.7 * len(verdicts)
     assert all(inside)
 
 

@@ -146,15 +146,16 @@ def _turned_back(det: Detector, crop: np.ndarray, turns: int, mirrored: bool) ->
     "views, confirm, others, threshold",
     [("none", "rot4", [(1, False), (2, False), (3, False)], 0.4), ("rot4", "d4", [(k, True) for k in range(4)], 0.38)],
 )
-def test_the_confirmation_averages_the_first_pass_with_the_other_views_of_a_crop_on_each_peak(views, confirm, others, threshold):
+def test_the_confirmation_averages_the_first_pass_with_the_other_views_of_a_crop_on_each_peak(views, confirm, others, threshold, monkeypatch):
     """Around each first-pass detection the confirmation sees a crop of 1.5 training sizes centred on its
     peak (on the heat grid, inside the scene) in the views the first pass did not run, and averages their
     CAMs with the first pass's map: a detection stays when that clears the threshold near its peak."""
     det = Detector.load(FIXTURE)  # trained at 64 px, stride 32: 96 px crops in 128 px tiles
     scene = generate_scene(SceneConfig(size=256, ship_fraction=1.0), seed=1, index=0).image
+    monkeypatch.setattr("shipcam.runtime.detector.CONFIRM_MARGIN", np.inf)  # every detection confirmed
     runs = {}
     for then in ("none", confirm):
-        det.rule = dataclasses.replace(det.rule, threshold=threshold, isolation=False, views=views, confirm_views=then, confirm_margin=None)
+        det.rule = dataclasses.replace(det.rule, threshold=threshold, isolation=False, views=views, confirm_views=then)
         runs[then] = det.scan(scene, tile=128, overlap=0.0)
     plain, checked = runs["none"], runs[confirm]
     det.rule = dataclasses.replace(det.rule, views="none", confirm_views="none")  # each view of a crop predicted alone
@@ -177,23 +178,22 @@ def test_the_confirmation_averages_the_first_pass_with_the_other_views_of_a_crop
     assert 0 < changed.mean() < 0.5  # the middles of the crops, not the scene
 
 
-def test_detections_well_over_the_threshold_skip_the_confirmation_and_keep_their_first_pass_score():
-    """confirm_margin splits the first pass's detections: those more than the margin over the threshold are
+def test_detections_well_over_the_threshold_skip_the_confirmation_and_keep_their_first_pass_score(monkeypatch):
+    """CONFIRM_MARGIN splits the first pass's detections: those more than the margin over the threshold are
     kept as scored; the others get what the full confirmation (checked above against each view) gives them."""
     det = Detector.load(FIXTURE)
     scene = generate_scene(SceneConfig(size=256, ship_fraction=1.0), seed=1, index=0).image
     t = np.log(0.4 / 0.6)
 
     def scan(confirm, margin):
-        det.rule = dataclasses.replace(det.rule, threshold=0.4, isolation=False, confirm_views=confirm, confirm_margin=margin)
+        monkeypatch.setattr("shipcam.runtime.detector.CONFIRM_MARGIN", margin)
+        det.rule = dataclasses.replace(det.rule, threshold=0.4, isolation=False, confirm_views=confirm)
         return {(d.x, d.y): d.score for d in det.scan(scene, tile=128, overlap=0.0).detections}
 
-    plain, full = scan("none", None), scan("rot4", None)
+    plain, full = scan("none", np.inf), scan("rot4", np.inf)
     margin = float(np.median([s - t for s in plain.values()]))  # half the detections on each side
     part = scan("rot4", margin)
     sure = {xy for xy, s in plain.items() if s - t > margin}
     assert sure and len(sure) < len(plain)
     assert {xy: part[xy] for xy in sure} == {xy: plain[xy] for xy in sure}  # kept, with the first pass's score
     assert {xy: s for xy, s in part.items() if xy not in sure} == pytest.approx({xy: s for xy, s in full.items() if xy not in sure}, abs=1e-5)
-    with pytest.raises(ValueError, match="received -1"):
-        DetectionRule(confirm_margin=-1.0)

@@ -6,7 +6,9 @@ import { readMetadata, ModelFileError } from "./metadata.mjs";
 import { VIEWS, applyView, classActivationMap, detectInCam, preprocess, resizeAntialiased, resizeBilinear, sigmoid, undoView } from "./maths.mjs";
 
 export const DEFAULT_GSD = 3.0;
-export const DEFAULT_RULE = { nms_radius_m: 150, max_length_m: 400, fraction: 0.5, views: "none" };
+// The rule's defaults for predict (SPEC.md section 5); tests hold them to the conformance vectors' `rule` block,
+// which conformance/make_vectors.py writes from Python's DetectionRule.
+export const DEFAULT_RULE = { nms_radius_m: 150, max_length_m: 400, views: "none" };
 
 const now = () => (globalThis.performance ? performance.now() : Date.now());
 

@@ -102,6 +102,8 @@ export declare function parseMetadata(text: string | Uint8Array, source?: string
 export declare function onnxMetadataEntries(bytes: Uint8Array): Record<string, string>;
 export declare function tfliteMetadataEntries(bytes: Uint8Array): Record<string, Uint8Array>;
 export declare function classActivationMap(features: ArrayLike<number>, h: number, w: number, weights: Float32Array, bias: number): Map2D;
+/** A box holds the CAM above this share of a peak's height over the threshold (SPEC.md section 5). */
+export declare const BOX_LEVEL: number;
 export declare function resizeAntialiased(data: ArrayLike<number>, h: number, w: number, outH: number, outW: number, channels?: number): Float32Array;
 export declare function resizeBilinear(data: ArrayLike<number>, h: number, w: number, outH: number, outW: number, channels?: number): Float32Array;
 export declare function findPeaks(heat: Map2D, minScore: number, radiusCells: number): [number, number, number][];

@@ -6,6 +6,9 @@
 
 const f32 = Math.fround;
 
+/** A box holds the CAM above half a peak's height over the threshold (SPEC.md section 5, step 5). */
+export const BOX_LEVEL = 0.5;
+
 export function sigmoid(x) {
   const e = Math.exp(-Math.abs(x));
   return x >= 0 ? 1 / (1 + e) : e / (1 + e);
@@ -196,7 +199,7 @@ function grow(heat, y, x, level, hy, hx) {
 
 /**
  * Detections in a map of CAM scores whose cells are cell = [cy, cx] image pixels at gsd m/px (SPEC.md section 5,
- * steps 3-6). rule: { threshold, nms_radius_m, max_length_m, fraction }; imageSize [H, W].
+ * steps 3-6). rule: { threshold, nms_radius_m, max_length_m }; imageSize [H, W].
  */
 export function detect(heat, cell, gsd, rule, imageSize, minScore = null) {
   const [cy, cx] = cell;
@@ -208,7 +211,7 @@ export function detect(heat, cell, gsd, rule, imageSize, minScore = null) {
   const hy = Math.max(0, Math.trunc(rule.max_length_m / gsd / cy / 2 - 0.5));
   const hx = Math.max(0, Math.trunc(rule.max_length_m / gsd / cx / 2 - 0.5));
   return peaks.map(([y, x, s]) => {
-    const level = t + rule.fraction * (s - t);
+    const level = t + BOX_LEVEL * (s - t);
     const [gy0, gx0, gy1, gx1] = grow(heat, y, x, level, hy, hx);
     return {
       x: Math.min((x + 0.5) * cx, W),

@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { Detector, readMetadata, parseMetadata, ModelFileError, FORMAT_VERSION } from "../src/index.mjs";
+import { Detector, readMetadata, parseMetadata, ModelFileError, FORMAT_VERSION, DEFAULT_RULE, BOX_LEVEL } from "../src/index.mjs";
 import { readImage } from "../src/image.mjs";
 
 const HERE = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "conformance");
@@ -25,11 +25,11 @@ for (const [model, expected] of Object.entries(V.metadata)) {
 
 const detectors = {};
 for (const c of V.cases.filter((c) => c.model.endsWith(".onnx"))) {
-  test(`${c.model.split("/").pop()} ${c.image} at threshold ${c.threshold}, views ${c.views}`, async () => {
+  test(`${c.model.split("/").pop()} ${c.image} at threshold ${c.threshold}, views ${c.views}${c.gsd ? `, ${c.gsd} m/px` : ""}`, async () => {
     detectors[c.model] ??= await Detector.load(join(HERE, c.model), { threads: 1 });
     const det = detectors[c.model];
     det.rule = { ...det.rule, ...V.rule, threshold: c.threshold, views: c.views };
-    const p = await det.predict(await readImage(join(HERE, c.image)));
+    const p = await det.predict(await readImage(join(HERE, c.image)), { gsd: c.gsd });
     assert.ok(Math.abs(p.probability - c.probability) <= T.probability_abs, `probability ${p.probability} vs ${c.probability}`);
     assert.ok(Math.abs(p.logit - c.logit) <= T.logit_abs);
     assert.equal(p.isShip, c.is_ship);
@@ -45,6 +45,13 @@ for (const c of V.cases.filter((c) => c.model.endsWith(".onnx"))) {
     });
   });
 }
+
+test("the JavaScript rule's defaults are Python's DetectionRule (the vectors' rule block)", () => {
+  for (const [k, v] of Object.entries(DEFAULT_RULE)) assert.equal(v, V.rule[k], `DEFAULT_RULE.${k}`);
+  const scansOnly = ["isolation", "confirm_views"]; // predict has no scene to check, nothing to confirm
+  for (const k of Object.keys(V.rule)) assert.ok(k in DEFAULT_RULE || k === "threshold" || scansOnly.includes(k), `Python's rule field ${k} is missing from DEFAULT_RULE`);
+  assert.equal(BOX_LEVEL, V.box_level);
+});
 
 test("a reader refuses what SPEC.md section 7 says it must", async () => {
   const model = Object.keys(V.metadata)[0];

@@ -196,7 +196,7 @@ def cmd_verify(args) -> int:
 def cmd_predict(args) -> int:
     from shipcam.cli.run import predict_files
 
-    s = predict_files(args.model, args.images, args.out, overlay=args.overlay, engine=args.engine, threads=args.threads, views=args.views, gsd=args.gsd)
+    s = predict_files(args.model, args.images, args.out, overlay=args.overlay, engine=args.engine, threads=args.threads, rule=_rule(args), gsd=args.gsd)
     print(f"{s['images']} images, {s['ships']} with ships, {s['errors']} not processed -> {Path(args.out) / 'predictions.jsonl'}")
     if s["failed"]:  # like gzip and cp: the rest was done, but the exit status says not everything was
         print(f"shipcam predict: {len(s['failed'])} input(s) not processed: {', '.join(s['failed'])}", file=sys.stderr)
@@ -205,44 +205,45 @@ def cmd_predict(args) -> int:
 
 
 def _rule(args) -> dict:
-    """Detection-rule options the user set (the rest stay the file's defaults)."""
-    given = {"threshold": args.threshold, "nms_radius_m": args.nms_radius_m, "max_length_m": args.max_length_m, "isolation": args.isolation, "min_length_m": args.min_length_m, "views": args.views, "confirm_views": args.confirm_views, "confirm_margin": args.confirm_margin, "gap_look": args.gap_look, "peak_contrast": args.peak_contrast}
-    rule = {k: v for k, v in given.items() if v is not None}
-    for name in ("fade", "streak_m", "edge_m", "min_elongation"):
-        if getattr(args, name) is not None:
-            rule[name] = getattr(args, name) or None  # 0: off
+    """The detection-rule options the user set (the rest stay the file's defaults), checked here: a bad value is one line before any work."""
+    import dataclasses
+
     from shipcam.runtime.detections import DetectionRule
 
+    rule = {f.name: getattr(args, f.name) for f in dataclasses.fields(DetectionRule) if hasattr(args, f.name)}
     try:
-        DetectionRule(**rule)  # checked here, so a bad value is one line before any work, not a traceback mid-scan
+        DetectionRule(**rule)
     except ValueError as e:
         raise ShipcamError(str(e)) from None
     return rule
 
 
+def _add_rule_args(p, scans: bool = True) -> None:
+    """One option per ``DetectionRule`` field, grouped by stage, its help and default taken from the field itself."""
+    import dataclasses
+
+    from shipcam.runtime.detections import STAGES, DetectionRule
+
+    for stage, title in STAGES.items():
+        group = None
+        for f in dataclasses.fields(DetectionRule):
+            m = f.metadata
+            if m["stage"] != stage or (m["scans_only"] and not scans):
+                continue
+            group = group or p.add_argument_group(f"detections: {title}")
+            default = f.default.value if isinstance(f.default, Views) else f.default
+            help = f"{m['help']} (default: {m['shown'] or default})"
+            flag = "--" + f.name.replace("_", "-")
+            if isinstance(f.default, bool):
+                action = group.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help)
+            elif isinstance(f.default, Views):
+                action = group.add_argument(flag, choices=_VIEWS, default=argparse.SUPPRESS, help=help)
+            else:
+                action = group.add_argument(flag, type=float, default=argparse.SUPPRESS, help=help)
+            action.field_default = default  # what the help shows, checked against the field by the tests
+
+
 _VIEWS = [v.value for v in Views]
-
-
-def _add_views_arg(p) -> None:
-    p.add_argument("--views", choices=_VIEWS, help="test-time augmentation: average each image's (each tile's) logit and CAM over its views mirrored (flip), turned by 90 degrees (rot4) or both (d4); each view is one more forward pass (default: none)")
-
-
-def _add_rule_args(p) -> None:
-    g = p.add_argument_group("detections")
-    g.add_argument("--threshold", type=float, help="probability a CAM peak must reach (default: the file's)")
-    g.add_argument("--nms-radius-m", type=float, help="peaks closer than this to a stronger one are dropped (default: 150 m, about one ship)")
-    g.add_argument("--max-length-m", type=float, help="longest box and longest object (default: 400 m)")
-    g.add_argument("--isolation", action=argparse.BooleanOptionalAction, default=None, help="keep only peaks on one compact object in calm water, not on land, quays or breakwaters (default: on)")
-    g.add_argument("--min-length-m", type=float, help="shorter objects are boats, buoys or texture, not ships (default: 40 m)")
-    g.add_argument("--peak-contrast", type=float, help="an object whose strongest local contrast is under this many times the scene's calmest water is texture of the water, not a ship (default: 8)")
-    g.add_argument("--min-elongation", type=float, help="an object whose length is under this many times its width is a blob (a cloud puff, a tank, a rock), not a ship (default: 1.6; 0 turns it off)")
-    g.add_argument("--gap-look", action=argparse.BooleanOptionalAction, default=None, help="look again at an object too long for a ship without the one-pixel dilation: a hull moored a few metres off a breakwater or quay is its own object (default: on)")
-    _add_views_arg(g)
-    g.add_argument("--confirm-views", choices=_VIEWS, help="confirm each detection on these views of a crop of 1.5 training sizes centred on it, averaged with the scan's map there, and keep it if it still clears the threshold: fewer false alarms for 0.6 of a tile each (default: flip; none turns it off)")
-    g.add_argument("--confirm-margin", type=float, help="detections more than this many logits over the threshold are kept without the confirmation (default: 2; a large value confirms every one)")
-    g.add_argument("--fade", type=float, help="an object too long for a ship is judged by its core of at least this share of its strongest contrast, when little else is that strong: a hull trailing a fading wake (default: 0.5; 0 turns it off)")
-    g.add_argument("--streak-m", type=float, help="a ship-sized object on a faint line that runs on this far beyond both its ends is a fragment of a streak or of a wake without its ship, not a ship (default: 120 m; 0 turns it off)")
-    g.add_argument("--edge-m", type=float, help="drop a detection whose object comes this close to the scene's edge or to black no-data fill: it may run beyond it, and the CNN saw zeros there (default: 60 m; 0 turns it off)")
 
 
 def cmd_scan(args) -> int:
@@ -464,7 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/predict")
     p.add_argument("--overlay", action="store_true", help="write a PNG per image with the CAM heatmap and boxes")
     p.add_argument("--gsd", type=_positive, help="the images' metres/pixel: outside the model's range they are resampled to it, as scan does (default: taken as the model's)")
-    _add_views_arg(p)
+    _add_rule_args(p, scans=False)
     _add_engine_args(p)
     p.set_defaults(func=cmd_predict)
 
@@ -549,7 +550,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/eval")
     p.add_argument("--threshold", type=float, help="decision threshold on the probability (default: the model's)")
     p.add_argument("--limit", type=int, help="evaluate the first N images only")
-    _add_views_arg(p)
+    p.add_argument("--views", choices=_VIEWS, help="test-time views: average each image's logit and CAM over it mirrored (flip), turned (rot4) or both (d4) (default: none)")
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_eval)
 

@@ -51,17 +51,17 @@ def open_exported(model: str | Path, engine: str = "auto", threads: int = 1):
         raise ShipcamError(f"{model}: {e}") from None
 
 
-def predict_files(model: str, inputs: list[str], out: str, overlay: bool = False, engine: str = "auto", threads: int = 1, views: str | None = None, gsd: float | None = None) -> dict:
+def predict_files(model: str, inputs: list[str], out: str, overlay: bool = False, engine: str = "auto", threads: int = 1, rule: dict | None = None, gsd: float | None = None) -> dict:
     """Predict every image; unreadable or too-small ones are listed in ``failed`` (the CLI then exits non-zero).
 
-    ``views`` (None: the detection rule's, none) sets the test-time views. ``gsd``
+    ``rule``: detection-rule settings over the file's (test-time views, threshold, ...). ``gsd``
     (the images' metres/pixel) resamples images outside the model's range, as ``scan`` does.
     """
     from shipcam.runtime.image import read_image
 
     det = open_exported(model, engine, threads)
-    if views is not None:
-        det.rule = dataclasses.replace(det.rule, views=views)
+    if rule:
+        det.rule = dataclasses.replace(det.rule, **rule)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = collect_images(inputs)
