@@ -3,11 +3,11 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { Detector, readMetadata, parseMetadata, ModelFileError, FORMAT_VERSION, DEFAULT_RULE, BOX_LEVEL } from "../src/index.mjs";
+import { Detector, readMetadata, parseMetadata, ModelFileError, FORMAT_VERSION, DEFAULT_RULE, BOX_LEVEL, resizeBilinear, detectInCam, tfliteMetadataEntries } from "../src/index.mjs";
 import { readImage } from "../src/image.mjs";
 
 const HERE = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "conformance");
@@ -22,6 +22,14 @@ for (const [model, expected] of Object.entries(V.metadata)) {
     assert.equal(camWeights.length, expected.feature_channels);
   });
 }
+
+test("paths in the vectors are relative to their folder (SPEC.md section 8)", () => {
+  const paths = new Set([...Object.keys(V.metadata), ...V.cases.map((c) => c.model), ...V.cases.map((c) => c.image)]);
+  for (const p of paths) {
+    assert.ok(!p.startsWith("/"), p);
+    assert.ok(existsSync(join(HERE, p)), p);
+  }
+});
 
 const detectors = {};
 for (const c of V.cases.filter((c) => c.model.endsWith(".onnx"))) {
@@ -39,12 +47,39 @@ for (const c of V.cases.filter((c) => c.model.endsWith(".onnx"))) {
     const err = Math.max(...flat.map((v, i) => Math.abs(v - p.cam.data[i])));
     assert.ok(err <= T.cam_rel * Math.max(range, 1e-6), `CAM error ${err} over range ${range}`);
     assert.equal(p.boxes.length, c.boxes.length, "number of detections");
+    p.boxes.forEach((b, i) => i === 0 || assert.ok(b.score <= p.boxes[i - 1].score, "strongest first"));
     p.boxes.forEach((b, i) => {
       for (const k of ["x", "y", "x0", "y0", "x1", "y1"]) assert.ok(Math.abs(b[k] - c.boxes[i][k]) <= T.box_abs_px, `${k}: ${b[k]} vs ${c.boxes[i][k]}`);
       assert.ok(Math.abs(b.score - c.boxes[i].score) <= T.logit_abs);
     });
   });
 }
+
+for (const c of V.resize_bilinear) {
+  test(`bilinear resize ${c.in.length}x${c.in[0].length} -> ${c.out_shape.join("x")} is exact to the float32 bit, the height first (SPEC.md section 4)`, () => {
+    const got = resizeBilinear(Float32Array.from(c.in.flat()), c.in.length, c.in[0].length, ...c.out_shape);
+    assert.deepEqual(Array.from(got), Array.from(Float32Array.from(c.out.flat())));
+  });
+}
+
+for (const c of V.detect_in_cam) {
+  test(`detection rule on a given CAM: ${c.name} (SPEC.md section 5)`, () => {
+    const cam = { data: Float32Array.from(c.cam.flat()), h: c.cam.length, w: c.cam[0].length };
+    const got = detectInCam(cam, c.image_size, c.gsd, { ...V.rule, ...c.rule });
+    assert.equal(got.length, c.boxes.length, "number of detections");
+    got.forEach((b, i) => {
+      for (const k of ["x", "y", "x0", "y0", "x1", "y1"]) assert.ok(Math.abs(b[k] - c.boxes[i][k]) <= T.box_abs_px, `${i} ${k}: ${b[k]} vs ${c.boxes[i][k]}`);
+      assert.ok(Math.abs(b.score - c.boxes[i].score) <= T.logit_abs);
+    });
+  });
+}
+
+test("TFLite metadata at the field numbers of SPEC.md section 2 (Buffer.data and Buffer.offset/size)", () => {
+  const layout = V.tflite_metadata_layout;
+  const entries = tfliteMetadataEntries(new Uint8Array(Buffer.from(layout.file_base64, "base64")));
+  const text = Object.fromEntries(Object.entries(entries).map(([k, v]) => [k, new TextDecoder().decode(v)]));
+  assert.deepEqual(text, layout.entries);
+});
 
 test("the JavaScript rule's defaults are Python's DetectionRule (the vectors' rule block)", () => {
   for (const [k, v] of Object.entries(DEFAULT_RULE)) assert.equal(v, V.rule[k], `DEFAULT_RULE.${k}`);
@@ -79,10 +114,21 @@ test("shipcam-js predict prints predict's keys and exits 1 on an unreadable imag
   const { spawnSync } = await import("node:child_process");
   const bin = join(dirname(fileURLToPath(import.meta.url)), "..", "bin", "shipcam-js.mjs");
   const c = V.cases.find((k) => k.model.endsWith(".onnx") && k.threshold === 0.2 && k.views === "none"); // the default rule
-  const r = spawnSync(process.execPath, [bin, "predict", join(HERE, c.model), join(HERE, c.image), "missing.png", "--threshold", "0.2"], { encoding: "utf8", timeout: 60000 });
+  // the image relative to the working directory: `file` is the path as given (SPEC.md section 5)
+  const r = spawnSync(process.execPath, [bin, "predict", join(HERE, c.model), c.image, "missing.png", "--threshold", "0.2"], { encoding: "utf8", timeout: 60000, cwd: HERE });
   assert.equal(r.status, 1, r.stderr);
   const [line, bad] = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
   assert.deepEqual(Object.keys(line).slice(0, 5), ["file", "probability", "logit", "is_ship", "boxes"]);
+  assert.equal(line.file, c.image);
+  assert.ok(line.boxes.length > 1); // the order below is not vacuous
+  const decimals = { x: 2, y: 2, x0: 2, y0: 2, x1: 2, y1: 2, score: 4, probability: 6 };
+  line.boxes.forEach((b, i) => {
+    assert.deepEqual(Object.keys(b), Object.keys(decimals));
+    for (const [k, d] of Object.entries(decimals)) assert.ok(Math.abs(b[k] * 10 ** d - Math.round(b[k] * 10 ** d)) < 1e-6, `${k} = ${b[k]} has more than ${d} decimals`);
+    for (const k of ["x", "y", "x0", "y0", "x1", "y1"]) assert.ok(Math.abs(b[k] - c.boxes[i][k]) <= T.box_abs_px, `${k}: ${b[k]} vs ${c.boxes[i][k]}`);
+    assert.ok(i === 0 || b.score <= line.boxes[i - 1].score, "strongest first");
+  });
+  for (const [k, d] of [["probability", 6], ["logit", 6]]) assert.ok(Math.abs(line[k] * 10 ** d - Math.round(line[k] * 10 ** d)) < 1e-6, k);
   assert.ok(Math.abs(line.probability - c.probability) <= 1e-6 + T.probability_abs);
   assert.equal(line.boxes.length, c.boxes.length);
   assert.match(bad.error, /missing\.png: no such file/);
