@@ -202,6 +202,42 @@ def test_real_val_logs_real_f1_and_selects_on_it(synthetic_dir, tmp_path):
     assert again["f1"] == pytest.approx(keys[best][0], abs=1e-6)
 
 
+def test_training_with_labelled_scenes_mixes_their_chips_and_mines_its_own_false_alarms(synthetic_dir, tmp_path):
+    """--scenes: chips of the scene join the synthetic training set at --real-ratio (validation stays
+    synthetic), a mining phase scans the scene with the model as it stands, adds windows around its
+    strongest peaks away from every label as negatives, and trains on; the exported range is recorded."""
+    from PIL import Image
+
+    from shipcam.train.data.sources import load_dataset
+    from shipcam.train.data.synthetic import SceneConfig, generate_scene
+    from shipcam.train.engine import KerasEngine
+
+    scene = generate_scene(SceneConfig(size=320, ship_fraction=1.0, max_ships=3, ship_length_m=(120.0, 250.0)), seed=2, index=1)
+    Image.fromarray(scene.image).save(tmp_path / "scene.png")
+    rows = ["scene,x,y,length_m,label,note"]
+    for m in scene.masks:
+        yy, xx = np.nonzero(m)
+        rows.append(f"scene.png,{xx.mean() + 0.5:.1f},{yy.mean() + 0.5:.1f},{3.0 * max(np.ptp(xx), np.ptp(yy)):.0f},ship,")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+
+    run = tmp_path / "run"
+    config = TrainConfig(
+        run_dir=str(run), data=str(synthetic_dir), weights=None, size=64, batch_size=8, val_fraction=0.25, scratch_epochs=1,
+        steps_per_epoch=2, verbose=0, target_fa=None, gsd_range=[1.5, 3.0],
+        scenes=[str(tmp_path / "scene.png")], real_labels=str(tmp_path / "labels.csv"), real_ratio=0.5, mining_rounds=1, mining_epochs=1,
+    )
+    metrics = train(config, show_progress=False)
+    chips = load_dataset(run / "real_chips", show_progress=False)
+    n_synthetic_train = metrics["n_train"] - len(chips) - len(load_dataset(run / "real_chips" / "mine1", show_progress=False))
+    assert len(chips) == pytest.approx(n_synthetic_train, rel=0.15)  # --real-ratio 0.5: as many real chips as synthetic images
+    assert 0.3 < chips.ship_fraction < 0.5 and metrics["n_val"] == 12  # validation: the synthetic split alone
+    mined = load_dataset(run / "real_chips" / "mine1", show_progress=False)
+    assert len(mined) > 0 and mined.labels.sum() == 0
+    with open(run / "history.csv") as f:
+        assert [h["phase"] for h in csv.DictReader(f)] == ["scratch", "mine1"]
+    assert KerasEngine(run / "best.keras").metadata.gsd_range == [1.5, 3.0]
+
+
 def test_real_f1_selection_needs_scenes():
     with pytest.raises(ValueError, match="real_val"):
         TrainConfig(weights=None, select="real_f1")

@@ -16,7 +16,7 @@ __all__ = ["BackboneSpec", "BACKBONES", "get_backbone", "BackboneName", "Pooling
 BUNDLED_WEIGHTS = Path(__file__).with_name("weights") / "mobilenet_v2_1.0_imagenet_no_top.weights.h5"
 AUTO = "auto"
 
-BackboneName = Literal["mobilenet_v2", "xception"]
+BackboneName = Literal["mobilenet_v2", "mobilenet_v2_s16", "xception"]
 Pooling = Literal["max", "avg"]
 
 
@@ -30,11 +30,18 @@ class BackboneSpec:
     scale: float = 1 / 127.5
     offset: float = -1.0
     imagenet_alphas: tuple[float, ...] = ()
+    # The layer whose output is the feature map, when it is not the application's last: an earlier,
+    # finer map has CAM cells half the size and features that see less context around each cell.
+    feature_layer: str | None = None
 
 
 BACKBONES: dict[str, BackboneSpec] = {
     "mobilenet_v2": BackboneSpec(
         "mobilenet_v2", "MobileNetV2", stride=32, min_size=32, imagenet_alphas=(0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
+    ),
+    # MobileNetV2 cut before its last stride-2 stage: the 576-channel expansion of block 13, stride 16.
+    "mobilenet_v2_s16": BackboneSpec(
+        "mobilenet_v2_s16", "MobileNetV2", stride=16, min_size=32, imagenet_alphas=(0.35, 0.5, 0.75, 1.0, 1.3, 1.4), feature_layer="block_13_expand_relu"
     ),
     "xception": BackboneSpec("xception", "Xception", stride=32, min_size=71),
 }
@@ -51,6 +58,6 @@ def resolve_weights(weights: str | None, backbone: str = "mobilenet_v2", alpha: 
     """``"auto"``: the bundled ImageNet file when it fits (MobileNetV2 1.0), else Keras' ``"imagenet"`` download; anything else as given."""
     if weights != AUTO:
         return weights
-    if backbone == "mobilenet_v2" and alpha == 1.0 and BUNDLED_WEIGHTS.is_file():
+    if backbone.startswith("mobilenet_v2") and alpha == 1.0 and BUNDLED_WEIGHTS.is_file():
         return str(BUNDLED_WEIGHTS)
     return "imagenet"

@@ -69,7 +69,7 @@ def build_classifier(
     # === Layers ===
     app = getattr(keras.applications, spec.keras_class)
     kwargs: dict[str, Any] = {"include_top": False, "weights": weights, "input_shape": (None, None, 3)}
-    if backbone == "mobilenet_v2":
+    if spec.keras_class == "MobileNetV2":
         kwargs["alpha"] = alpha
     try:
         base = app(**kwargs)
@@ -91,6 +91,8 @@ def build_classifier(
             raise ModelFileError(
                 f"{weights_path}: cannot load into {backbone} (alpha={alpha}): {type(e).__name__}: {e}"
             ) from None
+    if spec.feature_layer:  # an earlier map: the application up to that layer, its weights already loaded
+        base = keras.Model(base.input, base.get_layer(spec.feature_layer).output)
     base.name = "backbone"  # Keras 3 names are settable; export finds the map by this name
     if weights is None and weights_path is None:
         # Fresh BatchNorm with Keras' momentum 0.999 needs thousands of steps before
@@ -109,7 +111,7 @@ def build_classifier(
     # === Config ===
     model._shipcam_info = {
         "backbone": backbone,
-        "alpha": alpha if backbone == "mobilenet_v2" else None,
+        "alpha": alpha if spec.keras_class == "MobileNetV2" else None,
         "pooling": pooling,
         "dropout": dropout,
         "weights": "imagenet" if weights == "imagenet" else (str(weights_path) if weights_path else None),

@@ -351,11 +351,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("demo", help="the whole pipeline on the embedded synthetic dataset", description="Generate data, find a learning rate, train, and report in OUT.")
+    p = sub.add_parser("demo", help="the whole pipeline: data, range test, training, export, evaluation, report", description="Generate data (and cut chips from labelled real scenes when there are any), find a learning rate, train, export, evaluate and report in OUT.")
     p.add_argument("--out", default="runs/demo")
-    p.add_argument("--weights", type=_weights, default="auto", help="backbone weights: 'imagenet' (download), a file, none (from scratch), or auto (default: ../shared/weights' ImageNet copy when present, else none)")
+    p.add_argument("--weights", type=_weights, default="auto", help="backbone weights: 'imagenet' (download), a file, none (from scratch), or auto (default: the ImageNet MobileNetV2 the repository carries; else Keras' download; else from scratch)")
     p.add_argument("--quick", action="store_true", help="a tiny run (for tests): fewer scenes and epochs")
-    p.add_argument("--scenes", help="folder of labelled real scenes to scan at the end (default: ../shared/realdata when present)")
+    p.add_argument("--scenes", help="folder of labelled real scenes to train on as well; 'none': synthetic only, as on a clone without ../shared (default: ../shared/realdata when present; they are not scored: see benchmarks.loso)")
     p.add_argument("--labels", help="labels CSV for --scenes (default: labels/realdata.csv)")
     p.set_defaults(func=cmd_demo)
 
