@@ -19,6 +19,7 @@ rule's own work, not the network's. Writes ``ablation.json`` and a table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -72,9 +73,12 @@ def run_ablation(loso: str | Path, labels: str, out: str | Path, variants: dict[
         }
         base = det.rule
         for name, overrides in variants.items():
-            det.rule = dataclasses.replace(base, **overrides)
-            for key, labelled in sets.items():
-                t = score_scenes(det, labelled)["total"]
+            fields = {k: v for k, v in overrides.items() if "." not in k}
+            constants = {k: v for k, v in overrides.items() if "." in k}
+            det.rule = dataclasses.replace(base, **fields)
+            with _constants(constants):
+                totals = {key: score_scenes(det, labelled)["total"] for key, labelled in sets.items()}
+            for key, t in totals.items():
                 r = rows[name][key]
                 r[0] += t["found"]
                 r[1] += t["ships"]
@@ -88,6 +92,26 @@ def run_ablation(loso: str | Path, labels: str, out: str | Path, variants: dict[
     write_json(out / "ablation.json", {"loso": str(loso), "variants": variants, "table": table})
     write_text(out / "ablation.md", to_markdown(table))
     return table
+
+
+@contextlib.contextmanager
+def _constants(values: dict):
+    """Set named constants of the runtime (``"isolation.CONTRAST": 3.0``, ``"detector.CONFIRM_MARGIN": 1.0``) for one variant."""
+    import importlib
+
+    saved = []
+    try:
+        for dotted, value in values.items():
+            module, name = dotted.rsplit(".", 1)
+            m = importlib.import_module(f"shipcam.runtime.{module}")
+            if not hasattr(m, name):
+                raise ValueError(f"shipcam.runtime.{module} has no constant {name!r}")
+            saved.append((m, name, getattr(m, name)))
+            setattr(m, name, value)
+        yield
+    finally:
+        for m, name, value in reversed(saved):
+            setattr(m, name, value)
 
 
 def _scene_paths(loso: Path, result: dict) -> list[str]:
@@ -110,11 +134,34 @@ def to_markdown(table: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Each field turned off or moved, and each named constant of the scan moved either way.
 VARIANTS: dict[str, dict] = {
     "the rule as it is": {},
+    "network alone": {"isolation": False, "confirm_views": "none"},
     "no isolation check": {"isolation": False},
     "no confirmation": {"confirm_views": "none"},
-    "network alone": {"isolation": False, "confirm_views": "none"},
+    "no isolation check, threshold 0.9": {"isolation": False, "threshold": 0.9},
+    "no isolation check, threshold 0.97": {"isolation": False, "threshold": 0.97},
+    "confirmed on d4": {"confirm_views": "d4"},
+    "every tile on flip": {"views": "flip"},
+    "nms 100 m": {"nms_radius_m": 100.0},
+    "nms 250 m": {"nms_radius_m": 250.0},
+    "max length 300 m": {"max_length_m": 300.0},
+    "object contrast 3x": {"isolation.CONTRAST": 3.0},
+    "object contrast 6x": {"isolation.CONTRAST": 6.0},
+    "snap 30 m": {"isolation.SNAP_M": 30.0},
+    "snap 120 m": {"isolation.SNAP_M": 120.0},
+    "shortest ship 20 m": {"isolation.MIN_SHIP_M": 20.0},
+    "shortest ship 60 m": {"isolation.MIN_SHIP_M": 60.0},
+    "no fading core (fade 1.0)": {"isolation.FADE": 1.0},
+    "fade 0.3": {"isolation.FADE": 0.3},
+    "isolation vetoes only peaks under 3 logits over the threshold": {"isolation.TRUST_MARGIN": 3.0},
+    "... under 4 logits": {"isolation.TRUST_MARGIN": 4.0},
+    "... under 6 logits": {"isolation.TRUST_MARGIN": 6.0},
+    "confirm every detection": {"detector.CONFIRM_MARGIN": 1e9},
+    "confirm within 1 logit": {"detector.CONFIRM_MARGIN": 1.0},
+    "confirmation crop 1x": {"detector._CONFIRM_CROP": 1.0},
+    "confirmation crop 2x": {"detector._CONFIRM_CROP": 2.0},
 }
 
 

@@ -64,7 +64,34 @@ def machine_info() -> dict:
             versions[mod] = __import__(mod).__version__
         except (ImportError, AttributeError):  # not installed, or no __version__
             pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(), "versions": versions}
+    return {"cpu": cpu, "cores": os.cpu_count(), "int8_features": int8_features(), "python": platform.python_version(), "platform": platform.platform(), "versions": versions}
+
+
+# CPU flags (as /proc/cpuinfo names them) that decide whether int8 inference beats float: a dot-product
+# instruction multiplies four int8 pairs and adds them into int32 in one step. Without one, an x86 CPU
+# emulates it with VPMADDUBSW (pairs into int16), and int8 is the smallest file, not the fastest.
+INT8_FLAGS = {
+    "avx512_vnni": "AVX-512 VNNI",
+    "avx_vnni": "AVX-VNNI",
+    "amx_int8": "AMX int8",
+    "avx512f": "AVX-512",
+    "asimddp": "ARM dot product",
+    "i8mm": "ARM int8 matrix multiply",
+}
+
+
+def int8_features(cpuinfo: str | None = None) -> list[str]:
+    """The int8 features the OS reports for this CPU (``INT8_FLAGS``), by name; [] where it reports none."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = open("/proc/cpuinfo").read()
+        except OSError:
+            return []
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.split(":")[0].strip() in ("flags", "Features"):
+            flags |= set(line.split(":", 1)[1].split())
+    return [name for flag, name in INT8_FLAGS.items() if flag in flags]
 
 
 def _stats(ms: np.ndarray) -> dict:
@@ -221,11 +248,15 @@ def run_bench(cfg: BenchConfig, out_dir: str | Path, show_progress: bool = True)
 
 
 def _speedups(rows: list[dict]) -> None:
-    """Speed-up of each row's end-to-end latency over ``keras_predict`` at the same threads and size."""
+    """Speed-up of each row's end-to-end latency over ``keras_predict``, and each int8 file's engine time over its own float file's."""
     ref = {(r["threads"], r["input"]): r["e2e_median_ms"] for r in rows if r["row"] == "keras_predict"}
+    engine = {(r["row"], r["threads"], r["input"]): r["median_ms"] for r in rows}
     for r in rows:
         base = ref.get((r["threads"], r["input"]))
         r["speedup_vs_keras_predict"] = base / r["e2e_median_ms"] if base else None
+        if "_int8." in r["row"]:  # best_int8.tflite against best_fp32.tflite, at the same threads and size
+            own = engine.get((r["row"].replace("_int8.", "_fp32."), r["threads"], r["input"]))
+            r["int8_speedup_vs_fp32"] = own / r["median_ms"] if own and r["median_ms"] else None
 
 
 def _fmt(v, spec: str = ".2f") -> str:
@@ -236,8 +267,10 @@ def _fmt(v, spec: str = ".2f") -> str:
 
 def to_markdown(result: dict) -> str:
     m = result["machine"]
+    feats = m.get("int8_features") or []
     lines = [
         f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}; " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
+        f"int8 features the OS reports: {', '.join(feats) if feats else 'none (int8 files are smaller here, rarely faster)'}",
         "",
         "| row | threads | input | size MB | engine median ms | p90 ms | end-to-end ms | img/s b1 | img/s batch | peak RSS MB | × Keras predict | agreement | AUC | CAM corr |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -278,3 +311,12 @@ def plot(result: dict, path: Path) -> None:
 if __name__ == "__main__":
     cfg = BenchConfig(**json.loads(sys.argv[1]))
     print(json.dumps(worker(cfg, int(sys.argv[2])), default=float))
+
+
+def int8_lines(result: dict) -> list[str]:
+    """One line per int8 file and thread count: its engine time against its own float file's on this CPU."""
+    return [
+        f"{r['row']}, {r['threads']} thread(s), {r['input']} px: {r['int8_speedup_vs_fp32']:.2f}x its fp32 file ({r['median_ms']:.2f} ms)"
+        for r in result["rows"]
+        if r.get("int8_speedup_vs_fp32")
+    ]

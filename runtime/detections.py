@@ -68,8 +68,8 @@ class DetectionRule:
     threshold: float = _field(0.5, "peaks", "probability a CAM peak must reach", shown="the file's own, set when it was trained; 0.5 for a file without one")
     nms_radius_m: float = _field(150.0, "peaks", "a peak closer than this to a stronger one is dropped: about one ship length")
     max_length_m: float = _field(400.0, "peaks", "the longest box, and the longest object the isolation check calls a ship")
-    # On the held-out real scenes it removes almost every false alarm on land, quays and breakwaters; on rough
-    # open sea it also drops ships whose hull joins whitecaps or a long wake (docs/decisions/026-the-rule-that-remains.md).
+    # On held-out real scenes it removes nearly every false alarm on land, quays and breakwaters; it vetoes only
+    # detections near the threshold, as rough water can join a hull to its surroundings (docs/decisions/026).
     isolation: bool = _field(True, "isolation", "keep a peak only on one compact object, 40 m to --max-length-m long, standing out from the water around it", scans_only=True)
     views: Views = _field(Views.NONE, "views", "average each image's (each tile's) logit and CAM over these views: mirrored (flip), turned by quarter turns (rot4) or both (d4); each is one more forward pass")
     confirm_views: Views = _field(Views.FLIP, "views", "run these views again on a crop centred on each detection near the threshold, averaged with the scan's map; a detection stays if that still clears the threshold (none: off)", scans_only=True)

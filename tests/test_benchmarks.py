@@ -210,3 +210,33 @@ def test_scan_time_alternates_variants_and_reports_each_ones_detections(tmp_path
         det.rule = dataclasses.replace(det.rule, threshold=0.05, **rule)
         res = det.scan(read_image(path), **{"tile": 64, **scan_kw})
         assert (r["tiles"], r["detections"]) == (res.tiles, len(res.detections))
+
+
+def test_bench_names_the_cpus_int8_features_and_each_int8_files_speed_against_its_own_float_file():
+    from shipcam.benchmarks.bench import _speedups, int8_features, int8_lines
+
+    x86 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 fma avx512f avx512_vnni\n"
+    arm = "processor\t: 0\nFeatures\t: fp asimd asimddp i8mm\n"
+    assert int8_features(x86) == ["AVX-512 VNNI", "AVX-512"] and int8_features(arm) == ["ARM dot product", "ARM int8 matrix multiply"]
+    assert int8_features("flags\t\t: fpu sse2 avx2 fma\n") == []
+    rows = [
+        {"row": r, "threads": t, "input": 224, "median_ms": ms, "e2e_median_ms": ms + 0.5}
+        for r, t, ms in [("best_fp32.onnx", 1, 6.0), ("best_int8.onnx", 1, 4.0), ("best_fp32.onnx", 2, 3.0), ("best_int8.onnx", 2, 4.0), ("best_int8.tflite", 1, 2.0)]
+    ]
+    _speedups(rows)
+    assert [r.get("int8_speedup_vs_fp32") for r in rows] == [None, 1.5, None, 0.75, None]  # no best_fp32.tflite row: no ratio
+    assert int8_lines({"rows": rows}) == ["best_int8.onnx, 1 thread(s), 224 px: 1.50x its fp32 file (4.00 ms)", "best_int8.onnx, 2 thread(s), 224 px: 0.75x its fp32 file (4.00 ms)"]
+
+
+def test_the_ablation_moves_a_named_constant_for_one_variant_and_puts_it_back():
+    from shipcam.benchmarks.ablation import VARIANTS, _constants
+    from shipcam.runtime import isolation
+
+    before = isolation.CONTRAST
+    with _constants({"isolation.CONTRAST": 3.0}):
+        assert isolation.CONTRAST == 3.0
+    assert isolation.CONTRAST == before
+    with pytest.raises(ValueError, match="no constant 'NOPE'"):
+        with _constants({"isolation.NOPE": 1}):
+            pass
+    assert all("." not in k or k.split(".")[0] in ("isolation", "detector") for v in VARIANTS.values() for k in v)

@@ -43,11 +43,30 @@ def test_quick_demo_writes_a_report_that_renders(tmp_path):
 
 
 def test_demo_recipe_transfers_from_imagenet_when_it_has_weights(tmp_path):
-    from shipcam.cli.demo import AUTO, SHARED_WEIGHTS, demo_recipe
+    from shipcam.cli.demo import AUTO, GSD_RANGE, demo_recipe
+    from shipcam.train.backbones import BUNDLED_WEIGHTS
 
     with_weights = demo_recipe(str(tmp_path / "w.h5"))
-    assert (with_weights["alpha"], with_weights["size"], with_weights["gsd"], with_weights["finetune_layers"]) == (1.0, 224, 1.5, 30)
+    assert (with_weights["backbone"], with_weights["alpha"], with_weights["size"], with_weights["gsd_range"], with_weights["finetune_layers"]) == ("mobilenet_v2_s16", 1.0, 224, GSD_RANGE, 30)
+    assert "scenes" not in with_weights  # no real scenes given: synthetic only
     scratch = demo_recipe(None)
-    assert (scratch["alpha"], scratch["size"], scratch["weights"]) == (0.35, 96, None) and "gsd" not in scratch  # the generator's 3 m/px
-    assert demo_recipe(AUTO)["weights"] == (str(SHARED_WEIGHTS) if SHARED_WEIGHTS.is_file() else None)
+    assert (scratch["alpha"], scratch["size"], scratch["weights"]) == (0.35, 96, None) and "gsd_range" not in scratch  # the generator's 3 m/px
+    assert demo_recipe(AUTO)["weights"] == str(BUNDLED_WEIGHTS) and BUNDLED_WEIGHTS.is_file()  # the repository carries them
     assert demo_recipe(AUTO, quick=True)["weights"] is None  # the test suite's tiny demo stays from scratch
+
+
+def test_demo_recipe_trains_on_labelled_scenes_when_given(tmp_path):
+    from shipcam.cli.demo import AUTO, demo_recipe
+
+    r = demo_recipe(AUTO, scenes=tmp_path, labels=tmp_path / "labels.csv")
+    assert r["scenes"] == [str(tmp_path)] and r["real_labels"] == str(tmp_path / "labels.csv")
+    assert r["real_ratio"] == 0.5 and r["mining_rounds"] == 1
+
+
+def test_the_bundled_weights_are_the_imagenet_file_their_readme_names():
+    import hashlib
+
+    from shipcam.train.backbones import BUNDLED_WEIGHTS
+
+    digest = hashlib.sha256(BUNDLED_WEIGHTS.read_bytes()).hexdigest()
+    assert digest in (BUNDLED_WEIGHTS.parent / "README.md").read_text()

@@ -256,3 +256,21 @@ def test_the_point_stays_on_the_hull_when_a_fainter_wake_stretches_the_box():
     v = isolation_at(g, 170, 105, GSD, noise_floor(g, GSD))
     assert v.kind is Isolation.ISOLATED and v.box[0] < 100  # the box holds the wake ...
     assert 150 <= v.centre[0] <= 190  # ... the point stays on the hull
+
+
+def test_a_peak_the_network_is_sure_of_is_kept_where_no_isolated_object_is_found(monkeypatch):
+    """TRUST_MARGIN: the check vetoes peaks near the threshold; one far over it stays, at the network's point,
+    unless a kept detection already lies within half the shortest ship."""
+    from shipcam.runtime import isolation
+
+    g = _water()
+    _rect(g, 0, 200, 400, 206, 150)  # a breakwater across the scene: never an isolated object
+    image = np.repeat(g[..., None], 3, axis=-1).clip(0, 255).astype(np.uint8)
+    sure, unsure = Detection(200.0, 203.0, Box(190, 195, 210, 210, 6.0), 6.0), Detection(100.0, 203.0, Box(90, 195, 110, 210, 2.0), 2.0)
+    twin = Detection(204.0, 203.0, Box(194, 195, 214, 210, 5.5), 5.5)  # a second peak on the sure one
+    monkeypatch.setattr(isolation, "TRUST_MARGIN", np.inf)
+    kept, rejected = split_isolated(image, [sure, twin, unsure], GSD, DetectionRule())
+    assert kept == [] and len(rejected) == 3
+    monkeypatch.setattr(isolation, "TRUST_MARGIN", 4.0)  # threshold 0.5: logit 0, so 6 is sure, 2 is not
+    kept, rejected = split_isolated(image, [sure, twin, unsure], GSD, DetectionRule())
+    assert kept == [sure] and rejected == [twin, unsure]

@@ -314,9 +314,11 @@ def cmd_bench(args) -> int:
         keras=not args.no_keras,
     )
     result = run_bench(cfg, args.out)
-    from shipcam.benchmarks.bench import to_markdown
+    from shipcam.benchmarks.bench import int8_lines, to_markdown
 
     print(to_markdown(result))
+    for line in int8_lines(result):  # where int8 pays: on CPUs with a dot-product instruction
+        print(line)
     print(f"-> {Path(args.out) / 'bench.json'}, bench.md, bench.png")
     return 0
 
