@@ -34,7 +34,7 @@ def test_scan_writes_heatmap_and_geojson(tmp_path):
     cfg = SceneConfig(size=96, ship_fraction=1.0)
     scene = np.concatenate([generate_scene(cfg, seed=2, index=i).image for i in range(4)], axis=1)[:90]
     Image.fromarray(scene).save(tmp_path / "scene.png")
-    args = ["scan", str(FIXTURE), str(tmp_path / "scene.png"), "--tile", "64", "--out", str(tmp_path / "o"), "--threshold", "0.05", "--edge-m", "0"]  # its ships lie near the edges
+    args = ["scan", str(FIXTURE), str(tmp_path / "scene.png"), "--tile", "64", "--out", str(tmp_path / "o"), "--threshold", "0.05"]
     assert main(args) == 0
     geo = json.loads((tmp_path / "o" / "scene_detections.geojson").read_text())
     assert geo["type"] == "FeatureCollection" and geo["crs"]["properties"]["name"] == "pixel" and geo["features"]
