@@ -21,6 +21,8 @@ demo: $(STAMP)
 	$(BIN)/shipcam demo
 
 test: $(STAMP) browser
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	LINT_IMPORTS=$(BIN)/lint-imports .ci/lint-imports
 	$(MAKE) --no-print-directory js-test
 	$(BIN)/python -m pytest -q -n auto --dist worksteal

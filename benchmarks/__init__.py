@@ -1,6 +1,10 @@
-"""shipcam.benchmarks: latency/quality tables (``bench``) and dataset evaluation (``eval``)."""
+"""shipcam.benchmarks: the product's latency and quality tables (``bench``) and the studies behind BENCHMARKS.md.
+
+Evaluation commands (``eval``, ``eval-scenes``) live in ``shipcam.evaluation``;
+``browser`` is test infrastructure (headless Chromium) kept here beside its
+benchmark, ``js_latency``.
+"""
 
 from shipcam.benchmarks.bench import BenchConfig, run_bench
-from shipcam.benchmarks.evaluate import evaluate
 
-__all__ = ["BenchConfig", "run_bench", "evaluate"]
+__all__ = ["BenchConfig", "run_bench"]

@@ -25,7 +25,9 @@ import numpy as np
 __all__ = ["interleaved_latency", "main"]
 
 
-def interleaved_latency(paths: list[str | Path], size: int, threads: int, runs: int = 200, warmup: int = 10, seed: int = 0) -> list[dict]:
+def interleaved_latency(
+    paths: list[str | Path], size: int, threads: int, runs: int = 200, warmup: int = 10, seed: int = 0
+) -> list[dict]:
     """Median/p90 engine-call time (ms) of each file, calls interleaved, batch 1, same input for all."""
     from shipcam.runtime.engines import open_engine
 
@@ -67,12 +69,21 @@ def main(argv=None) -> int:
     from shipcam._utils.io import write_json
 
     if args.threads > 1:
-        print(f"note: --threads {args.threads}: interleaved worker pools disturb each other; read these numbers with care")
+        print(
+            f"note: --threads {args.threads}: interleaved worker pools disturb each other; read these numbers with care"
+        )
     rows = interleaved_latency(args.files, args.size, args.threads, args.runs)
     print("| file | engine | threads | input | median ms | p90 ms | x first |\n|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {Path(r['file']).name} | {r['engine']} | {r['threads']} | {r['input']} | {r['median_ms']:.2f} | {r['p90_ms']:.2f} | {r['speedup_vs_first']:.2f} |")
-    machine = {"processor": platform.processor() or platform.machine(), "python": platform.python_version(), "runs": args.runs}
+        print(
+            f"| {Path(r['file']).name} | {r['engine']} | {r['threads']} | {r['input']} | {r['median_ms']:.2f} | "
+            f"{r['p90_ms']:.2f} | {r['speedup_vs_first']:.2f} |"
+        )
+    machine = {
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "runs": args.runs,
+    }
     write_json(args.out, {"machine": machine, "rows": rows})
     return 0
 

@@ -1,4 +1,5 @@
-"""Does each part of the detection rule earn its place? Every variant scored on held-out real scenes and held-out synthetic ones.
+"""Does each part of the detection rule earn its place? Every variant scored on held-out real scenes and held-out
+synthetic ones.
 
     python -m shipcam.benchmarks.ablation --loso runs/loso --labels labels/realdata.csv --out runs/ablation
 
@@ -45,7 +46,14 @@ class CachedEngine:
         return {k: v.copy() for k, v in self.cache[key].items()}
 
 
-def run_ablation(loso: str | Path, labels: str, out: str | Path, variants: dict[str, dict] | None = None, n_synthetic: int = 10, threads: int = 2) -> dict:
+def run_ablation(
+    loso: str | Path,
+    labels: str,
+    out: str | Path,
+    variants: dict[str, dict] | None = None,
+    n_synthetic: int = 10,
+    threads: int = 2,
+) -> dict:
     from shipcam.benchmarks.open_sea import MIN_SHIP_M, OPEN_SEA_SEED
     from shipcam.runtime.detector import Detector
     from shipcam.runtime.scoring import score_scenes
@@ -59,7 +67,9 @@ def run_ablation(loso: str | Path, labels: str, out: str | Path, variants: dict[
     variants = variants or VARIANTS
     result = json.loads((loso / "loso.json").read_text())
     scenes = load_training_scenes([str(Path(p)) for p in _scene_paths(loso, result)], labels)
-    rows: dict[str, dict] = {v: {"real": [0, 0, 0, 0.0], "open_sea": [0, 0, 0, 0.0], "mix": [0, 0, 0, 0.0]} for v in variants}
+    rows: dict[str, dict] = {
+        v: {"real": [0, 0, 0, 0.0], "open_sea": [0, 0, 0, 0.0], "mix": [0, 0, 0, 0.0]} for v in variants
+    }
     for held in scenes:
         model = load_classifier(loso / f"without_{held.path.stem}" / "best.keras", compile=False)
         info = model_info(model)
@@ -68,8 +78,15 @@ def run_ablation(loso: str | Path, labels: str, out: str | Path, variants: dict[
         lo, hi = det.gsd_range
         sets = {
             "real": [held],
-            "open_sea": synthetic_labelled_scenes(n_synthetic, config=SceneConfig.open_sea(size=768, gsd=1.5, ship_fraction=0.9), seed=OPEN_SEA_SEED + 1, min_ship_m=MIN_SHIP_M),
-            "mix": synthetic_labelled_scenes(n_synthetic, size=768, gsd=lo, gsd_range=(lo, hi), seed=OPEN_SEA_SEED + 2, min_ship_m=MIN_SHIP_M),
+            "open_sea": synthetic_labelled_scenes(
+                n_synthetic,
+                config=SceneConfig.open_sea(size=768, gsd=1.5, ship_fraction=0.9),
+                seed=OPEN_SEA_SEED + 1,
+                min_ship_m=MIN_SHIP_M,
+            ),
+            "mix": synthetic_labelled_scenes(
+                n_synthetic, size=768, gsd=lo, gsd_range=(lo, hi), seed=OPEN_SEA_SEED + 2, min_ship_m=MIN_SHIP_M
+            ),
         }
         base = det.rule
         for name, overrides in variants.items():
@@ -84,8 +101,18 @@ def run_ablation(loso: str | Path, labels: str, out: str | Path, variants: dict[
                 r[1] += t["ships"]
                 r[2] += t["false_alarms"]
                 r[3] += t["megapixels"]
-            print(f"{held.path.stem} model, {name}: " + "; ".join(f"{k} {v[0]}/{v[1]}, {v[2]} FA" for k, v in rows[name].items()), flush=True)
-    table = {name: {key: {"found": v[0], "ships": v[1], "false_alarms": v[2], "fa_per_mpx": v[2] / v[3] if v[3] else 0.0} for key, v in sets_.items()} for name, sets_ in rows.items()}
+            print(
+                f"{held.path.stem} model, {name}: "
+                + "; ".join(f"{k} {v[0]}/{v[1]}, {v[2]} FA" for k, v in rows[name].items()),
+                flush=True,
+            )
+    table = {
+        name: {
+            key: {"found": v[0], "ships": v[1], "false_alarms": v[2], "fa_per_mpx": v[2] / v[3] if v[3] else 0.0}
+            for key, v in sets_.items()
+        }
+        for name, sets_ in rows.items()
+    }
     out = Path(out)
     from shipcam._utils.io import write_json, write_text
 
@@ -96,7 +123,9 @@ def run_ablation(loso: str | Path, labels: str, out: str | Path, variants: dict[
 
 @contextlib.contextmanager
 def _constants(values: dict):
-    """Set named constants of the runtime (``"isolation.CONTRAST": 3.0``, ``"detector.CONFIRM_MARGIN": 1.0``) for one variant."""
+    """Set named constants of the runtime (``"isolation.CONTRAST": 3.0``, ``"scan.CONFIRM_MARGIN": 1.0``) for one
+    variant.
+    """
     import importlib
 
     saved = []
@@ -124,7 +153,11 @@ def _scene_paths(loso: Path, result: dict) -> list[str]:
 
 
 def to_markdown(table: dict) -> str:
-    lines = ["| variant | real, held out: found | FA/Mpx | open sea: found | FA/Mpx | coasts and open water: found | FA/Mpx |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| variant | real, held out: found | FA/Mpx | open sea: found | FA/Mpx | coasts and open water: found | FA/Mpx "
+        "|",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, t in table.items():
         cells = []
         for key in ("real", "open_sea", "mix"):
@@ -158,10 +191,10 @@ VARIANTS: dict[str, dict] = {
     "isolation vetoes only peaks under 3 logits over the threshold": {"isolation.TRUST_MARGIN": 3.0},
     "... under 4 logits": {"isolation.TRUST_MARGIN": 4.0},
     "... under 6 logits": {"isolation.TRUST_MARGIN": 6.0},
-    "confirm every detection": {"detector.CONFIRM_MARGIN": 1e9},
-    "confirm within 1 logit": {"detector.CONFIRM_MARGIN": 1.0},
-    "confirmation crop 1x": {"detector._CONFIRM_CROP": 1.0},
-    "confirmation crop 2x": {"detector._CONFIRM_CROP": 2.0},
+    "confirm every detection": {"scan.CONFIRM_MARGIN": 1e9},
+    "confirm within 1 logit": {"scan.CONFIRM_MARGIN": 1.0},
+    "confirmation crop 1x": {"scan._CONFIRM_CROP": 1.0},
+    "confirmation crop 2x": {"scan._CONFIRM_CROP": 2.0},
 }
 
 
@@ -176,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--synthetic", type=int, default=10, help="held-out synthetic scenes per set (default: 10)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
-    table = run_ablation(args.loso, args.labels, args.out, parse_rules(args.rules) if args.rules else None, args.synthetic, args.threads)
+    table = run_ablation(
+        args.loso, args.labels, args.out, parse_rules(args.rules) if args.rules else None, args.synthetic, args.threads
+    )
     print(to_markdown(table))
     return 0
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from shipcam.benchmarks.timing import time_calls
 
 __all__ = ["BenchConfig", "run_bench", "machine_info"]
@@ -64,7 +65,14 @@ def machine_info() -> dict:
             versions[mod] = __import__(mod).__version__
         except (ImportError, AttributeError):  # not installed, or no __version__
             pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "int8_features": int8_features(), "python": platform.python_version(), "platform": platform.platform(), "versions": versions}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "int8_features": int8_features(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+    }
 
 
 # CPU flags (as /proc/cpuinfo names them) that decide whether int8 inference beats float: a dot-product
@@ -158,7 +166,19 @@ def worker(cfg: BenchConfig, threads: int) -> list[dict]:
 
             t = time_calls(lambda: keras_model.predict(x1, verbose=0), cfg.warmup, cfg.runs)
             tb = time_calls(lambda: keras_model.predict(xb, verbose=0), 1, max(3, cfg.runs // 4))
-            rows.append({"row": "keras_predict", **base, **_stats(t), "e2e_median_ms": float(np.median(t)), "ips_b1": 1e3 / np.median(t), "ips_batch": cfg.batch * 1e3 / np.median(tb), "cam": "none", "agreement": 1.0, "cam_corr": None})
+            rows.append(
+                {
+                    "row": "keras_predict",
+                    **base,
+                    **_stats(t),
+                    "e2e_median_ms": float(np.median(t)),
+                    "ips_b1": 1e3 / np.median(t),
+                    "ips_batch": cfg.batch * 1e3 / np.median(tb),
+                    "cam": "none",
+                    "agreement": 1.0,
+                    "cam_corr": None,
+                }
+            )
 
             def keras_cam():
                 o = fn(x1)
@@ -167,7 +187,19 @@ def worker(cfg: BenchConfig, threads: int) -> list[dict]:
             t = time_calls(lambda: fn(x1), cfg.warmup, cfg.runs)
             te = time_calls(keras_cam, cfg.warmup, cfg.runs)
             tb = time_calls(lambda: fn(xb), 1, max(3, cfg.runs // 4))
-            rows.append({"row": "keras_function+cam", **base, **_stats(t), "e2e_median_ms": float(np.median(te)), "ips_b1": 1e3 / np.median(te), "ips_batch": cfg.batch * 1e3 / np.median(tb), "cam": "CAM", "agreement": 1.0, "cam_corr": 1.0})
+            rows.append(
+                {
+                    "row": "keras_function+cam",
+                    **base,
+                    **_stats(t),
+                    "e2e_median_ms": float(np.median(te)),
+                    "ips_b1": 1e3 / np.median(te),
+                    "ips_batch": cfg.batch * 1e3 / np.median(tb),
+                    "cam": "CAM",
+                    "agreement": 1.0,
+                    "cam_corr": 1.0,
+                }
+            )
 
             @tf.function(reduce_retracing=True)
             def gradcam(x):
@@ -188,7 +220,19 @@ def worker(cfg: BenchConfig, threads: int) -> list[dict]:
             te = time_calls(grad_e2e, cfg.warmup, cfg.runs)
             g = np.concatenate([np.asarray(gradcam(ps.images[i : i + 16])[0]) for i in range(0, len(ps.images), 16)])
             gc_corr = float(np.mean([pearson(a, c) for a, c in zip(g, ref_cams)]))
-            rows.append({"row": "keras_gradcam", **base, **_stats(t), "e2e_median_ms": float(np.median(te)), "ips_b1": 1e3 / np.median(te), "ips_batch": None, "cam": "Grad-CAM", "agreement": 1.0, "cam_corr": gc_corr})
+            rows.append(
+                {
+                    "row": "keras_gradcam",
+                    **base,
+                    **_stats(t),
+                    "e2e_median_ms": float(np.median(te)),
+                    "ips_b1": 1e3 / np.median(te),
+                    "ips_batch": None,
+                    "cam": "Grad-CAM",
+                    "agreement": 1.0,
+                    "cam_corr": gc_corr,
+                }
+            )
 
         for e in files:
             path = str(Path(cfg.export_dir) / e["file"])
@@ -234,13 +278,21 @@ def run_bench(cfg: BenchConfig, out_dir: str | Path, show_progress: bool = True)
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": str(threads)}
         proc = subprocess.run(
             [sys.executable, "-m", "shipcam.benchmarks.bench", json.dumps(cfg.__dict__), str(threads)],
-            capture_output=True, text=True, env=env, timeout=3600,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=3600,
         )
         if proc.returncode != 0:
             raise RuntimeError(f"benchmark worker ({threads} threads) failed:\n{proc.stderr[-3000:]}")
         rows += json.loads(proc.stdout.strip().splitlines()[-1])
     _speedups(rows)
-    result = {"machine": machine_info(), "config": cfg.__dict__, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": rows}
+    result = {
+        "machine": machine_info(),
+        "config": cfg.__dict__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "rows": rows,
+    }
     write_json(out_dir / "bench.json", result)
     write_text(out_dir / "bench.md", to_markdown(result))
     plot(result, out_dir / "bench.png")
@@ -248,7 +300,9 @@ def run_bench(cfg: BenchConfig, out_dir: str | Path, show_progress: bool = True)
 
 
 def _speedups(rows: list[dict]) -> None:
-    """Speed-up of each row's end-to-end latency over ``keras_predict``, and each int8 file's engine time over its own float file's."""
+    """Speed-up of each row's end-to-end latency over ``keras_predict``, and each int8 file's engine time over its own
+    float file's.
+    """
     ref = {(r["threads"], r["input"]): r["e2e_median_ms"] for r in rows if r["row"] == "keras_predict"}
     engine = {(r["row"], r["threads"], r["input"]): r["median_ms"] for r in rows}
     for r in rows:
@@ -269,17 +323,23 @@ def to_markdown(result: dict) -> str:
     m = result["machine"]
     feats = m.get("int8_features") or []
     lines = [
-        f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}; " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
-        f"int8 features the OS reports: {', '.join(feats) if feats else 'none (int8 files are smaller here, rarely faster)'}",
+        f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}; "
+        + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
+        "int8 features the OS reports: "
+        f"{', '.join(feats) if feats else 'none (int8 files are smaller here, rarely faster)'}",
         "",
-        "| row | threads | input | size MB | engine median ms | p90 ms | end-to-end ms | img/s b1 | img/s batch | peak RSS MB | × Keras predict | agreement | AUC | CAM corr |",
+        "| row | threads | input | size MB | engine median ms | p90 ms | end-to-end ms | img/s b1 | img/s batch | peak "
+        "RSS MB | × Keras predict | agreement | AUC | CAM corr |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["rows"]:
         lines.append(
-            f"| {r['row']} | {r['threads']} | {r['input']} | {_fmt(r.get('size_mb'))} | {_fmt(r['median_ms'])} | {_fmt(r['p90_ms'])} | "
-            f"{_fmt(r['e2e_median_ms'])} | {_fmt(r.get('ips_b1'), '.1f')} | {_fmt(r.get('ips_batch'), '.1f')} | {_fmt(r.get('peak_rss_mb'), '.0f')} | "
-            f"{_fmt(r.get('speedup_vs_keras_predict'), '.1f')} | {_fmt(r.get('agreement'), '.3f')} | {_fmt(r.get('auc'), '.3f')} | {_fmt(r.get('cam_corr'), '.3f')} |"
+            f"| {r['row']} | {r['threads']} | {r['input']} | {_fmt(r.get('size_mb'))} | {_fmt(r['median_ms'])} | "
+            f"{_fmt(r['p90_ms'])} | "
+            f"{_fmt(r['e2e_median_ms'])} | {_fmt(r.get('ips_b1'), '.1f')} | {_fmt(r.get('ips_batch'), '.1f')} | "
+            f"{_fmt(r.get('peak_rss_mb'), '.0f')} | "
+            f"{_fmt(r.get('speedup_vs_keras_predict'), '.1f')} | {_fmt(r.get('agreement'), '.3f')} | "
+            f"{_fmt(r.get('auc'), '.3f')} | {_fmt(r.get('cam_corr'), '.3f')} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -291,7 +351,9 @@ def plot(result: dict, path: Path) -> None:
 
     rows = result["rows"]
     keys = sorted({(r["input"], r["threads"]) for r in rows})
-    fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 0.45 * (len(rows) / max(1, len(keys))) + 1.8), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(keys), figsize=(5.5 * len(keys), 0.45 * (len(rows) / max(1, len(keys))) + 1.8), squeeze=False
+    )
     for ax, (size, threads) in zip(axes[0], keys):
         sel = [r for r in rows if r["input"] == size and r["threads"] == threads]
         names = [r["row"] for r in sel]
@@ -316,7 +378,8 @@ if __name__ == "__main__":
 def int8_lines(result: dict) -> list[str]:
     """One line per int8 file and thread count: its engine time against its own float file's on this CPU."""
     return [
-        f"{r['row']}, {r['threads']} thread(s), {r['input']} px: {r['int8_speedup_vs_fp32']:.2f}x its fp32 file ({r['median_ms']:.2f} ms)"
+        f"{r['row']}, {r['threads']} thread(s), {r['input']} px: {r['int8_speedup_vs_fp32']:.2f}x its fp32 file "
+        f"({r['median_ms']:.2f} ms)"
         for r in result["rows"]
         if r.get("int8_speedup_vs_fp32")
     ]

@@ -6,6 +6,10 @@ is spent, and virtual time runs ahead while the page waits on real work
 before it has a result. Here Chromium talks on a pipe (``--remote-debugging-pipe``,
 fds 3/4, NUL-separated JSON), the page runs in real time and is polled until
 ``<pre id="result">`` has a ``data-state``, with a real deadline.
+
+Test infrastructure rather than a benchmark: tests/test_web_page.py drives the
+page with it, and so does the product benchmark ``benchmarks/js_latency.py``;
+it lives here beside that benchmark.
 """
 
 from __future__ import annotations
@@ -41,7 +45,11 @@ def serve(directory: str | Path, isolated: bool = False) -> str:
     """
 
     class Handler(http.server.SimpleHTTPRequestHandler):
-        extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript", ".wasm": "application/wasm"}
+        extensions_map = {
+            **http.server.SimpleHTTPRequestHandler.extensions_map,
+            ".mjs": "text/javascript",
+            ".wasm": "application/wasm",
+        }
 
         def end_headers(self):
             if isolated:
@@ -66,10 +74,26 @@ class Page:
             raise BrowserError("no Chromium found (apt-get install chromium)")
         to_chrome_r, to_chrome_w = os.pipe()
         from_chrome_r, from_chrome_w = os.pipe()
-        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--hide-scrollbars", "--remote-debugging-pipe", f"--user-data-dir={profile}"]
+        flags = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--hide-scrollbars",
+            "--remote-debugging-pipe",
+            f"--user-data-dir={profile}",
+        ]
         # Chromium reads the protocol on fd 3 and writes on fd 4: bash puts the pipe ends there
         cmd = f'exec "$0" "$@" 3<&{to_chrome_r} 4>&{from_chrome_w}'
-        self._proc = subprocess.Popen(["bash", "-c", cmd, chromium, *flags, "about:blank"], pass_fds=(to_chrome_r, from_chrome_w), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self._proc = subprocess.Popen(
+            ["bash", "-c", cmd, chromium, *flags, "about:blank"],
+            pass_fds=(to_chrome_r, from_chrome_w),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         os.close(to_chrome_r)
         os.close(from_chrome_w)
         self._reader, self._writer = os.fdopen(from_chrome_r, "rb"), os.fdopen(to_chrome_w, "wb")
@@ -77,7 +101,14 @@ class Page:
         try:
             target = self._call("Target.createTarget", url="about:blank")["targetId"]
             self._session = self._call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-            self._call("Emulation.setDeviceMetricsOverride", self._session, width=size[0], height=size[1], deviceScaleFactor=1, mobile=False)
+            self._call(
+                "Emulation.setDeviceMetricsOverride",
+                self._session,
+                width=size[0],
+                height=size[1],
+                deviceScaleFactor=1,
+                mobile=False,
+            )
             self._call("Page.navigate", self._session, url=url)
         except BaseException:
             self.close()
@@ -106,7 +137,10 @@ class Page:
 
     def result(self, timeout_s: float = 180.0) -> tuple[str, dict]:
         """Wait for ``<pre id="result">``: its ``data-state`` ("done" or "error") and its JSON."""
-        probe = "(() => { const r = document.getElementById('result'); return r && r.dataset.state ? JSON.stringify([r.dataset.state, r.textContent]) : null; })()"
+        probe = (
+            "(() => { const r = document.getElementById('result'); return r && r.dataset.state ? "
+            "JSON.stringify([r.dataset.state, r.textContent]) : null; })()"
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             value = self.evaluate(probe)
@@ -125,7 +159,12 @@ class Page:
 
     def _call(self, method: str, session: str | None = None, check: bool = True, **params) -> dict:
         i = next(self._ids)
-        self._writer.write(json.dumps({"id": i, "method": method, "params": params, **({"sessionId": session} if session else {})}).encode() + b"\0")
+        self._writer.write(
+            json.dumps(
+                {"id": i, "method": method, "params": params, **({"sessionId": session} if session else {})}
+            ).encode()
+            + b"\0"
+        )
         self._writer.flush()
         while True:  # events arrive between answers: skip them
             while b"\0" not in self._buffer:

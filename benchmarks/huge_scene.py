@@ -27,10 +27,26 @@ def write_scene(path: Path, size: int, ships: int, seed: int = 0, block: int = 5
     from shipcam.train.data.synthetic import SceneConfig, generate_scene
 
     rng = np.random.default_rng(seed)
-    chips = [c for c in (generate_scene(SceneConfig(size=96, ship_fraction=1.0), seed=seed, index=i) for i in range(64)) if c.has_ship]
+    chips = [
+        c
+        for c in (generate_scene(SceneConfig(size=96, ship_fraction=1.0), seed=seed, index=i) for i in range(64))
+        if c.has_ship
+    ]
     ys, xs = rng.integers(0, size - 96, ships), rng.integers(0, size - 96, ships)
     which = rng.integers(0, len(chips), ships)
-    profile = dict(driver="GTiff", width=size, height=size, count=3, dtype="uint8", crs="EPSG:32631", transform=from_origin(500000, 5000000, 3.0, 3.0), tiled=True, blockxsize=512, blockysize=512, compress="deflate")
+    profile = dict(
+        driver="GTiff",
+        width=size,
+        height=size,
+        count=3,
+        dtype="uint8",
+        crs="EPSG:32631",
+        transform=from_origin(500000, 5000000, 3.0, 3.0),
+        tiled=True,
+        blockxsize=512,
+        blockysize=512,
+        compress="deflate",
+    )
     sea = np.array([38, 62, 78], np.uint8)
     tmp = path.with_suffix(".part.tif")
     with rasterio.open(tmp, "w", **profile) as ds:
@@ -67,7 +83,19 @@ def main(argv: list[str] | None = None) -> int:
     if not scene.exists():
         write_scene(scene, args.size, args.ships)
     write_s = time.perf_counter() - t0
-    cmd = [sys.executable, "-m", "shipcam.cli", "scan", args.model, str(scene), "--out", str(work / "scan"), "--threads", str(args.threads), *scan_args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "shipcam.cli",
+        "scan",
+        args.model,
+        str(scene),
+        "--out",
+        str(work / "scan"),
+        "--threads",
+        str(args.threads),
+        *scan_args,
+    ]
     t0 = time.perf_counter()
     done = subprocess.run(cmd)
     wall = time.perf_counter() - t0
@@ -91,7 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     print("| scene | file | decoded | tiles | detections | scan (s) | peak RSS |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    print(f"| {args.size} x {args.size} px ({row['megapixels']:.0f} Mpx) | {row['file_mb']:.0f} MB | {row['decoded_mb']:.0f} MB | {row['tiles']} | {row['detections']} | {row['scan_s']:.0f} | **{row['peak_rss_mb']:.0f} MB** |")
+    print(
+        f"| {args.size} x {args.size} px ({row['megapixels']:.0f} Mpx) | {row['file_mb']:.0f} MB | "
+        f"{row['decoded_mb']:.0f} MB | {row['tiles']} | {row['detections']} | {row['scan_s']:.0f} | "
+        f"**{row['peak_rss_mb']:.0f} MB** |"
+    )
     print(json.dumps(row))
     if not args.keep:
         scene.unlink()

@@ -2,7 +2,7 @@
 
 The only honest real-scene number for a model that learns from real scenes:
 no scene is scored by a model that trained on it. Each fold trains with
-the demo's recipe (``shipcam demo``, with ``--train`` options over it) and
+the demo's recipe (``shipcam.train.recipes``, with ``--train`` options over it) and
 ``--scenes`` set to the other scenes, then scans the held-out scene at the model's saved
 threshold under each detection rule asked for (``--rules``), e.g. the
 default and the network alone (``isolation=false``).
@@ -44,7 +44,15 @@ def parse_rules(text: str) -> dict[str, dict]:
     return out
 
 
-def run_loso(scenes: list[str], labels: str, work: str | Path, train_options: dict, rules: dict[str, dict], threads: int = 2, open_sea: bool = True) -> dict:
+def run_loso(
+    scenes: list[str],
+    labels: str,
+    work: str | Path,
+    train_options: dict,
+    rules: dict[str, dict],
+    threads: int = 2,
+    open_sea: bool = True,
+) -> dict:
     from shipcam.runtime.detector import Detector
     from shipcam.runtime.scoring import score_scenes
     from shipcam.train.engine import KerasEngine
@@ -72,16 +80,38 @@ def run_loso(scenes: list[str], labels: str, work: str | Path, train_options: di
             det.rule = dataclasses.replace(base, **overrides)
             r = score_scenes(det, [held])
             scene = r["scenes"][0]
-            missed = [lab.note for lab, hit in zip([lab for lab in held.labels if lab.label == "ship"], scene["match"].found) if not hit]
-            rows[rname] = {k: scene[k] for k in ("ships", "found", "false_alarms", "fa_per_mpx", "recall", "precision")} | {"missed": missed}
-            print(f"{name} ({rname}): {scene['found']}/{scene['ships']} found, {scene['false_alarms']} false alarms ({scene['fa_per_mpx']:.2f}/Mpx)", flush=True)
+            missed = [
+                lab.note
+                for lab, hit in zip([lab for lab in held.labels if lab.label == "ship"], scene["match"].found)
+                if not hit
+            ]
+            rows[rname] = {
+                k: scene[k] for k in ("ships", "found", "false_alarms", "fa_per_mpx", "recall", "precision")
+            } | {"missed": missed}
+            print(
+                f"{name} ({rname}): {scene['found']}/{scene['ships']} found, {scene['false_alarms']} false alarms "
+                f"({scene['fa_per_mpx']:.2f}/Mpx)",
+                flush=True,
+            )
         det.rule = base
-        fold = {"held_out": held.path.name, "trained_on": [Path(o).name for o in others], "threshold": det.threshold, "rules": rows, "metrics": json.loads((run / "metrics.json").read_text())}
+        fold = {
+            "held_out": held.path.name,
+            "trained_on": [Path(o).name for o in others],
+            "threshold": det.threshold,
+            "rules": rows,
+            "metrics": json.loads((run / "metrics.json").read_text()),
+        }
         if open_sea:
             from shipcam.benchmarks.open_sea import open_sea_report
 
             fold["open_sea"] = sea = open_sea_report(det, rules, n_images=48, n_scenes=10)
-            print(f"{name} model on open sea: image AUC {sea['image_auc']:.3f}; " + "; ".join(f"{k}: {v['found']}/{v['ships']}, {v['fa_per_mpx']:.2f} FA/Mpx" for k, v in sea["rules"].items()), flush=True)
+            print(
+                f"{name} model on open sea: image AUC {sea['image_auc']:.3f}; "
+                + "; ".join(
+                    f"{k}: {v['found']}/{v['ships']}, {v['fa_per_mpx']:.2f} FA/Mpx" for k, v in sea["rules"].items()
+                ),
+                flush=True,
+            )
         fold["seconds"] = time.perf_counter() - t0
         folds.append(fold)
     total = {}
@@ -90,8 +120,20 @@ def run_loso(scenes: list[str], labels: str, work: str | Path, train_options: di
         found = sum(f["rules"][rname]["found"] for f in folds)
         fa = sum(f["rules"][rname]["false_alarms"] for f in folds)
         mpx = sum(s.image.shape[0] * s.image.shape[1] for s in labelled) / 1e6
-        total[rname] = {"ships": ships, "found": found, "recall": found / ships if ships else float("nan"), "false_alarms": fa, "fa_per_mpx": fa / mpx}
-    result = {"scenes": [s.path.name for s in labelled], "train_options": train_options, "rules": rules, "folds": folds, "total": total}
+        total[rname] = {
+            "ships": ships,
+            "found": found,
+            "recall": found / ships if ships else float("nan"),
+            "false_alarms": fa,
+            "fa_per_mpx": fa / mpx,
+        }
+    result = {
+        "scenes": [s.path.name for s in labelled],
+        "train_options": train_options,
+        "rules": rules,
+        "folds": folds,
+        "total": total,
+    }
     from shipcam._utils.io import write_json
 
     write_json(work / "loso.json", result)
@@ -102,7 +144,7 @@ def scenes_recipe() -> dict:
     """What the demo adds to its recipe when it trains with labelled scenes (without the scenes themselves)."""
     from pathlib import Path
 
-    from shipcam.cli.demo import AUTO, demo_recipe
+    from shipcam.train.recipes import AUTO, demo_recipe
 
     with_scenes = demo_recipe(AUTO, scenes=Path("."), labels=Path("."))
     return {k: v for k, v in with_scenes.items() if k in ("real_ratio", "mining_rounds", "mining_epochs")}
@@ -113,20 +155,39 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("scenes", nargs="+", help="labelled scenes (files or folders)")
     p.add_argument("--labels", required=True)
     p.add_argument("--work", default="runs/loso")
-    p.add_argument("--rules", default="default:;network alone:isolation=false,confirm_views=none", help="named rule overrides, ';'-separated: NAME:key=value,key=value (default: %(default)s)")
-    p.add_argument("--train", default="{}", help="TrainConfig options as JSON over the demo's recipe, e.g. '{\"mining_rounds\": 2}' (default: the demo's recipe as it is)")
+    p.add_argument(
+        "--rules",
+        default="default:;network alone:isolation=false,confirm_views=none",
+        help="named rule overrides, ';'-separated: NAME:key=value,key=value (default: %(default)s)",
+    )
+    p.add_argument(
+        "--train",
+        default="{}",
+        help="TrainConfig options as JSON over the demo's recipe, e.g. '{\"mining_rounds\": 2}' (default: the demo's "
+        "recipe as it is)",
+    )
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
-    from shipcam.cli.demo import AUTO, demo_recipe
+    from shipcam.train.recipes import AUTO, demo_recipe
 
-    recipe = {k: v for k, v in demo_recipe(AUTO).items() if k not in ("scenes", "real_labels")}  # each fold sets its own scenes
+    # each fold sets its own scenes
+    recipe = {k: v for k, v in demo_recipe(AUTO).items() if k not in ("scenes", "real_labels")}
     recipe.update(scenes_recipe(), verbose=2)
-    r = run_loso(args.scenes, args.labels, args.work, {**recipe, **json.loads(args.train)}, parse_rules(args.rules), args.threads)
+    r = run_loso(
+        args.scenes, args.labels, args.work, {**recipe, **json.loads(args.train)}, parse_rules(args.rules), args.threads
+    )
     print("| rule | " + " | ".join(f"held out {f['held_out']}" for f in r["folds"]) + " | total |")
     print("|---|" + "---|" * (len(r["folds"]) + 1))
     for rname, t in r["total"].items():
-        cells = [f"{f['rules'][rname]['found']}/{f['rules'][rname]['ships']}, {f['rules'][rname]['fa_per_mpx']:.2f} FA/Mpx" for f in r["folds"]]
-        print(f"| {rname} | " + " | ".join(cells) + f" | {t['found']}/{t['ships']} ({t['recall']:.0%}), {t['fa_per_mpx']:.2f} FA/Mpx |")
+        cells = [
+            f"{f['rules'][rname]['found']}/{f['rules'][rname]['ships']}, {f['rules'][rname]['fa_per_mpx']:.2f} FA/Mpx"
+            for f in r["folds"]
+        ]
+        print(
+            f"| {rname} | "
+            + " | ".join(cells)
+            + f" | {t['found']}/{t['ships']} ({t['recall']:.0%}), {t['fa_per_mpx']:.2f} FA/Mpx |"
+        )
     return 0
 
 

@@ -18,7 +18,27 @@ import subprocess
 import sys
 from pathlib import Path
 
-TRAIN = ["--weights", "none", "--size", "64", "--synthetic-n", "96", "--batch-size", "16", "--scratch-epochs", "3", "--steps-per-epoch", "4", "--no-randomize", "--seed", "0", "--balance", "none", "--dropout", "0"]
+TRAIN = [
+    "--weights",
+    "none",
+    "--size",
+    "64",
+    "--synthetic-n",
+    "96",
+    "--batch-size",
+    "16",
+    "--scratch-epochs",
+    "3",
+    "--steps-per-epoch",
+    "4",
+    "--no-randomize",
+    "--seed",
+    "0",
+    "--balance",
+    "none",
+    "--dropout",
+    "0",
+]
 
 
 def _free_port() -> int:
@@ -47,15 +67,30 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "shipcam.cli", "train", *TRAIN]
 
-    single = subprocess.run([*cmd, "--run-dir", str(work / "single")], capture_output=True, text=True, timeout=args.timeout)
+    single = subprocess.run(
+        [*cmd, "--run-dir", str(work / "single")], capture_output=True, text=True, timeout=args.timeout
+    )
     ports = [_free_port(), _free_port()]
     procs = []
     for i in range(2):
         tf_config = {"cluster": {"worker": [f"localhost:{q}" for q in ports]}, "task": {"type": "worker", "index": i}}
         env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "TF_CPP_MIN_LOG_LEVEL": "2"}
-        procs.append(subprocess.Popen([*cmd, "--strategy", "multiworker", "--run-dir", str(work / f"worker{i}")], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        procs.append(
+            subprocess.Popen(
+                [*cmd, "--strategy", "multiworker", "--run-dir", str(work / f"worker{i}")],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
     logs = [pr.communicate(timeout=args.timeout)[0] for pr in procs]
-    result = {"train_args": TRAIN, "global_batch": 16, "single_rc": single.returncode, "worker_rc": [pr.returncode for pr in procs]}
+    result = {
+        "train_args": TRAIN,
+        "global_batch": 16,
+        "single_rc": single.returncode,
+        "worker_rc": [pr.returncode for pr in procs],
+    }
     if single.returncode or any(pr.returncode for pr in procs):
         result["single_error"] = _last_error(single.stdout + single.stderr) if single.returncode else None
         result["worker_errors"] = [_last_error(log) if pr.returncode else None for log, pr in zip(logs, procs)]
@@ -66,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result))
         return 1
     one, two = _losses(work / "single"), _losses(work / "worker0")
-    result.update(single_loss=one, multiworker_loss=two, within=all(abs(a - b) <= args.rtol * abs(a) for a, b in zip(one, two)))
+    result.update(
+        single_loss=one, multiworker_loss=two, within=all(abs(a - b) <= args.rtol * abs(a) for a, b in zip(one, two))
+    )
     print("| epoch | loss, 1 worker | loss, 2 workers |")
     print("|---:|---:|---:|")
     for e, (a, b) in enumerate(zip(one, two), 1):

@@ -1,4 +1,5 @@
-"""Held-out synthetic scores in the 1.5 m open-sea conditions: image AUC, and ships found against false alarms in scenes.
+"""Held-out synthetic scores in the 1.5 m open-sea conditions: image AUC, and ships found against false alarms in
+scenes.
 
 What a model must do on imagery of the kind the blog trained on (Airbus,
 1.5 m): tell a ship-free 768 px image from one with a ship (image AUC over
@@ -25,8 +26,18 @@ OPEN_SEA_SEED = 31_337  # no training, calibration or validation run draws this 
 MIN_SHIP_M = 30.0  # the ships counted: 30 m or more (shorter hulls are `ignore`)
 
 
-def open_sea_report(detector, rules: dict[str, dict] | None = None, n_images: int = 64, n_scenes: int = 12, size: int = 768, gsd: float = 1.5, seed: int = OPEN_SEA_SEED) -> dict:
-    """Image AUC and accuracy on ``n_images`` open-sea images, and per rule, ships found / false alarms on ``n_scenes`` scenes."""
+def open_sea_report(
+    detector,
+    rules: dict[str, dict] | None = None,
+    n_images: int = 64,
+    n_scenes: int = 12,
+    size: int = 768,
+    gsd: float = 1.5,
+    seed: int = OPEN_SEA_SEED,
+) -> dict:
+    """Image AUC and accuracy on ``n_images`` open-sea images, and per rule, ships found / false alarms on ``n_scenes``
+    scenes.
+    """
     from shipcam.runtime.metrics import roc_auc
     from shipcam.runtime.scoring import score_scenes
     from shipcam.train.data.synthetic import SceneConfig, generate_scene
@@ -50,7 +61,12 @@ def open_sea_report(detector, rules: dict[str, dict] | None = None, n_images: in
         "threshold": detector.threshold,
         "rules": {},
     }
-    scenes = synthetic_labelled_scenes(n_scenes, config=SceneConfig.open_sea(size=size, gsd=gsd, ship_fraction=0.9), seed=seed + 1, min_ship_m=MIN_SHIP_M)
+    scenes = synthetic_labelled_scenes(
+        n_scenes,
+        config=SceneConfig.open_sea(size=size, gsd=gsd, ship_fraction=0.9),
+        seed=seed + 1,
+        min_ship_m=MIN_SHIP_M,
+    )
     base = detector.rule
     try:
         for name, overrides in (rules or {"default": {}}).items():
@@ -76,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     r = open_sea_report(Detector.load(args.model, threads=args.threads), n_images=args.images, n_scenes=args.scenes)
     write_json(f"{args.out}/open_sea.json", r)
     d = r["rules"]["default"]
-    print(f"image AUC {r['image_auc']:.3f}, accuracy {r['accuracy']:.3f} (majority {r['majority_baseline']:.3f}); scenes: {d['found']}/{d['ships']} ships of {MIN_SHIP_M:g} m or more, {d['fa_per_mpx']:.2f} false alarms/Mpx")
+    print(
+        f"image AUC {r['image_auc']:.3f}, accuracy {r['accuracy']:.3f} (majority {r['majority_baseline']:.3f}); "
+        f"scenes: {d['found']}/{d['ships']} ships of {MIN_SHIP_M:g} m or more, {d['fa_per_mpx']:.2f} false alarms/Mpx"
+    )
     return 0
 
 

@@ -61,7 +61,9 @@ def _mean_rows(rows: list[dict]) -> dict:
     return out
 
 
-def run_realism(scenes: list[str], labels: str, out: str | Path, n: int = 24, size: int = 768, seed: int = 4242) -> dict:
+def run_realism(
+    scenes: list[str], labels: str, out: str | Path, n: int = 24, size: int = 768, seed: int = 4242
+) -> dict:
     from shipcam._utils.io import write_json, write_text
     from shipcam.runtime.resize import resize_antialiased
     from shipcam.runtime.scoring import load_scenes
@@ -72,7 +74,10 @@ def run_realism(scenes: list[str], labels: str, out: str | Path, n: int = 24, si
     for s in real:
         lengths = [lab.length_m for lab in s.labels if lab.label == "ship"]
         rows.append({"source": s.path.name, **image_stats(s.image, s.gsd), "ship_lengths_m": _lengths(lengths)})
-    for name, cfg in (("generator: default mix", SceneConfig(size=size, gsd=3.0)), ("generator: 1.5 m open sea, at 3 m", SceneConfig.open_sea(size=2 * size, gsd=1.5))):
+    for name, cfg in (
+        ("generator: default mix", SceneConfig(size=size, gsd=3.0)),
+        ("generator: 1.5 m open sea, at 3 m", SceneConfig.open_sea(size=2 * size, gsd=1.5)),
+    ):
         stats, lengths = [], []
         for i in range(n):
             scene = generate_scene(cfg, seed=seed, index=i)
@@ -84,7 +89,13 @@ def run_realism(scenes: list[str], labels: str, out: str | Path, n: int = 24, si
             for m in scene.masks:
                 yy, xx = np.nonzero(m)
                 lengths.append(math.hypot(np.ptp(xx) + 1, np.ptp(yy) + 1) * cfg.gsd)
-        rows.append({"source": f"{name} ({n} scenes of {cfg.size} px)", **_mean_rows(stats), "ship_lengths_m": _lengths(lengths)})
+        rows.append(
+            {
+                "source": f"{name} ({n} scenes of {cfg.size} px)",
+                **_mean_rows(stats),
+                "ship_lengths_m": _lengths(lengths),
+            }
+        )
     out = Path(out)
     write_json(out / "realism.json", {"rows": rows})
     write_text(out / "realism.md", to_markdown(rows))
@@ -98,13 +109,19 @@ def _lengths(values: list[float]) -> dict | None:
 
 
 def to_markdown(rows: list[dict]) -> str:
-    head = "| source | water share | water RGB | its spread | water local std | local std p10/p50/p90 | busy share | ship lengths p10/p50/p90 m (n) |\n|---|---|---|---|---|---|---|---|\n"
+    head = (
+        "| source | water share | water RGB | its spread | water local std | local std p10/p50/p90 | busy share "
+        "| "
+        "ship lengths p10/p50/p90 m (n) |\n|---|---|---|---|---|---|---|---|\n"
+    )
     lines = []
     for r in rows:
         sl = r["ship_lengths_m"]
         lines.append(
-            f"| {r['source']} | {r['water_share']:.2f} | {r['water_rgb']} | {r['water_rgb_spread']} | {r['water_local_std']} | "
-            f"{r['local_std_p10_p50_p90']} | {r['busy_share']:.3f} | {(str(sl['p10_p50_p90']) + ' (' + str(sl['n']) + ')') if sl else '-'} |"
+            f"| {r['source']} | {r['water_share']:.2f} | {r['water_rgb']} | {r['water_rgb_spread']} | "
+            f"{r['water_local_std']} | "
+            f"{r['local_std_p10_p50_p90']} | {r['busy_share']:.3f} | "
+            f"{(str(sl['p10_p50_p90']) + ' (' + str(sl['n']) + ')') if sl else '-'} |"
         )
     return head + "\n".join(lines) + "\n"
 

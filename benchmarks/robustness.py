@@ -76,11 +76,17 @@ def _rescale(s: LabelledScene, gsd: float) -> Perturbed:
 def _rot90(s: LabelledScene) -> Perturbed:
     """Rotated a quarter turn anticlockwise (np.rot90): pixel (x, y) moves to (y, W - 1 - x)."""
     w = s.image.shape[1]
-    return Perturbed(np.ascontiguousarray(np.rot90(s.image)), [dataclasses.replace(lab, x=lab.y, y=w - 1 - lab.x) for lab in s.labels], s.gsd)
+    return Perturbed(
+        np.ascontiguousarray(np.rot90(s.image)),
+        [dataclasses.replace(lab, x=lab.y, y=w - 1 - lab.x) for lab in s.labels],
+        s.gsd,
+    )
 
 
 def _no_data(s: LabelledScene, share: float) -> Perturbed:
-    """Black fill added above and left (labels moved): a scene's footprint inside its north-up raster leaves such margins."""
+    """Black fill added above and left (labels moved): a scene's footprint inside its north-up raster leaves such
+    margins.
+    """
     h, w = s.image.shape[:2]
     dy, dx = round(share * h), round(share * w)
     img = np.zeros((h + dy, w + dx) + s.image.shape[2:], np.uint8)
@@ -140,13 +146,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--labels", required=True)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--only", nargs="+", choices=list(PERTURBATIONS), help="these rows only (default: all)")
-    p.add_argument("--rule", default="", help="detection-rule settings over the file's, e.g. 'views=flip,isolation=false' (values as JSON, else strings)")
+    p.add_argument(
+        "--rule",
+        default="",
+        help="detection-rule settings over the file's, e.g. 'views=flip,isolation=false' "
+        "(values as JSON, else strings)",
+    )
     p.add_argument("--json", help="write the table here")
     a = p.parse_args(argv)
 
     from shipcam._utils.io import write_json
     from shipcam._utils.progress import progress
-    from shipcam.benchmarks.scenes import open_detector
+    from shipcam.evaluation.scenes import open_detector
     from shipcam.runtime.scoring import load_scenes, score_scenes
 
     scenes, failed = load_scenes(a.scenes, a.labels)
@@ -160,9 +171,22 @@ def main(argv: list[str] | None = None) -> int:
     for name in progress(a.only or list(PERTURBATIONS), desc="perturbations"):
         t = score_scenes(det, [perturb(s, name) for s in scenes])["total"]
         rows.append({"perturbation": name, **t})
-        print(f"| {name} | {t['found']}/{t['ships']} ({t['recall']:.0%}) | {t['false_alarms']} | {t['fa_per_mpx']:.2f} | {t['precision']:.2f} |", flush=True)
+        print(
+            f"| {name} | {t['found']}/{t['ships']} ({t['recall']:.0%}) | {t['false_alarms']} | {t['fa_per_mpx']:.2f} | "
+            f"{t['precision']:.2f} |",
+            flush=True,
+        )
     if a.json:
-        write_json(a.json, {"model": str(a.model), "rule": vars(det.rule), "engine": det.engine.describe(), "threads": a.threads, "rows": rows})
+        write_json(
+            a.json,
+            {
+                "model": str(a.model),
+                "rule": vars(det.rule),
+                "engine": det.engine.describe(),
+                "threads": a.threads,
+                "rows": rows,
+            },
+        )
     if failed:
         print(f"not scored: {', '.join(f['scene'] for f in failed)}", file=sys.stderr)
     return 1 if failed else 0

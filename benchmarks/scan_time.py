@@ -41,13 +41,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--tile", type=int)
-    p.add_argument("--gsd", type=float, help="the scenes' metres/pixel (default: not passed, so the model's: no resampling)")
+    p.add_argument(
+        "--gsd", type=float, help="the scenes' metres/pixel (default: not passed, so the model's: no resampling)"
+    )
     p.add_argument("--threshold", type=float, help="decision threshold on the probability (default: the file's)")
     p.add_argument("--isolation-ab", action="store_true", help="alternate scans with and without the isolation check")
-    p.add_argument("--views", help="comma list of VIEWS/CONFIRM test-time views on every tile / confirming detections (none, flip, rot4, d4; a bare VIEWS confirms with none), e.g. none,none/flip,rot4: alternate scans with each")
+    p.add_argument(
+        "--views",
+        help="comma list of VIEWS/CONFIRM test-time views on every tile / confirming detections (none, flip, rot4, d4; "
+        "a bare VIEWS confirms with none), e.g. none,none/flip,rot4: alternate scans with each",
+    )
     p.add_argument("--tilings", help="comma list of TILE:OVERLAP (e.g. 448:0.25,896:0.125): alternate scans with each")
-    p.add_argument("--rules", help="comma list of detection-rule settings FIELD=VALUE[;FIELD=VALUE] (JSON values), e.g. 'isolation=false;confirm_views=none,gap_look=true': alternate scans with each")
-    p.add_argument("--file-ratio", action="store_true", help="time shipcam scan from file to GeoJSON against the engine alone on the same tiles")
+    p.add_argument(
+        "--rules",
+        help="comma list of detection-rule settings FIELD=VALUE[;FIELD=VALUE] (JSON values), e.g. "
+        "'isolation=false;confirm_views=none,gap_look=true': alternate scans with each",
+    )
+    p.add_argument(
+        "--file-ratio",
+        action="store_true",
+        help="time shipcam scan from file to GeoJSON against the engine alone on the same tiles",
+    )
     p.add_argument("--processes", help="comma list of worker-process counts: time --jobs scans spread over each")
     p.add_argument("--jobs", type=int, default=16, help="scans per --processes row (default: 16)")
     args = p.parse_args(argv)
@@ -71,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     elif args.rules:
         variants = {r: (dataclasses.replace(rule, **_setting(r)), kw) for r in args.rules.split(",")}
     elif args.tilings:
-        variants = {f"tile {t}": (rule, {**kw, "tile": int(t.split(":")[0]), "overlap": float(t.split(":")[1])}) for t in args.tilings.split(",")}
+        variants = {
+            f"tile {t}": (rule, {**kw, "tile": int(t.split(":")[0]), "overlap": float(t.split(":")[1])})
+            for t in args.tilings.split(",")
+        }
     rows = []
     for path in args.scenes:
         image = read_image(path)
@@ -90,19 +107,47 @@ def main(argv: list[str] | None = None) -> int:
             res = results[key]
             n = len(getattr(res, "detections", None) or getattr(res, "boxes", []))
             label = f" {key}" if key else ""
-            rows.append({"scene": os.path.basename(path), "variant": key or None, "size": list(image.shape[:2]), "median_s": statistics.median(runs), "runs": runs, "tiles": res.tiles, "detections": n})
+            rows.append(
+                {
+                    "scene": os.path.basename(path),
+                    "variant": key or None,
+                    "size": list(image.shape[:2]),
+                    "median_s": statistics.median(runs),
+                    "runs": runs,
+                    "tiles": res.tiles,
+                    "detections": n,
+                }
+            )
             ratio = f", {statistics.median(runs) / first:.3f} x the first" if len(times) > 1 else ""
-            print(f"{os.path.basename(path)} {image.shape[1]}x{image.shape[0]}{label}: median {statistics.median(runs):.2f} s over {args.repeats} ({res.tiles} tiles, {n} detections){ratio}")
-    print(json.dumps({"model": args.model, "threads": args.threads, "gsd": args.gsd, "engine": det.engine.name, "python": sys.version.split()[0], "scenes": rows}))
+            print(
+                f"{os.path.basename(path)} {image.shape[1]}x{image.shape[0]}{label}: median "
+                f"{statistics.median(runs):.2f} s over {args.repeats} ({res.tiles} tiles, {n} detections){ratio}"
+            )
+    print(
+        json.dumps(
+            {
+                "model": args.model,
+                "threads": args.threads,
+                "gsd": args.gsd,
+                "engine": det.engine.name,
+                "python": sys.version.split()[0],
+                "scenes": rows,
+            }
+        )
+    )
     return 0
 
 
-def engine_only(det, image, tile: int | None = None, overlap: float = 0.25, batch: int = 8, gsd: float | None = None) -> int:
-    """The engine's own work of a scan: the same tiles, cropped, preprocessed and run in the same batches. Returns the tile count."""
+def engine_only(
+    det, image, tile: int | None = None, overlap: float = 0.25, batch: int = 8, gsd: float | None = None
+) -> int:
+    """The engine's own work of a scan: the same tiles, cropped, preprocessed and run in the same batches. Returns the
+    tile count.
+    """
     import numpy as np
 
-    from shipcam.runtime.detector import _crop, _starts
     from shipcam.runtime.resize import resize_antialiased
+    from shipcam.runtime.scan import _crop, _starts
 
     work = det.working_gsd(gsd)
     factor = 1.0 if gsd is None else gsd / work
@@ -120,8 +165,8 @@ def engine_only(det, image, tile: int | None = None, overlap: float = 0.25, batc
 def _file_ratio(args) -> int:
     import tempfile
 
-    from shipcam.cli.run import scan_file
     from shipcam.runtime import read_image
+    from shipcam.runtime.files import scan_file
 
     det = _detector(args.model, args.threads, args.threshold)
     rows = []
@@ -135,12 +180,37 @@ def _file_ratio(args) -> int:
                 summary = scan_file(args.model, path, out, tile=args.tile, gsd=args.gsd, detector=det, progress=False)
                 file_s.append(time.perf_counter() - t0)
                 t0 = time.perf_counter()
-                tiles = engine_only(det, image, args.tile, gsd=summary["gsd"])  # the decoded image: decoding is the command's work
+                # the decoded image: decoding is the command's work
+                tiles = engine_only(det, image, args.tile, gsd=summary["gsd"])
                 engine_s.append(time.perf_counter() - t0)
         ratio = statistics.median(file_s) / statistics.median(engine_s)
-        rows.append({"scene": os.path.basename(path), "file_to_geojson_s": statistics.median(file_s), "engine_s": statistics.median(engine_s), "ratio": ratio, "tiles": tiles, "detections": summary["detections"], "runs": {"file": file_s, "engine": engine_s}})
-        print(f"{os.path.basename(path)}: file to GeoJSON {statistics.median(file_s):.2f} s, engine alone on the same {tiles} tiles {statistics.median(engine_s):.2f} s: {ratio:.2f}x (medians of {args.repeats}, {args.threads} threads)")
-    print(json.dumps({"model": args.model, "threads": args.threads, "engine": det.engine.name, "python": sys.version.split()[0], "scenes": rows}))
+        rows.append(
+            {
+                "scene": os.path.basename(path),
+                "file_to_geojson_s": statistics.median(file_s),
+                "engine_s": statistics.median(engine_s),
+                "ratio": ratio,
+                "tiles": tiles,
+                "detections": summary["detections"],
+                "runs": {"file": file_s, "engine": engine_s},
+            }
+        )
+        print(
+            f"{os.path.basename(path)}: file to GeoJSON {statistics.median(file_s):.2f} s, engine alone on the same "
+            f"{tiles} tiles {statistics.median(engine_s):.2f} s: {ratio:.2f}x (medians of {args.repeats}, "
+            f"{args.threads} threads)"
+        )
+    print(
+        json.dumps(
+            {
+                "model": args.model,
+                "threads": args.threads,
+                "engine": det.engine.name,
+                "python": sys.version.split()[0],
+                "scenes": rows,
+            }
+        )
+    )
     return 0
 
 
@@ -203,14 +273,37 @@ def _scaling(args) -> int:
     rows = []
     for n in counts:
         with ctx.Pool(n, initializer=_init, initargs=(args.model, args.threshold)) as pool:
-            pool.map(_scan_one, [jobs[0]] * n, chunksize=1)  # warm-up: the workers have loaded (initializer) and most have scanned
+            # warm-up: the workers have loaded (initializer) and most have scanned
+            pool.map(_scan_one, [jobs[0]] * n, chunksize=1)
             t0 = time.perf_counter()
             found = pool.map(_scan_one, jobs, chunksize=1)
             wall = time.perf_counter() - t0
-        rows.append({"processes": n, "jobs": len(jobs), "wall_s": wall, "scenes_per_s": len(jobs) / wall, "detections": sum(found)})
+        rows.append(
+            {
+                "processes": n,
+                "jobs": len(jobs),
+                "wall_s": wall,
+                "scenes_per_s": len(jobs) / wall,
+                "detections": sum(found),
+            }
+        )
         speedup = rows[-1]["scenes_per_s"] / rows[0]["scenes_per_s"]
-        print(f"{n:3d} processes x 1 thread: {len(jobs)} scans in {wall:.1f} s, {len(jobs) / wall:.2f} scenes/s, {speedup:.2f}x {counts[0]} process(es)", flush=True)
-    print(json.dumps({"model": args.model, "gsd": args.gsd, "cpus": os.cpu_count(), "python": sys.version.split()[0], "scaling": rows}))
+        print(
+            f"{n:3d} processes x 1 thread: {len(jobs)} scans in {wall:.1f} s, {len(jobs) / wall:.2f} scenes/s, "
+            f"{speedup:.2f}x {counts[0]} process(es)",
+            flush=True,
+        )
+    print(
+        json.dumps(
+            {
+                "model": args.model,
+                "gsd": args.gsd,
+                "cpus": os.cpu_count(),
+                "python": sys.version.split()[0],
+                "scaling": rows,
+            }
+        )
+    )
     return 0
 
 

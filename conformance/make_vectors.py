@@ -25,7 +25,12 @@ import numpy as np
 HERE = Path(__file__).parent
 MODELS = ["../tests/fixtures/tiny_fp32.onnx", "../tests/fixtures/tiny_int8.tflite"]
 # ship_70x100: sides that are not multiples of the stride (the feature map is 2 x 3: SPEC.md section 1).
-IMAGES = {"ship_64.png": (64, 64, 1), "ship_96x128.png": (96, 128, 4), "water_96.png": (96, 96, 9), "ship_70x100.png": (70, 100, 2)}
+IMAGES = {
+    "ship_64.png": (64, 64, 1),
+    "ship_96x128.png": (96, 128, 4),
+    "water_96.png": (96, 96, 9),
+    "ship_70x100.png": (70, 100, 2),
+}
 TOLERANCES = {
     "probability_abs": 1e-5,  # |p - p_expected|
     "logit_abs": 1e-4,
@@ -41,7 +46,9 @@ def _images() -> dict[str, np.ndarray]:
 
     out = {}
     for name, (h, w, index) in IMAGES.items():
-        scene = generate_scene(SceneConfig(size=max(h, w), ship_fraction=0.0 if name.startswith("water") else 1.0), seed=7, index=index).image[:h, :w]
+        scene = generate_scene(
+            SceneConfig(size=max(h, w), ship_fraction=0.0 if name.startswith("water") else 1.0), seed=7, index=index
+        ).image[:h, :w]
         Image.fromarray(scene).save(HERE / "images" / name)
         out[name] = np.asarray(Image.open(HERE / "images" / name).convert("RGB"))
     return out
@@ -68,17 +75,23 @@ DETECT_CASES = [
     {
         "name": "window half-size clamped to 0: max_length_m / g / cy / 2 - 0.5 < 0, each box one cell",
         "cam": [[_BG, _BG, _BG], [_BG, 3.0, 2.5], [_BG, 2.0, _BG]],
-        "image_size": [384, 384], "gsd": 20.0, "rule": {"threshold": 0.5, "nms_radius_m": 150.0, "max_length_m": 400.0},
+        "image_size": [384, 384],
+        "gsd": 20.0,
+        "rule": {"threshold": 0.5, "nms_radius_m": 150.0, "max_length_m": 400.0},
     },
     {
         "name": "no cell reaches T: the strongest peak with T replaced by max(G), in the level L too",
         "cam": [[-1.0, -1.0], [-2.0, -2.0]],
-        "image_size": [64, 64], "gsd": 3.0, "rule": {"threshold": 0.5, "nms_radius_m": 150.0, "max_length_m": 400.0},
+        "image_size": [64, 64],
+        "gsd": 3.0,
+        "rule": {"threshold": 0.5, "nms_radius_m": 150.0, "max_length_m": 400.0},
     },
     {
         "name": "strongest first, equal scores in raster order of their grid cells",
         "cam": [[2.0, _BG, _BG, _BG, _BG, 3.0], [_BG] * 6, [_BG] * 6, [3.0, _BG, _BG, _BG, _BG, _BG]],
-        "image_size": [128, 192], "gsd": 3.0, "rule": {"threshold": 0.5, "nms_radius_m": 150.0, "max_length_m": 400.0},
+        "image_size": [128, 192],
+        "gsd": 3.0,
+        "rule": {"threshold": 0.5, "nms_radius_m": 150.0, "max_length_m": 400.0},
     },
 ]
 
@@ -147,7 +160,10 @@ def _tflite_layout() -> dict:
     head = build(offset)
     assert len(head) == size
     data = head + bytes(offset - size) + outside
-    return {"file_base64": base64.b64encode(data).decode("ascii"), "entries": {"min_runtime_version": inline.decode(), "shipcam": outside.decode()}}
+    return {
+        "file_base64": base64.b64encode(data).decode("ascii"),
+        "entries": {"min_runtime_version": inline.decode(), "shipcam": outside.decode()},
+    }
 
 
 def main() -> None:
@@ -162,7 +178,14 @@ def main() -> None:
         for name, image in images.items():
             # the file's threshold, and one low enough that every image has boxes; without views, mirrored, all 8
             # and one at twice the model's GSD (no model here has a range): resampled 2x before the forward pass
-            settings = [(det.metadata.threshold, "none", None), (0.2, "none", None), (det.metadata.threshold, "flip", None), (0.2, "flip", None), (0.2, "d4", None), (0.2, "none", 2 * det.gsd)]
+            settings = [
+                (det.metadata.threshold, "none", None),
+                (0.2, "none", None),
+                (det.metadata.threshold, "flip", None),
+                (0.2, "flip", None),
+                (0.2, "d4", None),
+                (0.2, "none", 2 * det.gsd),
+            ]
             for threshold, views, gsd in settings:
                 det.rule = dataclasses.replace(det.rule, threshold=threshold, views=views)
                 p = det.predict(image, gsd=gsd)
@@ -191,8 +214,18 @@ def main() -> None:
 
     # Every field's default (cases set their own threshold and views): the one source of the JS runtime's defaults.
     rule = DetectionRule.defaults()
-    doc = {"format_version": 1, "generated_by": "conformance/make_vectors.py (shipcam Python runtime)", "tolerances": TOLERANCES, "rule": rule, "box_level": BOX_LEVEL, "metadata": metadata, "cases": cases,
-           "resize_bilinear": _resize_cases(), "detect_in_cam": detect_cases, "tflite_metadata_layout": layout}
+    doc = {
+        "format_version": 1,
+        "generated_by": "conformance/make_vectors.py (shipcam Python runtime)",
+        "tolerances": TOLERANCES,
+        "rule": rule,
+        "box_level": BOX_LEVEL,
+        "metadata": metadata,
+        "cases": cases,
+        "resize_bilinear": _resize_cases(),
+        "detect_in_cam": detect_cases,
+        "tflite_metadata_layout": layout,
+    }
     (HERE / "vectors.json").write_text(json.dumps(doc, indent=1) + "\n")
     print(f"{len(cases)} cases -> {HERE / 'vectors.json'}")
 

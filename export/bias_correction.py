@@ -129,7 +129,9 @@ def conv_input_means(model, images: np.ndarray, batch: int = 8, show_progress: b
     probe = keras.Model(base.input, [layer.input for layer in convs])
     sums = [np.zeros(layer.input.shape[-1], np.float64) for layer in convs]
     count = 0
-    for i in progress(range(0, len(images), batch), total=-(-len(images) // batch), desc="bias correction", enabled=show_progress):
+    for i in progress(
+        range(0, len(images), batch), total=-(-len(images) // batch), desc="bias correction", enabled=show_progress
+    ):
         outs = probe(images[i : i + batch], training=False)
         outs = outs if isinstance(outs, (list, tuple)) else [outs]
         for s, o in zip(sums, outs):

@@ -59,30 +59,36 @@ class _Reader:
         return item
 
 
-def synthetic_calibration(n: int, size: int, scale: float, offset: float, seed: int = 1234, ship_fraction: float = 0.5, gsd: float = 3.0) -> CalibrationSet:
-    from shipcam.train.data.synthetic import SceneConfig, generate_scene
+def synthetic_calibration(
+    n: int, size: int, scale: float, offset: float, seed: int = 1234, ship_fraction: float = 0.5, gsd: float = 3.0
+) -> CalibrationSet:
+    from shipcam.train.examples import synthetic_examples
 
     if n < 1:
         raise ValueError(f"calibration needs at least one image, received n={n}")
-    cfg = SceneConfig(size=size, ship_fraction=ship_fraction, gsd=gsd)
-    imgs = np.stack([generate_scene(cfg, seed=seed, index=i).image for i in range(n)]).astype(np.float32)
-    return CalibrationSet(imgs * np.float32(scale) + np.float32(offset), f"synthetic(n={n}, size={size}, seed={seed}, ship_fraction={ship_fraction})")
+    imgs = synthetic_examples(n, size, seed, ship_fraction=ship_fraction, gsd=gsd)[0].astype(np.float32)
+    return CalibrationSet(
+        imgs * np.float32(scale) + np.float32(offset),
+        f"synthetic(n={n}, size={size}, seed={seed}, ship_fraction={ship_fraction})",
+    )
 
 
-def folder_calibration(folder: str | Path, n: int, size: int, scale: float, offset: float, seed: int = 0) -> CalibrationSet:
+def folder_calibration(
+    folder: str | Path, n: int, size: int, scale: float, offset: float, seed: int = 0
+) -> CalibrationSet:
     """``n`` images drawn from a dataset folder (any layout ``load_dataset`` reads), ships first-class."""
     from shipcam.runtime.image import read_image
     from shipcam.runtime.resize import resize_antialiased
-    from shipcam.train.data.sources import load_dataset
+    from shipcam.train.examples import dataset_examples
 
-    samples = load_dataset(folder, check=False, show_progress=False)
+    paths, labels = dataset_examples(folder)
     rng = np.random.default_rng(seed)
-    pos, neg = rng.permutation(np.flatnonzero(samples.labels == 1)), rng.permutation(np.flatnonzero(samples.labels == 0))
+    pos, neg = rng.permutation(np.flatnonzero(labels == 1)), rng.permutation(np.flatnonzero(labels == 0))
     order = np.concatenate([pos[: n // 2], neg, pos[n // 2 :]])[:n]
     imgs, bad = [], 0
     for i in progress(order, total=len(order), desc="reading calibration images"):
         try:
-            img = read_image(samples.paths[i]).astype(np.float32)
+            img = read_image(paths[i]).astype(np.float32)
         except ImageError:
             bad += 1
             continue

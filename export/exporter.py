@@ -39,7 +39,9 @@ class ExportError(ShipcamError):
 class ExportOptions:
     formats: list[ExportFormat] = field(default_factory=lambda: list(ExportFormat))
     size: int | None = None  # fixed input size; None keeps height/width dynamic
-    batch: int | None = None  # TFLite files: a fixed batch (LiteRT.js needs 1, it cannot resize inputs); None keeps it dynamic
+    batch: int | None = (
+        None  # TFLite files: a fixed batch (LiteRT.js needs 1, it cannot resize inputs); None keeps it dynamic
+    )
     calib: int = 200  # calibration images for int8
     calib_data: str | None = None  # a dataset folder; default: synthetic scenes
     calib_size: int | None = None  # default: the training size
@@ -51,7 +53,8 @@ class ExportOptions:
     # int8: weights put on the converter's grid with their mean shift corrected (export/bias_correction.py).
     # ImageNet MobileNetV2 at 224, TFLite: CAM correlation 0.86 -> 0.98. False = plain post-training int8.
     bias_correction: bool = True
-    # ONNX int8 conv weights in 7 bits (depthwise 8): ORT's uint8 x int8 GEMM saturates on x86 without VNNI (export/onnx.py).
+    # ONNX int8 conv weights in 7 bits (depthwise 8): ORT's uint8 x int8 GEMM saturates on x86 without VNNI
+    # (export/onnx.py).
     onnx_weight_bits: int = 7
     # int8: keep the last N convolutions (the CAM's feature map) in float; 0 = all int8.
     # With bias correction it gains nothing measurable and costs 1.2 MB and ~10% latency.
@@ -66,7 +69,9 @@ class ExportOptions:
         return d
 
 
-def export_model(model_path: str | Path, out_dir: str | Path, options: ExportOptions | None = None, show_progress: bool = True) -> dict:
+def export_model(
+    model_path: str | Path, out_dir: str | Path, options: ExportOptions | None = None, show_progress: bool = True
+) -> dict:
     """Export ``model_path`` (.keras) to ``out_dir``; returns the manifest dict."""
 
     from shipcam.export.bias_correction import conv_input_means, correct_for_int8
@@ -96,9 +101,13 @@ def export_model(model_path: str | Path, out_dir: str | Path, options: ExportOpt
         if options.calib < 1:
             raise ExportError("int8 export needs calibration data: --calib N must be >= 1 (or drop the int8 formats)")
         if options.calib_data:
-            calibration = folder_calibration(options.calib_data, options.calib, size, base_meta.input_scale, base_meta.input_offset)
+            calibration = folder_calibration(
+                options.calib_data, options.calib, size, base_meta.input_scale, base_meta.input_offset
+            )
         else:
-            calibration = synthetic_calibration(options.calib, size, base_meta.input_scale, base_meta.input_offset, seed=options.seed + 1)
+            calibration = synthetic_calibration(
+                options.calib, size, base_meta.input_scale, base_meta.input_offset, seed=options.seed + 1
+            )
 
     entries, failures = [], []
     with tempfile.TemporaryDirectory(prefix="shipcam_export_") as tmp:
@@ -115,7 +124,10 @@ def export_model(model_path: str | Path, out_dir: str | Path, options: ExportOpt
             if means is None:
                 means = conv_input_means(model, calibration.images, show_progress=show_progress)
             corrected = load_classifier(model_path)
-            return corrected, correct_for_int8(corrected, qmax=qmax, depthwise_qmax=depthwise_qmax, means=means).to_dict()
+            return corrected, correct_for_int8(
+                corrected, qmax=qmax, depthwise_qmax=depthwise_qmax, means=means
+            ).to_dict()
+
         for fmt in options.formats:
             t0 = time.perf_counter()
             meta = dataclasses.replace(base_meta, quantization=fmt.quantization)
@@ -126,22 +138,32 @@ def export_model(model_path: str | Path, out_dir: str | Path, options: ExportOpt
                 if fmt.is_int8:
                     corrected, correction = int8_source(127, 127)
                     if correction is not None:
-                        source = save_two_output_savedmodel(corrected, Path(tmp) / "savedmodel_int8", options.size, options.batch)
+                        source = save_two_output_savedmodel(
+                            corrected, Path(tmp) / "savedmodel_int8", options.size, options.batch
+                        )
                     if options.float_tail > 0:
                         float_nodes = float_tail_tensors(convert_tflite(source, "float32"), options.float_tail)
                     meta.extra = {"float_nodes": float_nodes or [], "weight_correction": correction}
-                data = convert_tflite(source, fmt.quantization, calibration, options.int8_io, float_nodes, show_progress)
+                data = convert_tflite(
+                    source, fmt.quantization, calibration, options.int8_io, float_nodes, show_progress
+                )
                 write_bytes(path, embed_tflite_metadata(data, meta))
             else:
                 if float_onnx is None:
                     float_onnx = convert_onnx(model, options.size)
                 proto = float_onnx
                 if fmt.is_int8:
-                    corrected, correction = int8_source(64 if options.onnx_weight_bits == 7 else 127, 127)  # depthwise stay 8-bit
+                    # depthwise stay 8-bit
+                    corrected, correction = int8_source(64 if options.onnx_weight_bits == 7 else 127, 127)
                     source = float_onnx if correction is None else convert_onnx(corrected, options.size)
                     proto, excluded = quantize_onnx(
-                        source, calibration, options.onnx_per_channel, options.onnx_method, options.float_tail,
-                        weight_bits=options.onnx_weight_bits, show_progress=show_progress,
+                        source,
+                        calibration,
+                        options.onnx_per_channel,
+                        options.onnx_method,
+                        options.float_tail,
+                        weight_bits=options.onnx_weight_bits,
+                        show_progress=show_progress,
                     )
                     meta.extra = {
                         "float_nodes": excluded,
@@ -178,7 +200,8 @@ def export_model(model_path: str | Path, out_dir: str | Path, options: ExportOpt
             status = "ok" if not problems else "FAILED: " + "; ".join(problems)
             print(
                 f"{path.name:32s} {path.stat().st_size / 1e6:7.2f} MB  logits err {report['logits_rel_err']:.1e}  "
-                f"decision {report['decision_agreement']:.3f}  CAM corr {report['cam_corr_mean']:.3f} IoU {report['cam_iou_mean']:.3f}  {status}"
+                f"decision {report['decision_agreement']:.3f}  CAM corr {report['cam_corr_mean']:.3f} IoU "
+                f"{report['cam_iou_mean']:.3f}  {status}"
             )
             if problems:
                 failures.append(f"{path.name}: " + "; ".join(problems))
@@ -195,7 +218,9 @@ def export_model(model_path: str | Path, out_dir: str | Path, options: ExportOpt
     }
     write_json(out_dir / MANIFEST, manifest)
     if failures and options.fail_on_parity:
-        raise ExportError("exported files missed their parity thresholds (see manifest.json):\n  " + "\n  ".join(failures))
+        raise ExportError(
+            "exported files missed their parity thresholds (see manifest.json):\n  " + "\n  ".join(failures)
+        )
     return manifest
 
 

@@ -50,5 +50,7 @@ def parse_formats(text: str | None) -> list[ExportFormat]:
         try:
             out.append(ExportFormat(part))
         except ValueError:
-            raise ValueError(f"Unknown format. Expected 'all' or some of {[f.value for f in ALL_FORMATS]}. Received: {part!r}") from None
+            raise ValueError(
+                f"Unknown format. Expected 'all' or some of {[f.value for f in ALL_FORMATS]}. Received: {part!r}"
+            ) from None
     return out

@@ -43,7 +43,10 @@ def serving_function(model, size: int | None, batch: int | None = None):
         flat = frozen(image)
         flat = flat if isinstance(flat, (list, tuple)) else tf.nest.flatten(flat)
         packed = tf.nest.pack_sequence_as(structure, list(flat))
-        return {"logits": tf.identity(packed["logits"], name="logits"), "features": tf.identity(packed["features"], name="features")}
+        return {
+            "logits": tf.identity(packed["logits"], name="logits"),
+            "features": tf.identity(packed["features"], name="features"),
+        }
 
     return serve
 

@@ -82,7 +82,11 @@ def quantize_onnx(
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}
+    methods = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }
     if method not in methods:
         raise ValueError(f"Unknown calibration method. Expected one of {sorted(methods)}. Received: {method!r}")
     act = {"quint8": QuantType.QUInt8, "qint8": QuantType.QInt8}[activation_type]
@@ -98,7 +102,9 @@ def quantize_onnx(
         extra = {"ActivationSymmetric": False, "WeightSymmetric": True}
         if weight_bits == 7:
             # "axis" keeps them per channel: an override without it silently makes the tensor per-tensor
-            extra["TensorQuantOverrides"] = {name: [{"axis": 0, "reduce_range": True}] for name in _conv_weights(prepared)}
+            extra["TensorQuantOverrides"] = {
+                name: [{"axis": 0, "reduce_range": True}] for name in _conv_weights(prepared)
+            }
         elif weight_bits != 8:
             raise ValueError(f"weight_bits must be 8 or 7. Received: {weight_bits!r}")
         quantize_static(
@@ -117,7 +123,8 @@ def quantize_onnx(
 
 
 def _conv_weights(proto) -> list[str]:
-    """Initializers used as weights of non-grouped Conv nodes (output channels on axis 0); depthwise ones are left out."""
+    """Initializers used as weights of non-grouped Conv nodes (output channels on axis 0); depthwise ones are left
+    out."""
     inits = {i.name for i in proto.graph.initializer}
     names = set()
     for n in proto.graph.node:

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from shipcam.runtime.cam import class_activation_map, resize_bilinear
-from shipcam.runtime.metrics import cam_mask, mask_iou, pearson, roc_auc, sigmoid
 from shipcam.runtime.metadata import Quantization
+from shipcam.runtime.metrics import cam_mask, mask_iou, pearson, roc_auc, sigmoid
 
 __all__ = ["ParitySet", "Tolerances", "check_parity", "compare_outputs", "parity_set", "run_in_batches"]
 
@@ -33,12 +33,11 @@ class ParitySet:
 
 def parity_set(n: int, size: int, scale: float, offset: float, seed: int) -> ParitySet:
     """Held-out labelled synthetic scenes (a seed the training data never used), half with ships."""
-    from shipcam.train.data.synthetic import SceneConfig, generate_scene
+    from shipcam.train.examples import synthetic_examples
 
-    cfg = SceneConfig(size=size, ship_fraction=0.5)
-    scenes = [generate_scene(cfg, seed=seed, index=i) for i in range(n)]
-    x = np.stack([s.image for s in scenes]).astype(np.float32) * np.float32(scale) + np.float32(offset)
-    return ParitySet(x, np.array([s.has_ship for s in scenes], np.int64), f"synthetic(n={n}, size={size}, seed={seed})")
+    images, labels = synthetic_examples(n, size, seed, ship_fraction=0.5)
+    x = images.astype(np.float32) * np.float32(scale) + np.float32(offset)
+    return ParitySet(x, labels, f"synthetic(n={n}, size={size}, seed={seed})")
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,14 @@ def run_in_batches(fn, images: np.ndarray, batch: int = 16) -> dict[str, np.ndar
     return {k: np.concatenate(v) for k, v in outs.items()}
 
 
-def compare_outputs(ref: dict, got: dict, weights: np.ndarray, bias: float, labels: np.ndarray | None = None, image_size: tuple[int, int] | None = None) -> dict:
+def compare_outputs(
+    ref: dict,
+    got: dict,
+    weights: np.ndarray,
+    bias: float,
+    labels: np.ndarray | None = None,
+    image_size: tuple[int, int] | None = None,
+) -> dict:
     """All parity figures between two ``{"logits", "features"}`` results on the same images."""
     lr, lg = ref["logits"].reshape(-1), got["logits"].reshape(-1)
     report = {}

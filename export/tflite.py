@@ -47,7 +47,9 @@ def convert_tflite(
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.representative_dataset = lambda: calibration.representative_dataset("image", show_progress)
         if quantization == "int16x8":
-            conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+            conv.target_spec.supported_ops = [
+                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+            ]
         elif float_ops:
             # Selective quantization: builtins int8 where possible, float kernels allowed for the deny-listed nodes.
             conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -59,7 +61,9 @@ def convert_tflite(
         if float_ops and quantization == "int8":
             return _convert_with_denylist(conv, calibration, float_ops, show_progress)
     elif quantization != "float32":
-        raise ValueError(f"Unknown quantization. Expected float32, float16, int8 or int16x8. Received: {quantization!r}")
+        raise ValueError(
+            f"Unknown quantization. Expected float32, float16, int8 or int16x8. Received: {quantization!r}"
+        )
     return conv.convert()
 
 

@@ -15,20 +15,28 @@ import numpy as np
 
 from shipcam.errors import ModelFileError
 from shipcam.export.exporter import ExportError
-from shipcam.export.parity import parity_set
+from shipcam.export.parity import Tolerances, check_parity, compare_outputs, parity_set, run_in_batches
 from shipcam.runtime.manifest import MANIFEST, check_against_manifest
-from shipcam.export.parity import Tolerances, check_parity, compare_outputs, run_in_batches
 
 __all__ = ["verify_file"]
 
 
-def verify_file(path: str | Path, model_path: str | Path | None = None, n: int = 32, size: int | None = None, threads: int = 1, tolerances: Tolerances | None = None) -> dict:
+def verify_file(
+    path: str | Path,
+    model_path: str | Path | None = None,
+    n: int = 32,
+    size: int | None = None,
+    threads: int = 1,
+    tolerances: Tolerances | None = None,
+) -> dict:
     from shipcam.runtime.engines import open_engine
 
     path = Path(path)
     checks: dict = {}
     manifest = path.parent / MANIFEST
-    if manifest.is_file() and path.is_file() and check_against_manifest(path, manifest, required=False):  # the hash first: a damaged file is named as such
+    if (
+        manifest.is_file() and path.is_file() and check_against_manifest(path, manifest, required=False)
+    ):  # the hash first: a damaged file is named as such
         checks["manifest_sha256"] = "ok"
     engine = open_engine(path, threads=threads)  # raises ModelFileError on truncated / foreign files
     meta = engine.metadata
@@ -38,7 +46,9 @@ def verify_file(path: str | Path, model_path: str | Path | None = None, n: int =
     pset = parity_set(n, size, meta.input_scale, meta.input_offset, seed=777)
     got = run_in_batches(engine.run, pset.images)
     if got["features"].shape[-1] != meta.feature_channels:
-        raise ModelFileError(f"{path}: features have {got['features'].shape[-1]} channels, metadata says {meta.feature_channels}")
+        raise ModelFileError(
+            f"{path}: features have {got['features'].shape[-1]} channels, metadata says {meta.feature_channels}"
+        )
     feats = got["features"].astype(np.float64)
     pooled = feats.max(axis=(1, 2)) if meta.pooling == "max" else feats.mean(axis=(1, 2))
     recomputed = pooled @ meta.cam_weights.astype(np.float64) + meta.cam_bias
@@ -46,7 +56,10 @@ def verify_file(path: str | Path, model_path: str | Path | None = None, n: int =
     limit = 1e-3 if meta.quantization.startswith("float") else 0.25  # int8 requantizes between the two
     result["checks"]["head_identity_rel_err"] = err
     if err > limit:
-        raise ModelFileError(f"{path}: logits disagree with pool(features).w + b by {err:.2e} x RMS (limit {limit}); metadata does not match the graph")
+        raise ModelFileError(
+            f"{path}: logits disagree with pool(features).w + b by {err:.2e} x RMS (limit {limit}); metadata does not "
+            "match the graph"
+        )
 
     if model_path is not None:
         from shipcam.train.model import load_classifier, two_output_model

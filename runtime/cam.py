@@ -48,7 +48,8 @@ def normalize_cam(cam: np.ndarray) -> np.ndarray:
 
 
 def cam_mask(cam, fraction: float = 0.2) -> np.ndarray:
-    """The CAM paper's localisation rule: cells at or above ``fraction`` of the way from the map's minimum to its maximum.
+    """The CAM paper's localisation rule: cells at or above ``fraction`` of the way from the map's minimum to its
+    maximum.
 
     Min-max scaled first, so the rule depends on neither the CAM's offset (the
     dense bias) nor its scale; a constant map has no such cells.

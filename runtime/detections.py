@@ -26,23 +26,10 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from shipcam.runtime.boxes import Box, label_components
+from shipcam.runtime.maths import local_max, logit, sigmoid
 from shipcam.runtime.views import Views
 
-__all__ = ["Detection", "DetectionRule", "STAGES", "BOX_LEVEL", "MIN_SHIP_M", "find_peaks", "detect", "sigmoid", "logit"]
-
-
-def sigmoid(x):
-    """Numerically stable logistic function (scalars or arrays)."""
-    x = np.asarray(x, dtype=np.float64)
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
-
-
-def logit(p: float) -> float:
-    """Inverse of ``sigmoid``: a probability threshold in logit units."""
-    if not 0.0 < p < 1.0:
-        raise ValueError(f"a probability threshold must be in (0, 1), received {p}")
-    return math.log(p / (1 - p))
+__all__ = ["Detection", "DetectionRule", "STAGES", "BOX_LEVEL", "MIN_SHIP_M", "find_peaks", "detect"]
 
 
 # The stages of the rule, in the order a scan applies them; each field of ``DetectionRule`` names its stage.
@@ -54,25 +41,53 @@ STAGES = {
 
 
 def _field(default, stage: str, help: str, scans_only: bool = False, shown: str | None = None):
-    """A rule field with what the command line shows for it: its stage, its help, whether only scans use it, its default as shown."""
+    """A rule field with what the command line shows for it: its stage, its help, whether only scans use it, its default
+    as shown.
+    """
     return field(default=default, metadata={"stage": stage, "help": help, "scans_only": scans_only, "shown": shown})
 
 
 @dataclass(frozen=True)
 class DetectionRule:
-    """How CAM peaks become detections: the one definition the CLI, the spec's vectors and the JS defaults are built from.
+    """How CAM peaks become detections: the one definition the CLI, the spec's vectors and the JS defaults are built
+    from.
 
     Lengths in metres; the working GSD turns them into pixels.
     """
 
-    threshold: float = _field(0.5, "peaks", "probability a CAM peak must reach", shown="the file's own, set when it was trained; 0.5 for a file without one")
-    nms_radius_m: float = _field(150.0, "peaks", "a peak closer than this to a stronger one is dropped: about one ship length")
-    max_length_m: float = _field(400.0, "peaks", "the longest box, and the longest object the isolation check calls a ship")
+    threshold: float = _field(
+        0.5,
+        "peaks",
+        "probability a CAM peak must reach",
+        shown="the file's own, set when it was trained; 0.5 for a file without one",
+    )
+    nms_radius_m: float = _field(
+        150.0, "peaks", "a peak closer than this to a stronger one is dropped: about one ship length"
+    )
+    max_length_m: float = _field(
+        400.0, "peaks", "the longest box, and the longest object the isolation check calls a ship"
+    )
     # On held-out real scenes it removes nearly every false alarm on land, quays and breakwaters; it vetoes only
     # detections near the threshold, as rough water can join a hull to its surroundings (docs/decisions/026).
-    isolation: bool = _field(True, "isolation", "keep a peak only on one compact object, 40 m to --max-length-m long, standing out from the water around it", scans_only=True)
-    views: Views = _field(Views.NONE, "views", "average each image's (each tile's) logit and CAM over these views: mirrored (flip), turned by quarter turns (rot4) or both (d4); each is one more forward pass")
-    confirm_views: Views = _field(Views.FLIP, "views", "run these views again on a crop centred on each detection near the threshold, averaged with the scan's map; a detection stays if that still clears the threshold (none: off)", scans_only=True)
+    isolation: bool = _field(
+        True,
+        "isolation",
+        "keep a peak only on one compact object, 40 m to --max-length-m long, standing out from the water around it",
+        scans_only=True,
+    )
+    views: Views = _field(
+        Views.NONE,
+        "views",
+        "average each image's (each tile's) logit and CAM over these views: mirrored (flip), turned by quarter turns "
+        "(rot4) or both (d4); each is one more forward pass",
+    )
+    confirm_views: Views = _field(
+        Views.FLIP,
+        "views",
+        "run these views again on a crop centred on each detection near the threshold, averaged with the scan's map; a "
+        "detection stays if that still clears the threshold (none: off)",
+        scans_only=True,
+    )
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -81,12 +96,16 @@ class DetectionRule:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive metres, received {getattr(self, name)}")
         if not self.max_length_m > MIN_SHIP_M:
-            raise ValueError(f"max_length_m must be longer than the shortest ship ({MIN_SHIP_M:g} m), received {self.max_length_m}")
+            raise ValueError(
+                f"max_length_m must be longer than the shortest ship ({MIN_SHIP_M:g} m), received {self.max_length_m}"
+            )
         for name in ("views", "confirm_views"):
             try:
                 object.__setattr__(self, name, Views(getattr(self, name)))  # the CLI and JSON give a plain string
             except ValueError:
-                raise ValueError(f"{name} must be one of {[v.value for v in Views]}, received {getattr(self, name)!r}") from None
+                raise ValueError(
+                    f"{name} must be one of {[v.value for v in Views]}, received {getattr(self, name)!r}"
+                ) from None
 
     @classmethod
     def defaults(cls) -> dict:
@@ -115,7 +134,12 @@ class Detection:
     def scaled(self, factor: float) -> "Detection":
         """The same detection in an image ``factor`` times larger (resampled scans map back with this)."""
         b = self.box
-        return Detection(self.x * factor, self.y * factor, Box(b.x0 * factor, b.y0 * factor, b.x1 * factor, b.y1 * factor, b.score), self.score)
+        return Detection(
+            self.x * factor,
+            self.y * factor,
+            Box(b.x0 * factor, b.y0 * factor, b.x1 * factor, b.y1 * factor, b.score),
+            self.score,
+        )
 
     def to_dict(self) -> dict:
         b = self.box
@@ -131,24 +155,9 @@ class Detection:
         }
 
 
-def max3x3(a: np.ndarray, fill) -> np.ndarray:
-    """The maximum over each cell's 3x3 neighbourhood, outside cells taken as ``fill`` (on bool: a dilation)."""
-    p = np.pad(a, 1, constant_values=fill)
-    h, w = a.shape
-    m = a.copy()
-    for dy in (0, 1, 2):
-        for dx in (0, 1, 2):
-            np.maximum(m, p[dy : dy + h, dx : dx + w], out=m)
-    return m
-
-
-def _local_max(a: np.ndarray) -> np.ndarray:
-    """Cells equal to the maximum of their 3x3 neighbourhood (edges padded with -inf)."""
-    return a >= max3x3(a, -np.inf)
-
-
 def find_peaks(heat: np.ndarray, min_score: float, radius_cells: float) -> list[tuple[int, int, float]]:
-    """Local maxima of ``heat`` scoring at least ``min_score``, strongest first, none within ``radius_cells`` of a stronger one.
+    """Local maxima of ``heat`` scoring at least ``min_score``, strongest first, none within ``radius_cells`` of a
+    stronger one.
 
     Returns ``(row, col, score)``. Ties (a plateau) keep the first cell in
     raster order, so a constant map gives a lattice of peaks ``radius`` apart.
@@ -158,7 +167,7 @@ def find_peaks(heat: np.ndarray, min_score: float, radius_cells: float) -> list[
         raise ValueError(f"expected a 2-D map, received shape {heat.shape}")
     if not np.isfinite(heat).all():
         raise ValueError("the map contains NaN or inf")
-    cand = np.flatnonzero((heat >= min_score) & _local_max(heat))
+    cand = np.flatnonzero((heat >= min_score) & local_max(heat))
     if cand.size == 0:
         return []
     scores = heat.ravel()[cand]

@@ -2,15 +2,15 @@
 
 One forward pass gives both outputs; the CAM is the dense head applied to the
 feature map before pooling (``features @ w + b``), so explaining costs a
-matrix-vector product, not a backward pass.
+matrix-vector product, not a backward pass. Whole scenes (``Detector.scan``)
+are tiled, stitched and confirmed in ``runtime.scan``.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -19,13 +19,13 @@ import numpy as np
 from shipcam.errors import ImageError, ShipcamError
 from shipcam.runtime.boxes import Box
 from shipcam.runtime.cam import class_activation_map
-from shipcam.runtime.detections import Detection, DetectionRule, detect, logit, sigmoid
-from shipcam.runtime.isolation import split_isolated
-from shipcam.runtime.scene import ResampledScene, WindowedScene
+from shipcam.runtime.detections import Detection, DetectionRule, detect
 from shipcam.runtime.engines import Engine, open_engine
 from shipcam.runtime.image import check_array, read_image
 from shipcam.runtime.manifest import check_against_manifest
+from shipcam.runtime.maths import sigmoid
 from shipcam.runtime.resize import resize_antialiased, resize_bilinear
+from shipcam.runtime.scan import ScanResult, scan_scene
 from shipcam.runtime.views import Views, apply_view, undo_view
 
 __all__ = ["Detector", "Prediction", "ScanResult", "DEFAULT_GSD"]
@@ -67,24 +67,6 @@ class Prediction:
         }
 
 
-@dataclass
-class ScanResult:
-    detections: list[Detection]  # scene pixel coordinates, strongest first
-    heatmap: np.ndarray  # max CAM over tiles, logit units, one cell = ``cell`` scene pixels
-    cell: float  # scene pixels per heatmap cell
-    tiles: int
-    positive_tiles: int
-    seconds: float
-    tile_probabilities: list[tuple[int, int, float]] = field(default_factory=list)  # (x, y, p) in resampled pixels
-    resample: float = 1.0  # the scene was resized by this factor to the model's GSD before tiling
-    gsd: float | None = None  # the scene's metres/pixel, when known
-    rejected: list[Detection] = field(default_factory=list)  # peaks the isolation check dropped (land, quays, open water)
-
-    @property
-    def boxes(self) -> list[Box]:
-        return [d.box for d in self.detections]
-
-
 class Detector:
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -93,7 +75,8 @@ class Detector:
         self._scale, self._offset = np.float32(m.input_scale), np.float32(m.input_offset)
         self._w, self._b = m.cam_weights.astype(np.float32), np.float32(m.cam_bias)
         self.rule = DetectionRule(threshold=float(m.threshold))
-        self.gsd = float(m.gsd) if m.gsd else DEFAULT_GSD  # the model's nominal metres/pixel: images of unknown GSD are taken as this
+        # the model's nominal metres/pixel: images of unknown GSD are taken as this
+        self.gsd = float(m.gsd) if m.gsd else DEFAULT_GSD
         self.gsd_range = m.gsd_bounds or (self.gsd, self.gsd)  # images inside it run as they are
 
     def working_gsd(self, gsd: float | None) -> float:
@@ -116,7 +99,13 @@ class Detector:
     # --- construction -----------------------------------------------------------
 
     @classmethod
-    def load(cls, path: str | os.PathLike, engine: str = "auto", threads: int | None = None, manifest: str | os.PathLike | None = None) -> "Detector":
+    def load(
+        cls,
+        path: str | os.PathLike,
+        engine: str = "auto",
+        threads: int | None = None,
+        manifest: str | os.PathLike | None = None,
+    ) -> "Detector":
         """Open an exported ``.onnx`` / ``.tflite`` file; with ``manifest``, refuse it unless its sha256 matches."""
         path = Path(path)
         if manifest is not None:
@@ -147,7 +136,10 @@ class Detector:
         factor = 1.0 if gsd is None else gsd / work
         if factor != 1.0:
             sizes = [im.shape[:2] for im in images]
-            images = [resize_antialiased(im, max(1, round(im.shape[0] * factor)), max(1, round(im.shape[1] * factor))) for im in images]
+            images = [
+                resize_antialiased(im, max(1, round(im.shape[0] * factor)), max(1, round(im.shape[1] * factor)))
+                for im in images
+            ]
         # Same-size images go through the engine together.
         groups: dict[tuple[int, int], list[int]] = {}
         for i, im in enumerate(images):
@@ -163,8 +155,12 @@ class Detector:
                 p.image_size = size
         return results[0] if single else results
 
-    def _predict_same_size(self, batch: np.ndarray, with_boxes: bool, views: Views | None = None, gsd: float | None = None) -> list[Prediction]:
-        """Same-size images (at ``gsd`` m/px, default the model's) through the engine, once per view of ``views`` (default ``rule.views``), averaged in logit units."""
+    def _predict_same_size(
+        self, batch: np.ndarray, with_boxes: bool, views: Views | None = None, gsd: float | None = None
+    ) -> list[Prediction]:
+        """Same-size images (at ``gsd`` m/px, default the model's) through the engine, once per view of ``views``
+        (default ``rule.views``), averaged in logit units.
+        """
         views = self.rule.views if views is None else views
         transforms = views.transforms
         if len(transforms) == 1:
@@ -178,14 +174,30 @@ class Detector:
             p = float(sigmoid(lg))
             found = self.detect_in_cam(cam, (H, W), gsd) if with_boxes and p >= self.threshold else []
             timings[i]["cam"] += (time.perf_counter() - c0) * 1e3
-            out.append(Prediction(probability=p, logit=lg, cam=cam, image_size=(H, W), detections=found, timings_ms=timings[i], is_ship=p >= self.threshold))
+            out.append(
+                Prediction(
+                    probability=p,
+                    logit=lg,
+                    cam=cam,
+                    image_size=(H, W),
+                    detections=found,
+                    timings_ms=timings[i],
+                    is_ship=p >= self.threshold,
+                )
+            )
         return out
 
     def _view_sums(self, batch: np.ndarray, transforms) -> tuple[np.ndarray, np.ndarray, list[dict[str, float]]]:
-        """Sums over ``transforms`` ((quarter turns, mirrored) pairs) of each image's logit and CAM, turned back, and of its timings."""
+        """Sums over ``transforms`` ((quarter turns, mirrored) pairs) of each image's logit and CAM, turned back, and of
+        its timings.
+        """
         fixed = self.engine.fixed_size
         if any(k % 2 for k, _ in transforms) and fixed is not None and fixed[0] != fixed[1]:
-            raise ShipcamError(f"views rot4 and d4 turn images by 90 degrees, which needs a square input; this model's fixed input is {fixed[0]}x{fixed[1]}: use views 'flip' or 'none' (views {self.rule.views.value!r}, confirm_views {self.rule.confirm_views.value!r})")
+            raise ShipcamError(
+                "views rot4 and d4 turn images by 90 degrees, which needs a square input; this model's fixed input is "
+                f"{fixed[0]}x{fixed[1]}: use views 'flip' or 'none' (views {self.rule.views.value!r}, confirm_views "
+                f"{self.rule.confirm_views.value!r})"
+            )
         n = len(batch)
         logits, cams = np.zeros(n), None
         timings = [dict.fromkeys(("preprocess", "inference", "cam"), 0.0) for _ in range(n)]
@@ -240,7 +252,8 @@ class Detector:
         return preds
 
     def detect_in_cam(self, cam: np.ndarray, image_size: tuple[int, int], gsd: float | None = None) -> list[Detection]:
-        """The scan's peak rule on one image's CAM (upsampled 4x: a quarter-cell grid), the image at ``gsd`` m/px (default the model's).
+        """The scan's peak rule on one image's CAM (upsampled 4x: a quarter-cell grid), the image at ``gsd`` m/px
+        (default the model's).
 
         An image called a ship always gets at least its strongest peak, even
         when no single cell clears the threshold (max pooling can reach it
@@ -301,7 +314,7 @@ class Detector:
         each tile's CAM over its turned and mirrored views (``runtime.views``).
         ``rule.confirm_views`` then runs its other views on a crop centred on
         each detection that passed the isolation check and lies within
-        ``CONFIRM_MARGIN`` logits of the threshold, averaged with the
+        ``scan.CONFIRM_MARGIN`` logits of the threshold, averaged with the
         first pass there (``heatmap`` holds that map in the middle of each
         crop), and a detection stays if it still clears the threshold near
         its peak.
@@ -310,161 +323,6 @@ class Detector:
         (``runtime.scene.open_raster`` for GeoTIFF/JP2): that one is read tile
         by tile, resampled window by window, and never held whole.
         """
-        from shipcam._utils.progress import progress as bar
-
-        if isinstance(scene, (str, os.PathLike)):
-            scene = read_image(scene)
-        windowed = isinstance(scene, WindowedScene)  # read tile by tile: the scene is never held whole
-        if not windowed:
-            scene = check_array(scene, "scene")
-        H0, W0 = scene.shape[:2]
-        work = self.working_gsd(gsd)  # the scene's own GSD inside the model's range: no resampling
-        factor = 1.0 if gsd is None else gsd / work
-        if factor != 1.0:
-            if windowed:
-                scene = ResampledScene(scene, factor)
-            else:
-                scene = resize_antialiased(scene, max(1, round(H0 * factor)), max(1, round(W0 * factor)))
-        H, W = scene.shape[:2]
-        m = self.metadata
-        tile = int(tile or (self.engine.fixed_size or (2 * (m.train_size or 112),))[0])
-        tile = min(tile, H, W) if self.engine.fixed_size is None else tile
-        if tile < 32:
-            raise ImageError(f"scene {W}x{H} is smaller than the smallest tile (32 px)")
-        if not 0.0 <= overlap < 0.9:
-            raise ValueError(f"overlap must be in [0, 0.9), received {overlap}")
-        views = self.rule.views
-        confirm = [t for t in self.rule.confirm_views.transforms if t not in views.transforms]  # the views a confirmation adds
-        per_call = max(1, batch // len(views.transforms))  # ``batch`` counts images per engine call, views included
-        step = max(1, int(round(tile * (1 - overlap))))
-        ys = _starts(H, tile, step)
-        xs = _starts(W, tile, step)
-        cell = max(1, m.feature_stride // 4)
-        heat = np.full((-(-H // cell), -(-W // cell)), -np.inf, np.float32)
-        positions = [(x, y) for y in ys for x in xs]
-        tile_probs = []
-        t0 = time.perf_counter()
-        chunks = [positions[i : i + per_call] for i in range(0, len(positions), per_call)]
-        # Each tile writes only its core: the CAM near a tile's edge comes from zero-padded
-        # features, and max-stitching would let those border values win. Cores of half the
-        # overlap inside each edge (none at the scene's edges) still cover every pixel.
-        margin = int((tile - step) // 2 // cell)
-        n = -(-tile // cell)
-
-        def core(x: int, y: int) -> tuple[int, int, int, int]:
-            """The heatmap cells (row0, row1, col0, col1) tile (x, y) writes, and where they start in its own map."""
-            t0y, t0x = (margin if y > 0 else 0), (margin if x > 0 else 0)
-            t1y, t1x = (n - margin if y + tile < H else n), (n - margin if x + tile < W else n)
-            return y // cell + t0y, y // cell + t1y, x // cell + t0x, x // cell + t1x
-
-        def stitch(x: int, y: int, cam: np.ndarray) -> None:
-            r0, r1, c0, c1 = core(x, y)
-            region = heat[r0:r1, c0:c1]
-            oy, ox = r0 - y // cell, c0 - x // cell
-            np.maximum(region, resize_bilinear(cam, n, n)[oy : oy + region.shape[0], ox : ox + region.shape[1]], out=region)
-
-        for chunk in bar(chunks, total=len(chunks), desc="scanning tiles", enabled=progress):
-            crops = np.stack([_crop(scene, x, y, tile) for x, y in chunk])
-            for (x, y), pred in zip(chunk, self._predict_same_size(crops, with_boxes=False, views=views, gsd=work)):
-                tile_probs.append((x, y, pred.probability))
-                stitch(x, y, pred.cam)
-        heat[~np.isfinite(heat)] = float(np.min(heat[np.isfinite(heat)])) if np.isfinite(heat).any() else 0.0
-        peaks = detect(heat, cell, work, self.rule, (H, W), min_score=min_score)
-        found, rejected = split_isolated(scene, peaks, work, self.rule) if self.rule.isolation else (peaks, [])
-        if confirm and found:
-            found, rejected = self._confirm(scene, heat, cell, peaks, found, rejected, confirm, tile, batch, min_score)
-        if factor != 1.0:
-            found = [d.scaled(1.0 / factor) for d in found]
-            rejected = [d.scaled(1.0 / factor) for d in rejected]
-        return ScanResult(
-            detections=found,
-            heatmap=heat,
-            cell=cell / factor,
-            tiles=len(positions),
-            positive_tiles=sum(p >= self.threshold for _, _, p in tile_probs),
-            seconds=time.perf_counter() - t0,
-            tile_probabilities=tile_probs,
-            resample=factor,
-            gsd=gsd,
-            rejected=rejected,
+        return scan_scene(
+            self, scene, tile=tile, overlap=overlap, batch=batch, progress=progress, gsd=gsd, min_score=min_score
         )
-
-    def _confirm(
-        self, scene, heat: np.ndarray, cell: int, peaks: list[Detection], found: list[Detection], rejected: list[Detection], confirm, tile: int, batch: int, min_score: float | None
-    ) -> tuple[list[Detection], list[Detection]]:
-        """The confirmation: ``confirm``'s views of a crop centred on each kept detection's own peak, averaged with the first pass.
-
-        The crop is ``_CONFIRM_CROP`` x the training size, rounded up to the
-        feature stride (the tile, for a fixed-size engine): the peak in its
-        middle, with context around it, for 0.6 of a default tile's pixels.
-        Around the peak its map, averaged with the first pass in logit units,
-        replaces ``heat``; the detection stays when that clears the threshold
-        within 2 cells (half the CAM's stride) of its peak. Detections more
-        than ``CONFIRM_MARGIN`` logits over the threshold skip it.
-        """
-        dropped = {id(d) for d in rejected}  # split_isolated keeps its input's order and rejects the input objects
-        own = [p for p in peaks if id(p) not in dropped]
-        # Sure enough: kept as the first pass scored them. The margin is over the file's threshold,
-        # also in a sweep from a lower min_score, so a sweep and a scan keep the same detections.
-        sure = logit(self.threshold) + CONFIRM_MARGIN
-        verified = [d for d in found if d.score > sure]
-        pairs = [(d, p) for d, p in zip(found, own) if d.score <= sure]
-        if not pairs:
-            return verified, rejected  # already strongest first, as split_isolated kept them
-        found, own = [d for d, _ in pairs], [p for _, p in pairs]
-        H, W = scene.shape[:2]
-        m = self.metadata
-        context = _CONFIRM_CROP * (m.train_size or tile / 2)
-        side = tile if self.engine.fixed_size is not None else min(tile, -(-int(context) // m.feature_stride) * m.feature_stride)
-        n = -(-side // cell)
-        first = heat.copy()  # crops of nearby peaks overlap: each averages with the first pass, not with another's
-        seen, total = len(self.rule.views.transforms), len(self.rule.views.transforms) + len(confirm)
-        origins = [(_crop_origin(p.x, W, side, cell), _crop_origin(p.y, H, side, cell)) for p in own]
-        t = logit(self.threshold) if min_score is None else float(min_score)
-        r, inner = 2, n // 4  # cells: around the peak; the crop's border left to the first pass (zero-padded features)
-        per_call = max(1, batch // len(confirm))
-        for i in range(0, len(own), per_call):
-            chunk = list(zip(found[i : i + per_call], own[i : i + per_call], origins[i : i + per_call]))
-            _, sums, _ = self._view_sums(np.stack([_crop(scene, x, y, side) for _, _, (x, y) in chunk]), confirm)
-            for (d, p, (x, y)), cam in zip(chunk, sums):
-                r0, c0 = y // cell, x // cell
-                r1, c1 = min(heat.shape[0], r0 + n), min(heat.shape[1], c0 + n)
-                mean = (first[r0:r1, c0:c1] * np.float32(seen) + resize_bilinear(cam, n, n)[: r1 - r0, : c1 - c0]) / np.float32(total)
-                heat[r0 + inner : r1 - inner, c0 + inner : c1 - inner] = mean[inner : r1 - r0 - inner, inner : c1 - c0 - inner]
-                cy, cx = int(p.y // cell) - r0, int(p.x // cell) - c0
-                score = float(mean[max(0, cy - r) : cy + r + 1, max(0, cx - r) : cx + r + 1].max())
-                (verified if score >= t else rejected).append(replace(d, score=score))
-        return sorted(verified, key=lambda d: -d.score), rejected
-
-
-# The confirmation's crop side, in training sizes: the peak in its middle with context around it, for about
-# 0.6 of a default tile's pixels. Smaller crops (1) and whole tiles (2) let more false alarms through on the
-# real scenes' perturbed copies (docs/decisions/017-mirrored-confirmation-and-its-margin.md).
-_CONFIRM_CROP = 1.5
-# Only detections within this many logits of the threshold are confirmed; the others keep their score. To drop
-# one 2 logits over, a view would have to score 2 under; measured, the confirmation's drops all lay within
-# 0.6 logit, and confirming every detection changed no result while costing more crops.
-CONFIRM_MARGIN = 2.0
-
-
-def _crop_origin(c: float, size: int, side: int, cell: int) -> int:
-    """Where a ``side`` px crop centred on ``c`` starts along an axis of ``size`` px: on the heat grid, inside the scene when it fits."""
-    o = int(round((c - side / 2) / cell)) * cell
-    return max(0, min(o, (size - side) // cell * cell)) if size >= side else 0
-
-
-def _starts(n: int, tile: int, step: int) -> list[int]:
-    """Tile origins covering 0..n with the last tile flush with the edge."""
-    if n <= tile:
-        return [0]
-    starts = list(range(0, n - tile + 1, step))
-    if starts[-1] != n - tile:
-        starts.append(n - tile)
-    return starts
-
-
-def _crop(scene: np.ndarray, x: int, y: int, tile: int) -> np.ndarray:
-    crop = scene[y : y + tile, x : x + tile]
-    if crop.shape[:2] != (tile, tile):  # scene smaller than a fixed tile: pad with edge pixels
-        crop = np.pad(crop, ((0, tile - crop.shape[0]), (0, tile - crop.shape[1]), (0, 0)), mode="edge")
-    return crop

@@ -48,7 +48,10 @@ def detections_geojson(
                 "id": i,
                 "geometry": {
                     "type": "GeometryCollection",
-                    "geometries": [{"type": "Point", "coordinates": point(d.x, d.y)}, {"type": "Polygon", "coordinates": [ring]}],
+                    "geometries": [
+                        {"type": "Point", "coordinates": point(d.x, d.y)},
+                        {"type": "Polygon", "coordinates": [ring]},
+                    ],
                 },
                 "properties": {
                     "score": round(d.score, 4),
@@ -59,7 +62,11 @@ def detections_geojson(
                 },
             }
         )
-    return {"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": crs or "pixel"}}, "features": features}
+    return {
+        "type": "FeatureCollection",
+        "crs": {"type": "name", "properties": {"name": crs or "pixel"}},
+        "features": features,
+    }
 
 
 def scene_georeference(path) -> tuple[object | None, str | None, float | None]:

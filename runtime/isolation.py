@@ -37,9 +37,21 @@ from typing import NamedTuple
 import numpy as np
 
 from shipcam.runtime.boxes import Box, label_components
-from shipcam.runtime.detections import MIN_SHIP_M, Detection, DetectionRule, logit, max3x3
+from shipcam.runtime.detections import MIN_SHIP_M, Detection, DetectionRule
+from shipcam.runtime.maths import logit, max3x3
 
-__all__ = ["Isolation", "Verdict", "isolation_at", "local_std", "noise_floor", "split_isolated", "working_bin", "CONTRAST", "SNAP_M", "FADE"]
+__all__ = [
+    "Isolation",
+    "Verdict",
+    "isolation_at",
+    "local_std",
+    "noise_floor",
+    "split_isolated",
+    "working_bin",
+    "CONTRAST",
+    "SNAP_M",
+    "FADE",
+]
 
 _R = 2  # local statistics over (2r + 1)^2 = 5 x 5 pixels: about one hull width at 3 m/px
 _WORK_GSD = 3.0  # finer images are binned towards this (m/px): the check's scale is metres, and its cost stays put
@@ -51,7 +63,8 @@ _PAD = _R + 1  # an edge lights up the r pixels beyond it, and the dilation one 
 _FLAT_VAR = 0.01
 CONTRAST = 4.0  # object pixels: local std above this many times the noise floor
 SNAP_M = 60.0  # how far from the peak the object may lie: a CAM peak is a cell or two off at stride 32
-FADE = 0.5  # a too-long object's core of at least this share of its strongest contrast is judged alone (a hull and its wake)
+# a too-long object's core of at least this share of its strongest contrast is judged alone (a hull and its wake)
+FADE = 0.5
 MOSTLY_CORE = 0.25  # "little else is as strong": strong pixels outside the core, at most this share of those inside
 # A detection more than this many logits over the threshold is kept where the check finds no isolated
 # object: the check vetoes what the network is unsure of, not hulls it is sure of that rough water or a
@@ -160,18 +173,26 @@ def noise_floor(g: np.ndarray, gsd: float, blocks: int = 8, size: int = 128, per
     g = g if hasattr(g, "shape") else np.asarray(g)  # an array, or a windowed scene read block by block
     H, W = g.shape[:2]
     k = working_bin(gsd)
-    corners = [(y, x) for y in np.linspace(0, max(0, H - size), blocks).astype(int) for x in np.linspace(0, max(0, W - size), blocks).astype(int)]
+    corners = [
+        (y, x)
+        for y in np.linspace(0, max(0, H - size), blocks).astype(int)
+        for x in np.linspace(0, max(0, W - size), blocks).astype(int)
+    ]
     stds = []
     for i in range(0, len(corners), 8):  # 8 blocks per pass: vectorised, with temporaries of a few MB
-        stack = np.stack([_binned(g[y : y + size, x : x + size], k) for y, x in corners[i : i + 8]], axis=2)  # each padded at its own edges
+        # each padded at its own edges
+        stack = np.stack([_binned(g[y : y + size, x : x + size], k) for y, x in corners[i : i + 8]], axis=2)
         var = _channel_mean(_window_var(stack, _R), g.ndim).ravel()
         stds.append(var[var > _FLAT_VAR])  # in the binned sums' units, where one level off is still over it
     var = np.concatenate(stds)
     return float(np.sqrt(np.percentile(var, percentile))) / (k * k) if var.size else 0.0
 
 
-def isolation_at(g: np.ndarray, x: float, y: float, gsd: float, floor: float, max_length_m: float = DetectionRule().max_length_m) -> Verdict:
-    """The verdict for a peak at pixel (x, y) of image ``g`` ((H, W) or (H, W, C)) at ``gsd`` m/px (see the module docstring).
+def isolation_at(
+    g: np.ndarray, x: float, y: float, gsd: float, floor: float, max_length_m: float = DetectionRule().max_length_m
+) -> Verdict:
+    """The verdict for a peak at pixel (x, y) of image ``g`` ((H, W) or (H, W, C)) at ``gsd`` m/px (see the module
+    docstring).
 
     With ``ISOLATED`` come the object's pixel box (x0, y0, x1, y1), end-exclusive,
     and its centre: the mean position of its strongest-contrast pixels (at
@@ -187,7 +208,9 @@ def isolation_at(g: np.ndarray, x: float, y: float, gsd: float, floor: float, ma
 
 
 def _judge(w: "_Window", g, x: float, y: float, shortest: float, longest: float) -> Verdict:
-    """The verdict on the objects of window ``w``, nearest the peak first (lengths in binned pixels); specks are passed over."""
+    """The verdict on the objects of window ``w``, nearest the peak first (lengths in binned pixels); specks are passed
+    over.
+    """
     if not w.near.any():
         return Verdict(Isolation.EMPTY)
     labels, _ = label_components(w.objects)
@@ -237,7 +260,12 @@ class _Window:
     def runs_out(self, obj: np.ndarray) -> bool:
         """Does ``obj`` touch a window side that is not the image's edge (it is longer than the window allows)?"""
         top, left, bottom, right = self.edges
-        return bool((top and obj[0].any()) or (left and obj[:, 0].any()) or (bottom and obj[-1].any()) or (right and obj[:, -1].any()))
+        return bool(
+            (top and obj[0].any())
+            or (left and obj[:, 0].any())
+            or (bottom and obj[-1].any())
+            or (right and obj[:, -1].any())
+        )
 
     def extent(self, obj: np.ndarray, shortest: float, longest: float) -> Isolation:
         rows, cols = np.nonzero(obj)
@@ -247,14 +275,19 @@ class _Window:
         return Isolation.ISOLATED if length >= shortest else Isolation.EMPTY
 
     def faded_core(self, obj: np.ndarray, shortest: float, longest: float) -> tuple[np.ndarray, Isolation, float]:
-        """The part of ``obj`` of at least ``FADE`` x its strongest contrast near the peak, when that is one ship-sized core.
+        """The part of ``obj`` of at least ``FADE`` x its strongest contrast near the peak, when that is one ship-sized
+        core.
 
         Returns (core or ``obj``, verdict, that strongest contrast).
         """
         strongest = float(self.std[obj & self.near].max())
         strong = obj & (self.std >= FADE * strongest)
         core = self.component_at(strong & self.near, strong)
-        if core is None or self.extent(core, shortest, longest) is not Isolation.ISOLATED or not self.mostly_core(strong, core):
+        if (
+            core is None
+            or self.extent(core, shortest, longest) is not Isolation.ISOLATED
+            or not self.mostly_core(strong, core)
+        ):
             return obj, Isolation.ATTACHED, strongest
         return core, Isolation.ISOLATED, strongest
 
@@ -264,7 +297,8 @@ class _Window:
         return int((strong & ~core).sum()) <= MOSTLY_CORE * int((strong & core).sum())
 
     def component_at(self, seed: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray | None:
-        """The connected part of ``mask`` (default: the object pixels), one pixel dilated, holding most ``seed`` pixels."""
+        """The connected part of ``mask`` (default: the object pixels), one pixel dilated, holding most ``seed``
+        pixels."""
         mask = self.objects if mask is None else mask
         labels, _ = label_components(self.grow(mask))
         ids = labels[seed & mask]
@@ -278,7 +312,11 @@ class _Window:
             return Isolation.ATTACHED
         strong = obj & (self.std >= level)
         core = self.component_at(core, strong)
-        return Isolation.ISOLATED if core is not None and not self.runs_out(strong) and self.mostly_core(strong, core) else Isolation.ATTACHED
+        return (
+            Isolation.ISOLATED
+            if core is not None and not self.runs_out(strong) and self.mostly_core(strong, core)
+            else Isolation.ATTACHED
+        )
 
     def to(self, other: "_Window", mask: np.ndarray) -> np.ndarray:
         """``mask`` (this window's pixels) placed in the other window's pixel grid."""
@@ -297,13 +335,20 @@ class _Window:
         strong = c >= 0.5 * c.max()
         k, x0, y0 = self.k, self.x0, self.y0
         p = self.pad
-        xa, xb = (xa + p, xb + 1 - p) if xb + 1 - xa > 2 * p else ((xa + xb) // 2, (xa + xb) // 2 + 1)  # a faint line: its middle pixel
+        # a faint line: its middle pixel
+        xa, xb = (xa + p, xb + 1 - p) if xb + 1 - xa > 2 * p else ((xa + xb) // 2, (xa + xb) // 2 + 1)
         ya, yb = (ya + p, yb + 1 - p) if yb + 1 - ya > 2 * p else ((ya + yb) // 2, (ya + yb) // 2 + 1)
         box = (int(x0 + k * xa), int(y0 + k * ya), int(x0 + k * xb), int(y0 + k * yb))
-        return Verdict(Isolation.ISOLATED, box, (float(x0 + k * (cols[strong].mean() + 0.5)), float(y0 + k * (rows[strong].mean() + 0.5))))
+        return Verdict(
+            Isolation.ISOLATED,
+            box,
+            (float(x0 + k * (cols[strong].mean() + 0.5)), float(y0 + k * (rows[strong].mean() + 0.5))),
+        )
 
 
-def split_isolated(image: np.ndarray, detections: list[Detection], gsd: float, rule: DetectionRule) -> tuple[list[Detection], list[Detection]]:
+def split_isolated(
+    image: np.ndarray, detections: list[Detection], gsd: float, rule: DetectionRule
+) -> tuple[list[Detection], list[Detection]]:
     """(kept, rejected): detections in ``image`` (pixels at ``gsd``) on an isolated object, and the others.
 
     A kept detection's point moves to its object's centre (a CAM peak is only
@@ -313,14 +358,19 @@ def split_isolated(image: np.ndarray, detections: list[Detection], gsd: float, r
     """
     if not detections:
         return [], []
-    g = image if hasattr(image, "shape") else np.asarray(image)  # arrays or windowed scenes: windows are read one at a time
+    # arrays or windowed scenes: windows are read one at a time
+    g = image if hasattr(image, "shape") else np.asarray(image)
     floor = noise_floor(g, gsd)
     apart = MIN_SHIP_M / 2 / gsd
     trusted = logit(rule.threshold) + TRUST_MARGIN
     kept, rejected, taken = [], [], []
     for d in detections:  # strongest first
         v = isolation_at(g, d.x, d.y, gsd, floor, rule.max_length_m)
-        if v.kind is not Isolation.ISOLATED and d.score > trusted and not any(math.dist((d.x, d.y), c) <= apart for c in taken):
+        if (
+            v.kind is not Isolation.ISOLATED
+            and d.score > trusted
+            and not any(math.dist((d.x, d.y), c) <= apart for c in taken)
+        ):
             taken.append((d.x, d.y))  # the network is sure: kept where it put it
             kept.append(d)
             continue
@@ -330,5 +380,7 @@ def split_isolated(image: np.ndarray, detections: list[Detection], gsd: float, r
         taken.append(v.centre)
         x0, y0, x1, y1 = v.box
         b = d.box
-        kept.append(Detection(*v.centre, Box(min(b.x0, x0), min(b.y0, y0), max(b.x1, x1), max(b.y1, y1), b.score), d.score))
+        kept.append(
+            Detection(*v.centre, Box(min(b.x0, x0), min(b.y0, y0), max(b.x1, x1), max(b.y1, y1), b.score), d.score)
+        )
     return kept, rejected

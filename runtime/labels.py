@@ -63,22 +63,31 @@ def read_labels(path: str | Path) -> tuple[dict[str, list[SceneLabel]], dict[str
         reader = csv.DictReader(f)
         missing = {"scene", "x", "y", "length_m", "label"} - set(reader.fieldnames or [])
         if reader.fieldnames is None:
-            raise DatasetError(f"{path}: empty labels file; expected a header scene,x,y,length_m,label[,note][,gsd] and one row per object")
+            raise DatasetError(
+                f"{path}: empty labels file; expected a header scene,x,y,length_m,label[,note][,gsd] and one row per "
+                "object"
+            )
         if missing:
-            raise DatasetError(f"{path}: missing column(s) {sorted(missing)}; expected scene,x,y,length_m,label[,note][,gsd]")
+            raise DatasetError(
+                f"{path}: missing column(s) {sorted(missing)}; expected scene,x,y,length_m,label[,note][,gsd]"
+            )
         for n, row in enumerate(reader, start=2):
             try:
                 kind = row["label"].strip()
                 if kind not in ("ship", "ignore"):
                     raise ValueError(f"label must be 'ship' or 'ignore', received {kind!r}")
-                lab = SceneLabel(float(row["x"]), float(row["y"]), float(row["length_m"]), kind, (row.get("note") or "").strip())
+                lab = SceneLabel(
+                    float(row["x"]), float(row["y"]), float(row["length_m"]), kind, (row.get("note") or "").strip()
+                )
                 if row.get("gsd"):
                     gsds[row["scene"]] = float(row["gsd"])
             except (TypeError, ValueError) as e:
                 raise DatasetError(f"{path}, line {n}: {e}") from None
             key = (row["scene"].strip(), lab.x, lab.y, lab.label)
             if key in seen:
-                raise DatasetError(f"{path}, line {n}: duplicates line {seen[key]} ({key[0]}, {lab.label} at x={lab.x:g}, y={lab.y:g})")
+                raise DatasetError(
+                    f"{path}, line {n}: duplicates line {seen[key]} ({key[0]}, {lab.label} at x={lab.x:g}, y={lab.y:g})"
+                )
             seen[key] = n
             out.setdefault(row["scene"].strip(), []).append(lab)
     if not out:
@@ -101,7 +110,9 @@ class MatchResult:
         return int((self.status == -1).sum())
 
 
-def match_detections(points: np.ndarray, scores: np.ndarray, labels: list[SceneLabel], gsd: float, radius_m: float | None = None) -> MatchResult:
+def match_detections(
+    points: np.ndarray, scores: np.ndarray, labels: list[SceneLabel], gsd: float, radius_m: float | None = None
+) -> MatchResult:
     """Match detection ``points`` (N, 2) in pixels with ``scores`` (N,) to ``labels``, strongest first."""
     points = np.asarray(points, np.float64).reshape(-1, 2)
     scores = np.asarray(scores, np.float64).reshape(-1)
@@ -132,4 +143,3 @@ def scene_area(shape_hw: tuple[int, int], gsd: float) -> tuple[float, float]:
     """(megapixels, square kilometres) of a scene."""
     h, w = shape_hw
     return h * w / 1e6, h * w * gsd * gsd / 1e6
-

@@ -46,5 +46,8 @@ def check_against_manifest(path: str | Path, manifest: str | Path, required: boo
         return False
     digest = sha256_file(path)
     if digest != entry.get("sha256"):
-        raise ModelFileError(f"{path}: sha256 does not match {manifest} (file {digest[:12]}..., manifest {str(entry.get('sha256'))[:12]}...); the file changed since export")
+        raise ModelFileError(
+            f"{path}: sha256 does not match {manifest} (file {digest[:12]}..., manifest "
+            f"{str(entry.get('sha256'))[:12]}...); the file changed since export"
+        )
     return True

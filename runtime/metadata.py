@@ -50,8 +50,12 @@ class ModelMetadata:
     class_name: str = "ship"
     feature_stride: int = 32
     threshold: float = 0.5  # recommended decision threshold on the probability
-    gsd: float | None = None  # ground sample distance of the training images, metres/pixel (nominal when a range is given)
-    gsd_range: list[float] | None = None  # [min, max] m/px the model was trained across: scenes inside it run as they are
+    gsd: float | None = (
+        None  # ground sample distance of the training images, metres/pixel (nominal when a range is given)
+    )
+    gsd_range: list[float] | None = (
+        None  # [min, max] m/px the model was trained across: scenes inside it run as they are
+    )
     quantization: Quantization = "float32"
     source_sha256: str = ""
     shipcam_version: str = ""
@@ -62,7 +66,8 @@ class ModelMetadata:
         self.cam_weights = np.asarray(self.cam_weights, dtype=np.float32).reshape(-1)
         if self.cam_weights.size != self.feature_channels:
             raise ModelFileError(
-                f"metadata inconsistent: {self.cam_weights.size} CAM weights for {self.feature_channels} feature channels"
+                f"metadata inconsistent: {self.cam_weights.size} CAM weights for {self.feature_channels} feature "
+                "channels"
             )
         if self.pooling not in ("max", "avg"):
             raise ModelFileError(f"metadata: unknown pooling {self.pooling!r}")
@@ -71,7 +76,9 @@ class ModelMetadata:
 
     @property
     def gsd_bounds(self) -> tuple[float, float] | None:
-        """(min, max) metres/pixel scenes may have to run without resampling: ``gsd_range``, or ``gsd`` alone; None when unknown."""
+        """(min, max) metres/pixel scenes may have to run without resampling: ``gsd_range``, or ``gsd`` alone; None when
+        unknown.
+        """
         if self.gsd_range is not None:
             return self.gsd_range[0], self.gsd_range[1]
         return (float(self.gsd), float(self.gsd)) if self.gsd else None
@@ -96,14 +103,24 @@ class ModelMetadata:
 
         try:
             d = json.loads(text)
-            if isinstance(d, dict) and isinstance(d.get("format_version"), int) and d["format_version"] > FORMAT_VERSION:
-                raise ModelFileError(f"{source}: metadata format {d['format_version']} is newer than this shipcam reads ({FORMAT_VERSION}); upgrade shipcam")
+            if (
+                isinstance(d, dict)
+                and isinstance(d.get("format_version"), int)
+                and d["format_version"] > FORMAT_VERSION
+            ):
+                raise ModelFileError(
+                    f"{source}: metadata format {d['format_version']} is newer than this shipcam reads "
+                    f"({FORMAT_VERSION}); upgrade shipcam"
+                )
             errors = schema_errors(d)
             if errors:
                 raise ModelFileError(f"{source}: shipcam metadata breaks the format (SPEC.md): {'; '.join(errors[:3])}")
             weights = base64.b64decode(d["cam_weights"], validate=True)
             if len(weights) != 4 * d["feature_channels"]:
-                raise ModelFileError(f"{source}: cam_weights holds {len(weights)} bytes; {d['feature_channels']} float32 channels need {4 * d['feature_channels']}")
+                raise ModelFileError(
+                    f"{source}: cam_weights holds {len(weights)} bytes; {d['feature_channels']} float32 channels need "
+                    f"{4 * d['feature_channels']}"
+                )
             d["cam_weights"] = np.frombuffer(weights, dtype="<f4").copy()
             known = set(cls.__dataclass_fields__)
             return cls(**{k: v for k, v in d.items() if k in known})

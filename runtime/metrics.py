@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from shipcam.runtime.cam import cam_mask  # re-exported: parity and eval measure CAM masks
-from shipcam.runtime.detections import sigmoid  # re-exported for parity and eval
+from shipcam.runtime.maths import sigmoid  # re-exported for parity and eval
 
 __all__ = [
     "roc_auc",
@@ -67,7 +67,10 @@ def box_iou(a, b) -> float:
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = ix * iy
-    area = lambda r: max(0.0, r[2] - r[0]) * max(0.0, r[3] - r[1])
+
+    def area(r):
+        return max(0.0, r[2] - r[0]) * max(0.0, r[3] - r[1])
+
     union = area(a) + area(b) - inter
     return 0.0 if union <= 0 else float(inter / union)
 

@@ -13,7 +13,9 @@ __all__ = ["colorize", "overlay", "save_png"]
 
 # A perceptually ordered dark-blue -> cyan -> yellow -> red ramp (jet-like, without the muddy green).
 _BAND = 256  # rows blended at a time
-_STOPS = np.array([[0, 0, 0.35], [0, 0.45, 1.0], [0.1, 0.9, 0.9], [1.0, 0.95, 0.2], [1.0, 0.45, 0.0], [0.8, 0.0, 0.0]], np.float32)
+_STOPS = np.array(
+    [[0, 0, 0.35], [0, 0.45, 1.0], [0.1, 0.9, 0.9], [1.0, 0.95, 0.2], [1.0, 0.45, 0.0], [0.8, 0.0, 0.0]], np.float32
+)
 
 
 def _ramp(v: np.ndarray) -> np.ndarray:
@@ -24,7 +26,8 @@ def _ramp(v: np.ndarray) -> np.ndarray:
     return ((_STOPS[i] * (1 - f) + _STOPS[i + 1] * f) * 255).astype(np.uint8)
 
 
-_LUT = _ramp(np.linspace(0, 1, 1024, dtype=np.float32))  # 1024 steps: finer than the eye tells, 10x faster than interpolating
+# 1024 steps: finer than the eye tells, 10x faster than interpolating
+_LUT = _ramp(np.linspace(0, 1, 1024, dtype=np.float32))
 
 
 def colorize(values01: np.ndarray) -> np.ndarray:
@@ -33,7 +36,15 @@ def colorize(values01: np.ndarray) -> np.ndarray:
     return _LUT[(idx + np.float32(0.5)).astype(np.intp)]
 
 
-def overlay(image: np.ndarray, cam_image: np.ndarray, boxes: list[Box] = (), alpha: float = 0.45, label: str | None = None, vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
+def overlay(
+    image: np.ndarray,
+    cam_image: np.ndarray,
+    boxes: list[Box] = (),
+    alpha: float = 0.45,
+    label: str | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+) -> np.ndarray:
     """Blend the CAM (normalised, or clipped to ``vmin..vmax`` in logit units) over ``image`` and draw boxes."""
     from PIL import Image, ImageDraw
 
@@ -58,7 +69,9 @@ def overlay(image: np.ndarray, cam_image: np.ndarray, boxes: list[Box] = (), alp
 
 
 def save_png(array: np.ndarray, path: str | Path, compress_level: int = 6) -> Path:
-    """Write ``array`` as a PNG atomically; ``compress_level`` 1 encodes a large overlay several times faster, a little bigger."""
+    """Write ``array`` as a PNG atomically; ``compress_level`` 1 encodes a large overlay several times faster, a little
+    bigger.
+    """
     from PIL import Image
 
     from shipcam._utils.io import atomic_path

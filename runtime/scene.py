@@ -36,7 +36,9 @@ class WindowedScene:
     dtype = np.dtype(np.uint8)
 
     def __getitem__(self, key) -> np.ndarray:
-        if not (isinstance(key, tuple) and len(key) == 2 and all(isinstance(k, slice) and k.step in (None, 1) for k in key)):
+        if not (
+            isinstance(key, tuple) and len(key) == 2 and all(isinstance(k, slice) and k.step in (None, 1) for k in key)
+        ):
             raise TypeError(f"a windowed scene takes two unit-step slices, scene[y0:y1, x0:x1]; received {key!r}")
         H, W = self.shape[:2]
         y0, y1, _ = key[0].indices(H)
@@ -62,7 +64,9 @@ class RasterScene(WindowedScene):
         try:
             import rasterio
         except ImportError:
-            raise ImportError('scanning GeoTIFF/JP2 window by window needs rasterio: pip install "shipcam[geo]"') from None
+            raise ImportError(
+                'scanning GeoTIFF/JP2 window by window needs rasterio: pip install "shipcam[geo]"'
+            ) from None
         self.path = Path(path)
         if not self.path.is_file():
             raise ImageError(f"{self.path}: no such file")
@@ -77,11 +81,14 @@ class RasterScene(WindowedScene):
             raise ImageError(f"{self.path}: cannot open as a raster ({e})") from None
         ds = self._ds
         if ds.count not in (1, 3, 4):
-            raise ImageError(f"{self.path}: {ds.count} bands; expected 1 (grey), 3 (RGB) or 4 (RGB + alpha/NIR, the 4th dropped)")
+            raise ImageError(
+                f"{self.path}: {ds.count} bands; expected 1 (grey), 3 (RGB) or 4 (RGB + alpha/NIR, the 4th dropped)"
+            )
         if ds.dtypes[0] not in ("uint8", "uint16"):
             raise ImageError(f"{self.path}: {ds.dtypes[0]} pixels are not supported; expected 8- or 16-bit")
         self._bands = [1, 1, 1] if ds.count == 1 else [1, 2, 3]
-        bits = int(ds.tags(1, ns="IMAGE_STRUCTURE").get("NBITS", 16)) if ds.dtypes[0] == "uint16" else 8  # a band tag in GDAL
+        # a band tag in GDAL
+        bits = int(ds.tags(1, ns="IMAGE_STRUCTURE").get("NBITS", 16)) if ds.dtypes[0] == "uint16" else 8
         self._scale = None if bits == 8 else 255.0 / (4095.0 if bits <= 12 else 65535.0)
         self.shape = (ds.height, ds.width, 3)
         if ds.height == 0 or ds.width == 0:

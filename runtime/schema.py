@@ -18,7 +18,26 @@ from pathlib import Path
 __all__ = ["SCHEMA_PATH", "load_schema", "schema_errors"]
 
 SCHEMA_PATH = Path(__file__).with_name("metadata.schema.json")
-_KNOWN = {"$schema", "$id", "title", "description", "type", "enum", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "pattern", "required", "properties", "additionalProperties", "items", "minItems", "maxItems"}
+_KNOWN = {
+    "$schema",
+    "$id",
+    "title",
+    "description",
+    "type",
+    "enum",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minLength",
+    "pattern",
+    "required",
+    "properties",
+    "additionalProperties",
+    "items",
+    "minItems",
+    "maxItems",
+}
 _TYPES = {
     "object": lambda v: isinstance(v, dict),
     "string": lambda v: isinstance(v, str),
@@ -74,7 +93,10 @@ def schema_errors(doc, schema: dict | None = None, where: str = "metadata") -> l
             errors.append(f"{where}: does not match {s['pattern']}, received {doc!r:.60}")
     if isinstance(doc, list):
         if len(doc) < s.get("minItems", 0) or len(doc) > s.get("maxItems", len(doc)):
-            errors.append(f"{where}: must hold {s.get('minItems', 0)} to {s.get('maxItems', 'any number of')} items, received {len(doc)}")
+            errors.append(
+                f"{where}: must hold {s.get('minItems', 0)} to {s.get('maxItems', 'any number of')} items, received "
+                f"{len(doc)}"
+            )
         if "items" in s:
             for i, v in enumerate(doc):
                 errors += schema_errors(v, s["items"], f"{where}[{i}]")

@@ -17,8 +17,8 @@ import numpy as np
 
 from shipcam._utils.progress import progress
 from shipcam.errors import ImageError, ShipcamError
-from shipcam.runtime.detections import logit
 from shipcam.runtime.labels import MatchResult, SceneLabel, match_detections, read_labels, scene_area
+from shipcam.runtime.maths import logit
 
 __all__ = ["LabelledScene", "load_scenes", "score_scenes", "DEFAULT_SCENE_GSD", "SWEEP_FLOOR"]
 
@@ -33,7 +33,9 @@ class LabelledScene(NamedTuple):
     gsd: float
 
 
-def load_scenes(scenes: list[str | Path], labels_path: str | Path, gsd: float | None = None) -> tuple[list[LabelledScene], list[dict]]:
+def load_scenes(
+    scenes: list[str | Path], labels_path: str | Path, gsd: float | None = None
+) -> tuple[list[LabelledScene], list[dict]]:
     """Read scene files (or folders of them) that ``labels_path`` covers; unreadable ones come back in ``failed``.
 
     GSD: ``gsd`` if given, else the labels file's, else PlanetScope's 3 m.
@@ -72,7 +74,9 @@ def _scene_paths(scenes: list[str | Path]) -> list[Path]:
     return out
 
 
-def score_scenes(detector, scenes: list[LabelledScene], radius_m: float | None = None, progress_bar: bool = False) -> dict:
+def score_scenes(
+    detector, scenes: list[LabelledScene], radius_m: float | None = None, progress_bar: bool = False
+) -> dict:
     """Recall, precision, F1 and false alarms over labelled scenes at the detector's threshold, plus the PR sweep.
 
     The one real-scene score: training's ``--real-val`` and the demo call it
@@ -90,12 +94,26 @@ def score_scenes(detector, scenes: list[LabelledScene], radius_m: float | None =
         at = match_detections(pts[keep], sc[keep], labels, gsd, radius_m)
         a_mpx, a_km2 = scene_area(image.shape[:2], gsd)
         n_ships = int(sum(lab.label == "ship" for lab in labels))
-        per_scene.append({**_summary(at, n_ships, a_mpx, a_km2), "detections": res.detections, "match": at, "all_match": m, "seconds": res.seconds})
+        per_scene.append(
+            {
+                **_summary(at, n_ships, a_mpx, a_km2),
+                "detections": res.detections,
+                "match": at,
+                "all_match": m,
+                "seconds": res.seconds,
+            }
+        )
         all_scores.append(sc)
         all_status.append(m.status)
         ships, mpx, km2 = ships + n_ships, mpx + a_mpx, km2 + a_km2
     total = _summary_from(per_scene, int(ships), mpx, km2)
-    return {"scenes": per_scene, "total": total, "pr": _pr_curve(np.concatenate(all_scores or [np.zeros(0)]), np.concatenate(all_status or [np.zeros(0)]), int(ships), mpx)}
+    return {
+        "scenes": per_scene,
+        "total": total,
+        "pr": _pr_curve(
+            np.concatenate(all_scores or [np.zeros(0)]), np.concatenate(all_status or [np.zeros(0)]), int(ships), mpx
+        ),
+    }
 
 
 def _summary(m: MatchResult, n_ships: int, mpx: float, km2: float) -> dict:
@@ -141,5 +159,14 @@ def _pr_curve(scores: np.ndarray, status: np.ndarray, n_ships: int, mpx: float) 
     for i in np.flatnonzero(last):
         rec = tp[i] / n_ships if n_ships else float("nan")
         prec = tp[i] / (tp[i] + fp[i]) if tp[i] + fp[i] else 1.0
-        pts.append({"threshold": float(1 / (1 + np.exp(-s[i]))), "score": float(s[i]), "recall": float(rec), "precision": float(prec), "false_alarms": int(fp[i]), "fa_per_mpx": float(fp[i] / mpx) if mpx else 0.0})
+        pts.append(
+            {
+                "threshold": float(1 / (1 + np.exp(-s[i]))),
+                "score": float(s[i]),
+                "recall": float(rec),
+                "precision": float(prec),
+                "false_alarms": int(fp[i]),
+                "fa_per_mpx": float(fp[i] / mpx) if mpx else 0.0,
+            }
+        )
     return pts

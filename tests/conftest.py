@@ -55,9 +55,12 @@ def tiny_model_path(tmp_path_factory, synthetic_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory, tiny_model_path):
-    """Every format exported once for the session (parity reported, not enforced, for int8 on a barely-trained model)."""
+    """Every format exported once for the session (parity reported, not enforced, for int8 on a barely-trained
+    model)."""
     from shipcam.export import ExportOptions, export_model
 
     out = tmp_path_factory.mktemp("export")
-    manifest = export_model(tiny_model_path, out, ExportOptions(calib=16, parity_n=24, fail_on_parity=False), show_progress=False)
+    manifest = export_model(
+        tiny_model_path, out, ExportOptions(calib=16, parity_n=24, fail_on_parity=False), show_progress=False
+    )
     return out, manifest

@@ -1,4 +1,6 @@
-"""``shipcam scan-archive``: inputs, a local Ray with 2 CPUs (in a child process with a timeout: never hangs), resume, failures."""
+"""``shipcam scan-archive``: inputs, a local Ray with 2 CPUs (in a child process with a timeout: never hangs), resume,
+failures.
+"""
 
 import json
 import os
@@ -11,8 +13,8 @@ import pytest
 from PIL import Image
 
 from shipcam.cli import main
-from shipcam.cli.archive import collect_scenes, scene_keys
 from shipcam.errors import ShipcamError
+from shipcam.runtime.archive import collect_scenes, scene_keys
 from shipcam.train.data.synthetic import SceneConfig, generate_scene
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tiny_fp32.onnx"
@@ -25,7 +27,9 @@ def _scenes(folder: Path, n=3) -> list[Path]:
     paths = []
     for j in range(n):
         p = folder / f"s{j}.png"
-        Image.fromarray(np.concatenate([generate_scene(cfg, seed=20 + j, index=i).image for i in range(3)], axis=1)).save(p)
+        Image.fromarray(
+            np.concatenate([generate_scene(cfg, seed=20 + j, index=i).image for i in range(3)], axis=1)
+        ).save(p)
         paths.append(p)
     return paths
 
@@ -42,7 +46,6 @@ def test_inputs_from_folders_globs_and_lists(tmp_path):
         collect_scenes([str(tmp_path / "nope")])
     with pytest.raises(ShipcamError, match="matches no scene"):
         collect_scenes([str(tmp_path / "*.jp2")])
-
 
 
 def test_fsspec_urls_name_files_folders_and_globs(tmp_path):
@@ -66,7 +69,13 @@ def _has(module: str) -> bool:
 
 def _archive(args, timeout=240):
     env = {**os.environ, "RAY_DISABLE_USAGE_STATS": "1"}
-    return subprocess.run([sys.executable, "-m", "shipcam.cli", "scan-archive", *args], capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "shipcam.cli", "scan-archive", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def _web_mercator_geotiff(path: Path, image: np.ndarray, x0: float, y0: float, gsd: float = 3.0) -> None:
@@ -74,7 +83,17 @@ def _web_mercator_geotiff(path: Path, image: np.ndarray, x0: float, y0: float, g
     from affine import Affine
 
     H, W = image.shape[:2]
-    with rasterio.open(path, "w", driver="GTiff", width=W, height=H, count=3, dtype="uint8", crs="EPSG:3857", transform=Affine(gsd, 0, x0, 0, -gsd, y0)) as ds:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=W,
+        height=H,
+        count=3,
+        dtype="uint8",
+        crs="EPSG:3857",
+        transform=Affine(gsd, 0, x0, 0, -gsd, y0),
+    ) as ds:
         ds.write(np.moveaxis(image, 2, 0))
 
 
@@ -100,7 +119,9 @@ def test_archive_on_local_ray_matches_scan_resumes_and_records_failures(tmp_path
     assert first.returncode == 1, first.stderr[-2000:]  # one scene could not be read: non-zero, after the rest
     summary = json.loads((out / "summary.json").read_text())
     assert summary["scanned"] == len(scenes) + 1 and summary["workers"] == 2 and summary["cpus_per_worker"] < 1
-    assert [f["scene"] for f in summary["failed"]] == [str(tmp_path / "in" / "broken.png")] and "cannot decode" in summary["failed"][0]["error"]
+    assert [f["scene"] for f in summary["failed"]] == [
+        str(tmp_path / "in" / "broken.png")
+    ] and "cannot decode" in summary["failed"][0]["error"]
     total = 0
     for p in [*scenes, remote]:  # identical to `shipcam scan` on each scene, the URL's too
         assert main(["scan", str(FIXTURE), str(p), "--out", str(tmp_path / "single"), *RULE]) == 0
@@ -116,7 +137,10 @@ def test_archive_on_local_ray_matches_scan_resumes_and_records_failures(tmp_path
     if summary["geoparquet"]:  # GeoParquet: points in OGC:CRS84, null where a scene has no CRS
         gpd = pytest.importorskip("geopandas")
         frame = gpd.read_parquet(out / "detections.parquet")
-        assert frame.crs.to_string() == "OGC:CRS84" and json.loads(pq.read_schema(out / "detections.parquet").metadata[b"geo"])["primary_column"] == "geometry"
+        assert (
+            frame.crs.to_string() == "OGC:CRS84"
+            and json.loads(pq.read_schema(out / "detections.parquet").metadata[b"geo"])["primary_column"] == "geometry"
+        )
         merc = frame[frame["key"] == "merc"]
         assert len(merc) > 0 and frame[frame["key"] != "merc"].geometry.isna().all()
         for (_, row), point in zip(merc.iterrows(), merc.geometry):
@@ -125,7 +149,18 @@ def test_archive_on_local_ray_matches_scan_resumes_and_records_failures(tmp_path
     # Interrupted or not, a rerun scans only what is not done: here just the broken scene, again.
     again = _archive([str(FIXTURE), *inputs, "--out", str(out), *RULE])
     summary = json.loads((out / "summary.json").read_text())
-    assert again.returncode == 1 and summary["skipped_done"] == len(scenes) + 1 and summary["scanned"] == 0 and len(summary["failed"]) == 1
+    assert (
+        again.returncode == 1
+        and summary["skipped_done"] == len(scenes) + 1
+        and summary["scanned"] == 0
+        and len(summary["failed"]) == 1
+    )
     # An address where no Ray head listens: one line, at once.
-    bad = _archive([str(FIXTURE), str(scenes[0]), "--out", str(tmp_path / "o2"), "--address", "127.0.0.1:9"], timeout=60)
-    assert bad.returncode == 2 and "--address 127.0.0.1:9: no Ray head answers there" in bad.stderr and "Traceback" not in bad.stderr
+    bad = _archive(
+        [str(FIXTURE), str(scenes[0]), "--out", str(tmp_path / "o2"), "--address", "127.0.0.1:9"], timeout=60
+    )
+    assert (
+        bad.returncode == 2
+        and "--address 127.0.0.1:9: no Ray head answers there" in bad.stderr
+        and "Traceback" not in bad.stderr
+    )

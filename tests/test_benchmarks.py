@@ -7,28 +7,44 @@ import numpy as np
 import pytest
 
 from shipcam.benchmarks.bench import BenchConfig, run_bench
-from shipcam.benchmarks.evaluate import localisation_scores, mask_boxes
+from shipcam.evaluation.evaluate import localisation_scores, mask_boxes
 
 
 def test_bench_produces_every_row_and_column(exported, tiny_model_path, tmp_path):
     out, manifest = exported
-    cfg = BenchConfig(model=str(tiny_model_path), export_dir=str(out), sizes=[64], threads=[1], warmup=1, runs=3, quality_n=8, batch=2)
+    cfg = BenchConfig(
+        model=str(tiny_model_path), export_dir=str(out), sizes=[64], threads=[1], warmup=1, runs=3, quality_n=8, batch=2
+    )
     result = run_bench(cfg, tmp_path, show_progress=False)
     rows = {r["row"]: r for r in result["rows"]}
     expected = {"keras_predict", "keras_function+cam", "keras_gradcam"} | {e["file"] for e in manifest["files"]}
     assert set(rows) == expected
     for name, r in rows.items():
-        for col in ("threads", "input", "median_ms", "p90_ms", "e2e_median_ms", "ips_b1", "speedup_vs_keras_predict", "auc"):
+        for col in (
+            "threads",
+            "input",
+            "median_ms",
+            "p90_ms",
+            "e2e_median_ms",
+            "ips_b1",
+            "speedup_vs_keras_predict",
+            "auc",
+        ):
             assert col in r, (name, col)
         assert r["threads"] == 1 and r["input"] == 64 and r["median_ms"] > 0
     for e in manifest["files"]:
         r = rows[e["file"]]
-        assert r["size_mb"] == pytest.approx((out / e["file"]).stat().st_size / 1e6) and r["peak_rss_mb"] > 10  # the file on disk
+        # the file on disk
+        assert r["size_mb"] == pytest.approx((out / e["file"]).stat().st_size / 1e6) and r["peak_rss_mb"] > 10
     fp32 = rows[next(e["file"] for e in manifest["files"] if e["format"] == "onnx_fp32")]
     assert fp32["agreement"] == 1.0 and fp32["cam_corr"] > 0.999  # ONNX fp32 decides as Keras does on every image
     assert fp32["auc"] == pytest.approx(rows["keras_predict"]["auc"], abs=1e-3)
     # the markdown holds one line per row, in order, with the JSON's numbers as printed
-    table = [line.split("|")[1:-1] for line in (tmp_path / "bench.md").read_text().splitlines() if line.startswith("| ") and not line.startswith("| row ")]
+    table = [
+        line.split("|")[1:-1]
+        for line in (tmp_path / "bench.md").read_text().splitlines()
+        if line.startswith("| ") and not line.startswith("| row ")
+    ]
     saved = json.loads((tmp_path / "bench.json").read_text())["rows"]
     assert [c[0].strip() for c in table] == [r["row"] for r in saved]
     assert [float(c[4]) for c in table] == [round(r["median_ms"], 2) for r in saved]
@@ -51,12 +67,14 @@ def test_mask_boxes_and_one_to_one_matching():
 
 
 def test_eval_on_a_dataset_with_masks(exported, tmp_path):
-    from shipcam.benchmarks.evaluate import evaluate
+    from shipcam.evaluation.evaluate import evaluate
     from shipcam.train.data.synthetic import SceneConfig
     from shipcam.train.data.writer import write_synthetic_dataset
 
     out, _ = exported
-    data = write_synthetic_dataset(tmp_path / "d", 16, SceneConfig(size=64, ship_fraction=0.5), seed=8, show_progress=False)
+    data = write_synthetic_dataset(
+        tmp_path / "d", 16, SceneConfig(size=64, ship_fraction=0.5), seed=8, show_progress=False
+    )
     r = evaluate(out / "tiny_fp32.onnx", data, tmp_path / "e", worst=2, show_progress=False)
     c, loc = r["classification"], r["localisation"]
     # the confusion counts, recomputed from the dataset's labels and the runtime's own decisions
@@ -67,7 +85,12 @@ def test_eval_on_a_dataset_with_masks(exported, tmp_path):
     samples = load_dataset(data, show_progress=False)
     truth = samples.labels.astype(bool)
     said = np.array([det.predict(read_image(path)).is_ship for path in samples.paths])
-    assert (c["tp"], c["fp"], c["fn"], c["tn"]) == (int((truth & said).sum()), int((~truth & said).sum()), int((truth & ~said).sum()), int((~truth & ~said).sum()))
+    assert (c["tp"], c["fp"], c["fn"], c["tn"]) == (
+        int((truth & said).sum()),
+        int((~truth & said).sum()),
+        int((truth & ~said).sum()),
+        int((~truth & ~said).sum()),
+    )
     assert loc["images_with_ships"] == int(truth.sum())
     assert loc["box_recall@0.5"] <= loc["box_recall@0.3"] and loc["maxboxacc@0.5"] >= loc["box_recall@0.5"] - 1e-9
     assert json.loads((tmp_path / "e" / "eval.json").read_text())["classification"]["n"] == 16
@@ -139,12 +162,19 @@ def test_robustness_perturbations_move_labels_with_the_pixels():
         assert out.image.dtype == np.uint8 and out.image.ndim == 3, name
         if name.startswith("cumulus"):  # clouds move nothing: a fifth of the scene whitened, a tenth opaque
             assert out.labels == scene.labels and out.image.shape == img.shape
-            assert np.mean(out.image.min(axis=2) > 0) == pytest.approx(0.2, abs=0.03) and np.mean(out.image.min(axis=2) == 255) > 0.05
+            assert (
+                np.mean(out.image.min(axis=2) > 0) == pytest.approx(0.2, abs=0.03)
+                and np.mean(out.image.min(axis=2) == 255) > 0.05
+            )
             continue
         ys, xs = np.nonzero(out.image.mean(axis=2) > 100)
         assert abs(xs.mean() - lab.x) < 0.25 and abs(ys.mean() - lab.y) < 0.25, (name, xs.mean(), ys.mean(), lab)
         assert lab.length_m == 12.0
-    assert perturb(scene, "GSD 2.5 m").gsd == 2.5 and perturb(scene, "GSD 2.5 m").image.shape[:2] == (72, 108)  # 3 / 2.5 = 1.2x
+    # 3 / 2.5 = 1.2x
+    assert perturb(scene, "GSD 2.5 m").gsd == 2.5 and perturb(scene, "GSD 2.5 m").image.shape[:2] == (
+        72,
+        108,
+    )
     assert perturb(scene, "rot90").image.shape[:2] == (90, 60)
     with pytest.raises(ValueError, match="'tilt'"):
         perturb(scene, "tilt")
@@ -171,7 +201,8 @@ def test_scan_time_scaling_gives_every_process_count_the_same_detections(tmp_pat
     paths = []
     for i in range(2):
         paths.append(str(tmp_path / f"s{i}.png"))
-        Image.fromarray(generate_scene(SceneConfig(size=192, ship_fraction=1.0), seed=4, index=i).image).save(paths[-1])  # ships 60 m inside the edges
+        # ships 60 m inside the edges
+        Image.fromarray(generate_scene(SceneConfig(size=192, ship_fraction=1.0), seed=4, index=i).image).save(paths[-1])
     assert main([model, *paths, "--processes", "1,2", "--jobs", "4", "--threshold", "0.3"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     rows = report["scaling"]
@@ -185,9 +216,31 @@ def test_scan_time_scaling_gives_every_process_count_the_same_detections(tmp_pat
 @pytest.mark.parametrize(
     "flag, value, expected",
     [
-        ("--views", "none,flip,none/rot4", {"views none": ({"views": "none", "confirm_views": "none"}, {}), "views flip": ({"views": "flip", "confirm_views": "none"}, {}), "views none/rot4": ({"views": "none", "confirm_views": "rot4"}, {})}),
-        ("--rules", "isolation=false;confirm_views=none,isolation=true", {"isolation=false;confirm_views=none": ({"isolation": False, "confirm_views": "none"}, {}), "isolation=true": ({"isolation": True}, {})}),
-        ("--tilings", "64:0.25,96:0.125", {"tile 64:0.25": ({}, {"tile": 64, "overlap": 0.25}), "tile 96:0.125": ({}, {"tile": 96, "overlap": 0.125})}),
+        (
+            "--views",
+            "none,flip,none/rot4",
+            {
+                "views none": ({"views": "none", "confirm_views": "none"}, {}),
+                "views flip": ({"views": "flip", "confirm_views": "none"}, {}),
+                "views none/rot4": ({"views": "none", "confirm_views": "rot4"}, {}),
+            },
+        ),
+        (
+            "--rules",
+            "isolation=false;confirm_views=none,isolation=true",
+            {
+                "isolation=false;confirm_views=none": ({"isolation": False, "confirm_views": "none"}, {}),
+                "isolation=true": ({"isolation": True}, {}),
+            },
+        ),
+        (
+            "--tilings",
+            "64:0.25,96:0.125",
+            {
+                "tile 64:0.25": ({}, {"tile": 64, "overlap": 0.25}),
+                "tile 96:0.125": ({}, {"tile": 96, "overlap": 0.125}),
+            },
+        ),
     ],
 )
 def test_scan_time_alternates_variants_and_reports_each_ones_detections(tmp_path, capsys, flag, value, expected):
@@ -217,15 +270,34 @@ def test_bench_names_the_cpus_int8_features_and_each_int8_files_speed_against_it
 
     x86 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 fma avx512f avx512_vnni\n"
     arm = "processor\t: 0\nFeatures\t: fp asimd asimddp i8mm\n"
-    assert int8_features(x86) == ["AVX-512 VNNI", "AVX-512"] and int8_features(arm) == ["ARM dot product", "ARM int8 matrix multiply"]
+    assert int8_features(x86) == ["AVX-512 VNNI", "AVX-512"] and int8_features(arm) == [
+        "ARM dot product",
+        "ARM int8 matrix multiply",
+    ]
     assert int8_features("flags\t\t: fpu sse2 avx2 fma\n") == []
     rows = [
         {"row": r, "threads": t, "input": 224, "median_ms": ms, "e2e_median_ms": ms + 0.5}
-        for r, t, ms in [("best_fp32.onnx", 1, 6.0), ("best_int8.onnx", 1, 4.0), ("best_fp32.onnx", 2, 3.0), ("best_int8.onnx", 2, 4.0), ("best_int8.tflite", 1, 2.0)]
+        for r, t, ms in [
+            ("best_fp32.onnx", 1, 6.0),
+            ("best_int8.onnx", 1, 4.0),
+            ("best_fp32.onnx", 2, 3.0),
+            ("best_int8.onnx", 2, 4.0),
+            ("best_int8.tflite", 1, 2.0),
+        ]
     ]
     _speedups(rows)
-    assert [r.get("int8_speedup_vs_fp32") for r in rows] == [None, 1.5, None, 0.75, None]  # no best_fp32.tflite row: no ratio
-    assert int8_lines({"rows": rows}) == ["best_int8.onnx, 1 thread(s), 224 px: 1.50x its fp32 file (4.00 ms)", "best_int8.onnx, 2 thread(s), 224 px: 0.75x its fp32 file (4.00 ms)"]
+    # no best_fp32.tflite row: no ratio
+    assert [r.get("int8_speedup_vs_fp32") for r in rows] == [
+        None,
+        1.5,
+        None,
+        0.75,
+        None,
+    ]
+    assert int8_lines({"rows": rows}) == [
+        "best_int8.onnx, 1 thread(s), 224 px: 1.50x its fp32 file (4.00 ms)",
+        "best_int8.onnx, 2 thread(s), 224 px: 0.75x its fp32 file (4.00 ms)",
+    ]
 
 
 def test_the_ablation_moves_a_named_constant_for_one_variant_and_puts_it_back():
@@ -239,4 +311,4 @@ def test_the_ablation_moves_a_named_constant_for_one_variant_and_puts_it_back():
     with pytest.raises(ValueError, match="no constant 'NOPE'"):
         with _constants({"isolation.NOPE": 1}):
             pass
-    assert all("." not in k or k.split(".")[0] in ("isolation", "detector") for v in VARIANTS.values() for k in v)
+    assert all("." not in k or k.split(".")[0] in ("isolation", "scan") for v in VARIANTS.values() for k in v)

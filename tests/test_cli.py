@@ -9,7 +9,22 @@ from PIL import Image
 
 from shipcam.cli import build_parser, main
 
-COMMANDS = ["demo", "generate", "train", "lr-find", "check", "export", "verify", "predict", "scan", "scan-archive", "bench", "eval", "eval-scenes", "calibrate"]
+COMMANDS = [
+    "demo",
+    "generate",
+    "train",
+    "lr-find",
+    "check",
+    "export",
+    "verify",
+    "predict",
+    "scan",
+    "scan-archive",
+    "bench",
+    "eval",
+    "eval-scenes",
+    "calibrate",
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -40,15 +55,35 @@ def test_generate_writes_a_loadable_dataset(tmp_path, capsys):
 
 def test_user_errors_are_one_line_not_a_traceback(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "shipcam.cli", "train", "--data", str(tmp_path / "nowhere"), "--weights", "none", "--run-dir", str(tmp_path / "r")],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "shipcam.cli",
+            "train",
+            "--data",
+            str(tmp_path / "nowhere"),
+            "--weights",
+            "none",
+            "--run-dir",
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "error:" in proc.stderr and "nowhere" in proc.stderr and "not a folder" in proc.stderr
 
 
-@pytest.mark.parametrize("option, value, name", [("--nms-radius-m", "-1", "nms_radius_m"), ("--max-length-m", "30", "max_length_m"), ("--threshold", "1.5", "threshold")])
+@pytest.mark.parametrize(
+    "option, value, name",
+    [
+        ("--nms-radius-m", "-1", "nms_radius_m"),
+        ("--max-length-m", "30", "max_length_m"),
+        ("--threshold", "1.5", "threshold"),
+    ],
+)
 def test_a_bad_detection_option_is_one_line_naming_the_value(tmp_path, capsys, option, value, name):
     scene = tmp_path / "scene.png"
     Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(scene)
@@ -59,7 +94,9 @@ def test_a_bad_detection_option_is_one_line_naming_the_value(tmp_path, capsys, o
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("command, scans", [("scan", True), ("scan-archive", True), ("eval-scenes", True), ("predict", False)])
+@pytest.mark.parametrize(
+    "command, scans", [("scan", True), ("scan-archive", True), ("eval-scenes", True), ("predict", False)]
+)
 def test_every_rule_field_is_an_option_whose_default_is_the_fields(command, scans):
     """The options come from DetectionRule's fields: one per field (scan-only ones left out of predict), each
     with the field's default in its help, grouped by the field's stage."""
@@ -82,14 +119,21 @@ def test_every_rule_field_is_an_option_whose_default_is_the_fields(command, scan
 
 
 def test_the_rule_field_names_are_written_out_in_one_python_file_only():
-    """No other module lists the fields: the CLI, the vectors and the JS defaults are built from the dataclass."""
+    """No other product module lists the fields: the CLI, the vectors and the JS defaults are built from the
+    dataclass. Benchmark scripts are left out: their variant tables set chosen values of named fields, as a
+    user's command line does."""
     import dataclasses
 
     from shipcam.runtime.detections import DetectionRule
 
     root = Path(__file__).resolve().parents[1]
-    names = [f.name for f in dataclasses.fields(DetectionRule) if "_" in f.name]  # the distinctive ones: nms_radius_m, ...
-    files = [p for p in root.rglob("*.py") if ".venv" not in p.parts and "tests" not in p.parts and p.name != "detections.py"]
+    # the distinctive ones: nms_radius_m, ...
+    names = [f.name for f in dataclasses.fields(DetectionRule) if "_" in f.name]
+    files = [
+        p
+        for p in root.rglob("*.py")
+        if not {".venv", "tests", "benchmarks"} & set(p.parts) and p.name != "detections.py"
+    ]
     for p in files:
         text = p.read_text()
         listed = [n for n in names if n in text]

@@ -45,10 +45,16 @@ def test_metadata_read_from_the_file_is_the_vectors(detectors, model):
     assert json.loads(detectors[model].metadata.to_json()) == expected
 
 
-@pytest.mark.parametrize("case", VECTORS["cases"], ids=lambda c: f"{Path(c['model']).name}-{Path(c['image']).stem}-t{c['threshold']}-{c['views']}-gsd{c['gsd']}")
+@pytest.mark.parametrize(
+    "case",
+    VECTORS["cases"],
+    ids=lambda c: f"{Path(c['model']).name}-{Path(c['image']).stem}-t{c['threshold']}-{c['views']}-gsd{c['gsd']}",
+)
 def test_predictions_match_the_vectors(detectors, case):
     det = detectors[case["model"]]
-    det.rule = dataclasses.replace(det.rule, **{**VECTORS["rule"], "threshold": case["threshold"], "views": case["views"]})
+    det.rule = dataclasses.replace(
+        det.rule, **{**VECTORS["rule"], "threshold": case["threshold"], "views": case["views"]}
+    )
     p = det.predict(np.asarray(Image.open(HERE / case["image"]).convert("RGB")), gsd=case["gsd"])
     assert abs(p.probability - case["probability"]) <= TOL["probability_abs"]
     assert abs(p.logit - case["logit"]) <= TOL["logit_abs"]
@@ -65,7 +71,11 @@ def test_predictions_match_the_vectors(detectors, case):
         assert abs(g["score"] - e["score"]) <= TOL["logit_abs"]
 
 
-@pytest.mark.parametrize("case", VECTORS["resize_bilinear"], ids=lambda c: "x".join(map(str, np.shape(c["in"]))) + "->" + "x".join(map(str, c["out_shape"])))
+@pytest.mark.parametrize(
+    "case",
+    VECTORS["resize_bilinear"],
+    ids=lambda c: "x".join(map(str, np.shape(c["in"]))) + "->" + "x".join(map(str, c["out_shape"])),
+)
 def test_bilinear_resize_is_exact_to_the_float32_bit(case):
     """SPEC.md section 4: float32 arithmetic, the height first. Each case rounds differently the other way round."""
     from shipcam.runtime.resize import resize_bilinear
@@ -81,7 +91,10 @@ def test_the_detection_rule_on_given_cams(detectors, case):
     """SPEC.md section 5, steps 2-7, on CAMs given in the vectors: the window's clamp, the fallback, the order."""
     det = detectors[next(iter(VECTORS["metadata"]))]
     det.rule = dataclasses.replace(det.rule, **{**VECTORS["rule"], **case["rule"]})
-    got = [d.to_dict() for d in det.detect_in_cam(np.asarray(case["cam"], np.float32), tuple(case["image_size"]), case["gsd"])]
+    got = [
+        d.to_dict()
+        for d in det.detect_in_cam(np.asarray(case["cam"], np.float32), tuple(case["image_size"]), case["gsd"])
+    ]
     assert len(got) == len(case["boxes"]), (got, case["boxes"])
     for g, e in zip(got, case["boxes"]):
         for k in ("x", "y", "x0", "y0", "x1", "y1"):
@@ -115,15 +128,25 @@ def test_shipcam_js_predict_agrees_with_shipcam_predict_on_real_images(tmp_path)
         pytest.skip("SKIPPED LOUDLY: node or js/node_modules missing (cd js && npm ci --ignore-scripts)")
     image = read_image(scene)
     crops = []
-    for i, (x, y, w, h) in enumerate([(1640, 420, 96, 96), (1860, 400, 160, 128), (880, 680, 224, 224), (300, 1200, 128, 128)]):
+    for i, (x, y, w, h) in enumerate(
+        [(1640, 420, 96, 96), (1860, 400, 160, 128), (880, 680, 224, 224), (300, 1200, 128, 128)]
+    ):
         path = tmp_path / f"real_{i}.png"
         Image.fromarray(image[y : y + h, x : x + w]).save(path)
         crops.append(path)
     model = root / "tests" / "fixtures" / "tiny_fp32.onnx"
     args: list[str] = []  # the file's threshold in both
     assert main(["predict", str(model), *map(str, crops), "--out", str(tmp_path / "py"), *args]) == 0
-    py = {Path(r["file"]).name: r for r in map(json.loads, (tmp_path / "py" / "predictions.jsonl").read_text().splitlines())}
-    node = subprocess.run(["node", str(root / "js" / "bin" / "shipcam-js.mjs"), "predict", str(model), *map(str, crops), *args], capture_output=True, text=True, timeout=120)
+    py = {
+        Path(r["file"]).name: r
+        for r in map(json.loads, (tmp_path / "py" / "predictions.jsonl").read_text().splitlines())
+    }
+    node = subprocess.run(
+        ["node", str(root / "js" / "bin" / "shipcam-js.mjs"), "predict", str(model), *map(str, crops), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert node.returncode == 0, node.stderr
     js = {Path(r["file"]).name: r for r in map(json.loads, node.stdout.splitlines())}
     assert set(js) == set(py) == {p.name for p in crops}

@@ -5,8 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shipcam.runtime.detections import DetectionRule, detect, find_peaks, logit, sigmoid
+from shipcam.runtime.detections import DetectionRule, detect, find_peaks
 from shipcam.runtime.labels import SceneLabel, match_detections, read_labels
+from shipcam.runtime.maths import logit, sigmoid
 from shipcam.runtime.resize import resize_antialiased
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata"
@@ -17,7 +18,12 @@ def _brute_peaks(heat, min_score, r):
     """Greedy NMS written the slow, obvious way."""
     h, w = heat.shape
     pad = np.pad(heat, 1, constant_values=-np.inf)
-    cands = [(heat[y, x], y, x) for y in range(h) for x in range(w) if heat[y, x] >= min_score and heat[y, x] >= pad[y : y + 3, x : x + 3].max()]
+    cands = [
+        (heat[y, x], y, x)
+        for y in range(h)
+        for x in range(w)
+        if heat[y, x] >= min_score and heat[y, x] >= pad[y : y + 3, x : x + 3].max()
+    ]
     cands.sort(key=lambda t: (-t[0], t[1] * w + t[2]))
     kept = []
     for s, y, x in cands:
@@ -34,7 +40,8 @@ def test_peaks_match_brute_force_nms(rng):
 
 
 def test_positive_everywhere_gives_bounded_detections():
-    """A CAM above threshold over the whole scene (the all-layers model on a city) must not become one scene-sized box."""
+    """A CAM above threshold over the whole scene (the all-layers model on a city) must not become one scene-sized
+    box."""
     H, W, cell, gsd = 1776, 2824, 8, 3.0
     heat = np.full((H // cell, W // cell), 2.5, np.float32)
     rule = DetectionRule(nms_radius_m=150, max_length_m=400)
@@ -79,7 +86,8 @@ def test_antialiased_resize_matches_tensorflow(rng):
     img = rng.uniform(0, 255, (97, 130, 3)).astype(np.float32)
     for h, w in [(31, 40), (48, 65), (97, 130), (150, 200), (10, 131)]:
         ref = tf.image.resize(img, (h, w), method="bilinear", antialias=True).numpy()
-        np.testing.assert_allclose(resize_antialiased(img, h, w), ref, atol=5e-3)  # float32 summation order, 2e-5 of the range
+        # float32 summation order, 2e-5 of the range
+        np.testing.assert_allclose(resize_antialiased(img, h, w), ref, atol=5e-3)
 
 
 def test_antialiased_resize_of_a_constant_is_constant_and_box_averages():

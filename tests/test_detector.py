@@ -5,13 +5,12 @@ import threading
 
 import numpy as np
 import pytest
+from helpers import assert_outputs_close
 
 from shipcam.errors import ImageError, ModelFileError
 from shipcam.export import ExportFormat
 from shipcam.runtime import Detector, resize_antialiased, resize_bilinear
 from shipcam.train.data.synthetic import SceneConfig, generate_scene
-
-from helpers import assert_outputs_close
 
 FP32 = [ExportFormat.TFLITE_FP32, ExportFormat.ONNX_FP32]
 
@@ -53,7 +52,9 @@ def test_preprocessing_matches_keras(exported, scenes):
 
     out, _ = exported
     det = Detector.load(out / ExportFormat.ONNX_FP32.filename("tiny"))
-    np.testing.assert_allclose(det.preprocess(scenes), keras.applications.mobilenet_v2.preprocess_input(scenes.astype(np.float32)), atol=1e-6)
+    np.testing.assert_allclose(
+        det.preprocess(scenes), keras.applications.mobilenet_v2.preprocess_input(scenes.astype(np.float32)), atol=1e-6
+    )
 
 
 def test_litert_and_onnx_agree(exported, scenes):
@@ -88,7 +89,8 @@ def test_concurrent_callers_get_serial_results(exported, fmt):
 def test_scan_equals_predict_on_a_scene_that_is_one_tile(exported):
     out, _ = exported
     det = Detector.load(out / ExportFormat.ONNX_FP32.filename("tiny"))
-    det.rule = dataclasses.replace(det.rule, confirm_views="none")  # the first pass only (tests/test_views.py checks the confirmation)
+    # the first pass only (tests/test_views.py checks the confirmation)
+    det.rule = dataclasses.replace(det.rule, confirm_views="none")
     scene = generate_scene(SceneConfig(size=128, ship_fraction=1.0), seed=4, index=1).image
     one = det.scan(scene, tile=128)
     pred = det.predict(scene)
@@ -122,7 +124,8 @@ def test_scan_resamples_to_the_model_gsd(exported):
     out, _ = exported
     det = Detector.load(out / ExportFormat.ONNX_FP32.filename("tiny"))
     scene = generate_scene(SceneConfig(size=256, ship_fraction=1.0), seed=9, index=0).image
-    half = det.scan(scene, tile=64, gsd=det.gsd / 2, min_score=-50.0)  # twice the model's resolution: scanned at half size
+    # twice the model's resolution: scanned at half size
+    half = det.scan(scene, tile=64, gsd=det.gsd / 2, min_score=-50.0)
     assert half.resample == pytest.approx(0.5) and half.cell == pytest.approx(2 * det.metadata.feature_stride // 4)
     same = det.scan(resize_antialiased(scene, 128, 128), tile=64, min_score=-50.0)
     np.testing.assert_allclose(half.heatmap, same.heatmap, atol=1e-4)

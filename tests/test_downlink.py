@@ -1,4 +1,5 @@
-"""The on-board downlink filter: chip windows in closed form, the budget, lossless chips, and ``shipcam scan --crops``."""
+"""The on-board downlink filter: chip windows in closed form, the budget, lossless chips, and ``shipcam scan
+--crops``."""
 
 import io
 import json
@@ -75,18 +76,41 @@ def test_scan_writes_chips_within_the_budget_and_clears_stale_ones(tmp_path, cap
     cfg = SceneConfig(size=96, ship_fraction=1.0)
     image = np.concatenate([generate_scene(cfg, seed=2, index=i).image for i in range(4)], axis=1)[:90]
     Image.fromarray(image).save(tmp_path / "scene.png")
-    base = ["scan", str(FIXTURE), str(tmp_path / "scene.png"), "--tile", "64", "--out", str(tmp_path / "o"), "--threshold", "0.05", "--no-isolation", "--crops", str(tmp_path / "c"), "--chip-size", "32"]
+    base = [
+        "scan",
+        str(FIXTURE),
+        str(tmp_path / "scene.png"),
+        "--tile",
+        "64",
+        "--out",
+        str(tmp_path / "o"),
+        "--threshold",
+        "0.05",
+        "--no-isolation",
+        "--crops",
+        str(tmp_path / "c"),
+        "--chip-size",
+        "32",
+    ]
     assert main(base) == 0
     info = json.loads((tmp_path / "o" / "scene_scan.json").read_text())["downlink"]
     chips = sorted((tmp_path / "c").glob("scene_*.jpg"))
-    assert info["chips"] == len(chips) == json.loads((tmp_path / "o" / "scene_scan.json").read_text())["detections"] >= 2
+    assert (
+        info["chips"] == len(chips) == json.loads((tmp_path / "o" / "scene_scan.json").read_text())["detections"] >= 2
+    )
     sent = sum(p.stat().st_size for p in chips) + (tmp_path / "c" / "scene_downlink.geojson").stat().st_size
-    assert info["bytes"] == sent and info["fraction_of_file"] == pytest.approx(sent / (tmp_path / "scene.png").stat().st_size)
+    assert info["bytes"] == sent and info["fraction_of_file"] == pytest.approx(
+        sent / (tmp_path / "scene.png").stat().st_size
+    )
     assert all(Image.open(p).size == (32, 32) for p in chips)
     budget = (sent - chips[-1].stat().st_size) / 1000  # one chip fewer fits
     assert main(base + ["--downlink-budget-kb", f"{budget:.3f}"]) == 0
     left = sorted((tmp_path / "c").glob("scene_*.jpg"))
-    assert len(left) < len(chips) and sum(p.stat().st_size for p in left) + (tmp_path / "c" / "scene_downlink.geojson").stat().st_size <= budget * 1000
+    assert (
+        len(left) < len(chips)
+        and sum(p.stat().st_size for p in left) + (tmp_path / "c" / "scene_downlink.geojson").stat().st_size
+        <= budget * 1000
+    )
     assert "downlink:" in capsys.readouterr().out
     # a budget with nowhere to put the chips: one line, non-zero
     assert main(base[:-4] + ["--downlink-budget-kb", "10"]) == 2

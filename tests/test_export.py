@@ -6,12 +6,11 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import assert_outputs_close
 
 from shipcam.errors import ModelFileError
 from shipcam.export import ExportError, ExportFormat, ExportOptions, export_model, verify_file
 from shipcam.runtime.engines import open_engine
-
-from helpers import assert_outputs_close
 
 FILES = {f: f.filename("tiny") for f in ExportFormat}
 
@@ -23,7 +22,10 @@ def test_every_format_is_written_and_listed(exported):
     for fmt, name in FILES.items():
         entry = listed[fmt.value]
         assert (out / name).is_file() and entry["size_bytes"] == (out / name).stat().st_size
-        assert entry["sha256"] == hashlib.sha256((out / name).read_bytes()).hexdigest() and entry["quantization"] == fmt.quantization
+        assert (
+            entry["sha256"] == hashlib.sha256((out / name).read_bytes()).hexdigest()
+            and entry["quantization"] == fmt.quantization
+        )
     assert json.loads((out / "manifest.json").read_text())["source"]["sha256"] == manifest["source"]["sha256"]
     assert not list(out.glob(".*.part"))
     # int8 files are smaller than float ones
@@ -95,13 +97,20 @@ def test_int8_graphs_are_really_quantized(exported):
     assert sum(d["dtype"] == np.int8 for d in it32.get_tensor_details()) == 0
     # parity figures are reported for every file; the float files match Keras
     for e in manifest["files"]:
-        assert {"decision_agreement", "cam_corr_mean", "cam_corr_ship_mean", "cam_iou_mean", "auc_drop"} <= set(e["parity"])
+        assert {"decision_agreement", "cam_corr_mean", "cam_corr_ship_mean", "cam_iou_mean", "auc_drop"} <= set(
+            e["parity"]
+        )
         if e["quantization"] == "float32":
-            assert e["parity"]["decision_agreement"] == 1.0 and e["parity"]["cam_corr_mean"] > 0.999 and abs(e["parity"]["auc_drop"]) < 1e-3
+            assert (
+                e["parity"]["decision_agreement"] == 1.0
+                and e["parity"]["cam_corr_mean"] > 0.999
+                and abs(e["parity"]["auc_drop"]) < 1e-3
+            )
 
 
 def test_onnx_int8_conv_weights_are_7_bit_per_channel(exported):
-    """7-bit weights cannot saturate ORT's int16 pair sums on x86 without VNNI; depthwise keep 8; one scale per channel."""
+    """7-bit weights cannot saturate ORT's int16 pair sums on x86 without VNNI; depthwise keep 8; one scale per
+    channel."""
     import onnx
     from onnx import numpy_helper
 
@@ -110,7 +119,11 @@ def test_onnx_int8_conv_weights_are_7_bit_per_channel(exported):
     init = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
     bits = {"regular": [], "depthwise": []}
     for node in proto.graph.node:
-        if node.op_type == "DequantizeLinear" and init.get(node.input[0]) is not None and init[node.input[0]].dtype == np.int8:
+        if (
+            node.op_type == "DequantizeLinear"
+            and init.get(node.input[0]) is not None
+            and init[node.input[0]].dtype == np.int8
+        ):
             w, scale = init[node.input[0]], init[node.input[1]]
             if w.ndim == 4:  # conv kernels (the logit's Gemm is not a conv)
                 assert scale.shape == (w.shape[0],)
@@ -129,7 +142,7 @@ def test_verify_accepts_good_files_and_rejects_damaged_ones(exported, tmp_path, 
 
     for name in (FILES[ExportFormat.TFLITE_FP32], FILES[ExportFormat.ONNX_FP32]):
         cut = tmp_path / name
-        cut.write_bytes((out / name).read_bytes()[: 5000])
+        cut.write_bytes((out / name).read_bytes()[:5000])
         with pytest.raises(ModelFileError, match=name):
             verify_file(cut)
 
@@ -179,7 +192,12 @@ def test_export_bad_inputs_have_clear_errors(tiny_model_path, tmp_path):
 
 
 def test_fixed_size_export_refuses_other_sizes(tiny_model_path, tmp_path):
-    manifest = export_model(tiny_model_path, tmp_path, ExportOptions(formats=[ExportFormat.TFLITE_FP32, ExportFormat.ONNX_FP32], size=64, parity_n=8), show_progress=False)
+    manifest = export_model(
+        tiny_model_path,
+        tmp_path,
+        ExportOptions(formats=[ExportFormat.TFLITE_FP32, ExportFormat.ONNX_FP32], size=64, parity_n=8),
+        show_progress=False,
+    )
     for e in manifest["files"]:
         engine = open_engine(tmp_path / e["file"])
         assert engine.fixed_size == (64, 64) and e["passed"]
@@ -202,11 +220,25 @@ def test_int8_keeps_the_cam_of_the_real_imagenet_backbone(imagenet_weights, tmp_
     path = save_classifier(model, tmp_path / "imagenet.keras", extra={"train_size": 96})
     # 128 calibration scenes (the exporter's default is 200): with 32, ONNX's min-max ranges depend on
     # which scenes are drawn (CAM 0.950-0.967 across generator versions); with 128, 0.970 (TFLite 0.964)
-    manifest = export_model(path, tmp_path / "out", ExportOptions(formats=[ExportFormat.TFLITE_INT8, ExportFormat.ONNX_INT8], calib=128, parity_n=32, fail_on_parity=False), show_progress=False)
+    manifest = export_model(
+        path,
+        tmp_path / "out",
+        ExportOptions(
+            formats=[ExportFormat.TFLITE_INT8, ExportFormat.ONNX_INT8], calib=128, parity_n=32, fail_on_parity=False
+        ),
+        show_progress=False,
+    )
     for e in manifest["files"]:
         assert e["parity"]["cam_corr_mean"] >= 0.95, (e["file"], e["parity"]["cam_corr_mean"])
     # ... and the correction is what keeps it: plain post-training int8 of the same model does worse.
-    plain = export_model(path, tmp_path / "plain", ExportOptions(formats=[ExportFormat.TFLITE_INT8], calib=128, parity_n=32, fail_on_parity=False, bias_correction=False), show_progress=False)
+    plain = export_model(
+        path,
+        tmp_path / "plain",
+        ExportOptions(
+            formats=[ExportFormat.TFLITE_INT8], calib=128, parity_n=32, fail_on_parity=False, bias_correction=False
+        ),
+        show_progress=False,
+    )
     corrected = next(e for e in manifest["files"] if e["format"] == "tflite_int8")["parity"]["cam_corr_mean"]
     assert plain["files"][0]["parity"]["cam_corr_mean"] < corrected - 0.05
 
@@ -221,8 +253,19 @@ def test_the_committed_fixtures_match_their_manifest_and_todays_export_defaults(
     fixtures = Path(__file__).parent / "fixtures"
     manifest = json.loads((fixtures / "manifest.json").read_text())
     for e in manifest["files"]:
-        assert hashlib.sha256((fixtures / e["file"]).read_bytes()).hexdigest() == e["sha256"], f"{e['file']} changed without its manifest"
+        assert hashlib.sha256((fixtures / e["file"]).read_bytes()).hexdigest() == e["sha256"], (
+            f"{e['file']} changed without its manifest"
+        )
     defaults = dataclasses.asdict(ExportOptions())
-    quantizing = ("seed", "int8_io", "onnx_per_channel", "onnx_method", "bias_correction", "onnx_weight_bits", "float_tail", "size")
+    quantizing = (
+        "seed",
+        "int8_io",
+        "onnx_per_channel",
+        "onnx_method",
+        "bias_correction",
+        "onnx_weight_bits",
+        "float_tail",
+        "size",
+    )
     stale = {k: (manifest["options"][k], defaults[k]) for k in quantizing if manifest["options"][k] != defaults[k]}
     assert not stale, f"fixtures made with {stale} (fixture, default): run python tests/fixtures/make_fixtures.py"

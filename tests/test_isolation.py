@@ -93,7 +93,13 @@ def test_verdicts_on_drawn_scenes(scale):
     assert at(150, 303)[0] is Isolation.ATTACHED  # 1.2 km of breakwater
     # Moored: a ship that outshines its quay is the object's strong core; one the quay matches is not told apart.
     verdict, box, _ = at(300, 66)
-    assert verdict is Isolation.ISOLATED and box[0] == 270 * s and box[2] == 330 * s and 60 * s <= box[1] <= 62 * s and box[3] == 72 * s
+    assert (
+        verdict is Isolation.ISOLATED
+        and box[0] == 270 * s
+        and box[2] == 330 * s
+        and 60 * s <= box[1] <= 62 * s
+        and box[3] == 72 * s
+    )
     assert at(300, 176)[0] is Isolation.ATTACHED
     assert at(200, 200)[0] is Isolation.EMPTY  # calm water
     assert at(201, 351)[0] is Isolation.EMPTY  # too small for a ship
@@ -169,7 +175,10 @@ def test_two_peaks_on_a_ship_under_way_keep_one_detection_though_their_boxes_dif
     floor = noise_floor(image, GSD)
     middle, stern = isolation_at(image, 130, 201, GSD, floor), isolation_at(image, 170, 201, GSD, floor)
     assert middle.kind is stern.kind is Isolation.ISOLATED and middle.box != stern.box  # the case this test is about
-    dets = [Detection(130.0, 201.0, Box(120, 190, 140, 210, 3.0), 3.0), Detection(170.0, 201.0, Box(160, 190, 180, 210, 2.0), 2.0)]
+    dets = [
+        Detection(130.0, 201.0, Box(120, 190, 140, 210, 3.0), 3.0),
+        Detection(170.0, 201.0, Box(160, 190, 180, 210, 2.0), 2.0),
+    ]
     kept, rejected = split_isolated(image, dets, GSD, DetectionRule())
     assert [d.score for d in kept] == [3.0] and [d.score for d in rejected] == [2.0]
     assert 100 <= kept[0].x <= 160  # on the hull
@@ -184,8 +193,17 @@ class PositiveEverywhere(Engine):
         self.path, self.threads, self._lock = Path("<positive>"), 1, threading.Lock()
         self.input_shape = (None, None, None, 3)
         self.metadata = ModelMetadata(
-            cam_weights=[1.0], cam_bias=2.0, pooling="max", backbone="blocks", feature_channels=1,
-            input_scale=1 / 255, input_offset=0.0, input_size=None, train_size=64, feature_stride=16, gsd=GSD,
+            cam_weights=[1.0],
+            cam_bias=2.0,
+            pooling="max",
+            backbone="blocks",
+            feature_channels=1,
+            input_scale=1 / 255,
+            input_offset=0.0,
+            input_size=None,
+            train_size=64,
+            feature_stride=16,
+            gsd=GSD,
         )
 
     def _run(self, batch):
@@ -211,11 +229,24 @@ def test_scan_rejects_peaks_off_isolated_objects():
 
 
 def test_ships_of_the_generator_at_sea_are_isolated_and_their_boxes_match_the_masks():
-    """Ground truth from train.data.synthetic's masks: calm open sea (no swell, whitecaps, glint or hard negatives), no wakes, no coast."""
+    """Ground truth from train.data.synthetic's masks: calm open sea (no swell, whitecaps, glint or hard negatives), no
+    wakes, no coast.
+    """
     from shipcam.train.data.synthetic import SceneConfig, generate_scene
 
-    calm = dict(swell_prob=0.0, whitecap_prob=0.0, glint_prob=0.0, shallow_prob=0.0, thin_cloud_prob=0.0, confuser_prob=0.0)
-    cfg = SceneConfig(size=384, ship_fraction=1.0, max_ships=3, moving_fraction=0.0, coast_prob=0.0, cloud_prob=0.0, ship_length_m=(60.0, 300.0), **calm)
+    calm = dict(
+        swell_prob=0.0, whitecap_prob=0.0, glint_prob=0.0, shallow_prob=0.0, thin_cloud_prob=0.0, confuser_prob=0.0
+    )
+    cfg = SceneConfig(
+        size=384,
+        ship_fraction=1.0,
+        max_ships=3,
+        moving_fraction=0.0,
+        coast_prob=0.0,
+        cloud_prob=0.0,
+        ship_length_m=(60.0, 300.0),
+        **calm,
+    )
     verdicts, inside = [], []
     for i in range(6):
         scene = generate_scene(cfg, seed=3, index=i)
@@ -225,10 +256,17 @@ def test_ships_of_the_generator_at_sea_are_isolated_and_their_boxes_match_the_ma
             ys, xs = np.nonzero(m)
             verdict, box, _ = isolation_at(g, xs.mean(), ys.mean(), GSD, floor)
             verdicts.append(verdict)
-            if box is not None:  # the object lies on the hulls it touches (two may lie side by side) plus a pixel of shadow, never beyond
+            if box is not None:
+                # the object lies on the hulls it touches (two may lie side by side) plus a pixel of shadow, never
+                # beyond
                 touched = [h for h in scene.masks if h[box[1] : box[3], box[0] : box[2]].any()]
                 hy, hx = np.nonzero(np.any(touched, axis=0))
-                inside.append(box[0] >= hx.min() - 2 and box[1] >= hy.min() - 2 and box[2] <= hx.max() + 3 and box[3] <= hy.max() + 3)
+                inside.append(
+                    box[0] >= hx.min() - 2
+                    and box[1] >= hy.min() - 2
+                    and box[2] <= hx.max() + 3
+                    and box[3] <= hy.max() + 3
+                )
         free = ~_near(scene.mask, 40)
         yy, xx = np.nonzero(free)
         pick = np.random.default_rng(i).choice(len(yy), 10, replace=False)
@@ -244,7 +282,17 @@ def _near(mask, r):
     out = mask.copy()
     for _ in range(r):
         p = np.pad(out, 1)
-        out = out | p[:-2, 1:-1] | p[2:, 1:-1] | p[1:-1, :-2] | p[1:-1, 2:] | p[:-2, :-2] | p[2:, 2:] | p[:-2, 2:] | p[2:, :-2]
+        out = (
+            out
+            | p[:-2, 1:-1]
+            | p[2:, 1:-1]
+            | p[1:-1, :-2]
+            | p[1:-1, 2:]
+            | p[:-2, :-2]
+            | p[2:, 2:]
+            | p[:-2, 2:]
+            | p[2:, :-2]
+        )
     return out
 
 
@@ -266,7 +314,10 @@ def test_a_peak_the_network_is_sure_of_is_kept_where_no_isolated_object_is_found
     g = _water()
     _rect(g, 0, 200, 400, 206, 150)  # a breakwater across the scene: never an isolated object
     image = np.repeat(g[..., None], 3, axis=-1).clip(0, 255).astype(np.uint8)
-    sure, unsure = Detection(200.0, 203.0, Box(190, 195, 210, 210, 6.0), 6.0), Detection(100.0, 203.0, Box(90, 195, 110, 210, 2.0), 2.0)
+    sure, unsure = (
+        Detection(200.0, 203.0, Box(190, 195, 210, 210, 6.0), 6.0),
+        Detection(100.0, 203.0, Box(90, 195, 110, 210, 2.0), 2.0),
+    )
     twin = Detection(204.0, 203.0, Box(194, 195, 214, 210, 5.5), 5.5)  # a second peak on the sure one
     monkeypatch.setattr(isolation, "TRUST_MARGIN", np.inf)
     kept, rejected = split_isolated(image, [sure, twin, unsure], GSD, DetectionRule())

@@ -22,13 +22,17 @@ def test_any_input_size_and_feature_grid(tiny, size, cells):
 @pytest.mark.parametrize("pooling", ["max", "avg"])
 def test_logit_is_the_dense_layer_on_pooled_features(pooling):
     m = build_classifier("mobilenet_v2", pooling, alpha=0.35, weights=None)
-    m.get_layer("logit").set_weights([np.random.default_rng(1).normal(size=(1280, 1)).astype(np.float32), np.array([0.3], np.float32)])
+    m.get_layer("logit").set_weights(
+        [np.random.default_rng(1).normal(size=(1280, 1)).astype(np.float32), np.array([0.3], np.float32)]
+    )
     x = np.random.default_rng(2).normal(size=(3, 64, 64, 3)).astype(np.float32)
     out = two_output_model(m)(x)
     feats = np.asarray(out["features"])
     w, b = head_weights(m)
     pooled = feats.max(axis=(1, 2)) if pooling == "max" else feats.mean(axis=(1, 2))
-    np.testing.assert_allclose(np.asarray(out["logits"])[:, 0], pooled @ w + b, rtol=1e-4, atol=1e-5 * np.abs(pooled @ w).max())
+    np.testing.assert_allclose(
+        np.asarray(out["logits"])[:, 0], pooled @ w + b, rtol=1e-4, atol=1e-5 * np.abs(pooled @ w).max()
+    )
 
 
 def test_save_load_round_trip_keeps_weights_and_info(tiny, tmp_path):
@@ -86,7 +90,8 @@ def test_imagenet_weights_from_a_file(imagenet_weights):
     x = np.random.default_rng(0).uniform(-1, 1, (1, 96, 96, 3)).astype(np.float32)
     feats = np.asarray(two_output_model(m)(x)["features"])
     assert np.abs(feats).mean() > 0.1  # real activations, not the ~1e-10 of a fresh network
-    # every backbone variable holds one of the file's arrays (Keras warns of "freshly-initialized" layers otherwise hidden)
+    # every backbone variable holds one of the file's arrays (Keras warns of "freshly-initialized" layers otherwise
+    # hidden)
     import h5py
 
     with h5py.File(imagenet_weights) as f:

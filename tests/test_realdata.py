@@ -1,4 +1,6 @@
-"""Training chips from labelled scenes: the geometry of a chip, the hull estimate, negatives clear of labels, and bad labels files."""
+"""Training chips from labelled scenes: the geometry of a chip, the hull estimate, negatives clear of labels, and bad
+labels files.
+"""
 
 import math
 import subprocess
@@ -11,12 +13,22 @@ from PIL import Image
 
 from shipcam.runtime.labels import SceneLabel
 from shipcam.runtime.scoring import LabelledScene
-from shipcam.train.data.scenes import ChipConfig, estimate_hull, negative_chips, pasted_chips, positive_chips, rotated_chip, write_chips
+from shipcam.train.data.scenes import (
+    ChipConfig,
+    estimate_hull,
+    negative_chips,
+    pasted_chips,
+    positive_chips,
+    rotated_chip,
+    write_chips,
+)
 
 HEADER = "scene,x,y,length_m,label,note\n"
 
 
-def _hull_scene(angle_deg: float = 30.0, length_px: float = 40.0, beam_px: float = 8.0, size: int = 200, seed: int = 0) -> LabelledScene:
+def _hull_scene(
+    angle_deg: float = 30.0, length_px: float = 40.0, beam_px: float = 8.0, size: int = 200, seed: int = 0
+) -> LabelledScene:
     """Calm water with one bright elliptical hull at the centre, turned by ``angle_deg``."""
     rng = np.random.default_rng(seed)
     img = np.full((size, size, 3), (40, 60, 70), np.float32) + rng.normal(0, 1.5, (size, size, 3))
@@ -38,14 +50,17 @@ def test_a_chip_at_angle_zero_and_its_own_scale_is_the_crop(rng):
 def test_a_quarter_turn_is_np_rot90_of_the_crop(rng):
     image = rng.integers(0, 255, (60, 80, 3)).astype(np.uint8)
     turned = rotated_chip(image, 40.0, 30.0, 32, math.pi / 2, 32)
-    # Chip pixel (row v, column u) reads the image at (x, y) = (-v, u) from the centre: the crop turned counter-clockwise once.
+    # Chip pixel (row v, column u) reads the image at (x, y) = (-v, u) from the centre: the crop turned
+    # counter-clockwise once.
     np.testing.assert_allclose(turned, np.rot90(image[14:46, 24:56], k=1), atol=1e-3)
 
 
 def test_beyond_the_edge_the_scene_is_mirrored_not_smeared(rng):
     image = rng.integers(0, 255, (40, 40, 3)).astype(np.uint8)
-    chip = rotated_chip(image, 0.0, 20.0, 16, 0.0, 16)  # columns sample x = -8..7: half the window lies left of the image
-    np.testing.assert_allclose(chip[:, 1:8], chip[:, 9:][:, ::-1], atol=1e-3)  # x = -k reads x = k (reflection about the first pixel)
+    # columns sample x = -8..7: half the window lies left of the image
+    chip = rotated_chip(image, 0.0, 20.0, 16, 0.0, 16)
+    # x = -k reads x = k (reflection about the first pixel)
+    np.testing.assert_allclose(chip[:, 1:8], chip[:, 9:][:, ::-1], atol=1e-3)
     np.testing.assert_allclose(chip[:, 8:], image[12:28, :8], atol=1e-3)
 
 
@@ -111,7 +126,10 @@ BAD = {
     "an unknown label": (HEADER + "a.png,10,10,90,boat,\n", "'boat'"),
     "an empty CSV": ("", "empty"),
     "a header and no rows": (HEADER, "no labels"),
-    "duplicate rows": (HEADER + "a.png,10,10,90,ship,\na.png,30,30,90,ship,\na.png,10,10,90,ship,\n", "line 4: duplicates line 2"),
+    "duplicate rows": (
+        HEADER + "a.png,10,10,90,ship,\na.png,30,30,90,ship,\na.png,10,10,90,ship,\n",
+        "line 4: duplicates line 2",
+    ),
 }
 
 
@@ -122,8 +140,23 @@ def test_a_bad_labels_file_is_one_line_and_leaves_nothing_behind(tmp_path, case)
     labels.write_text(text)
     run = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "-m", "shipcam.cli", "train", "--scenes", str(_scene_dir(tmp_path)), "--labels", str(labels), "--weights", "none", "--run-dir", str(run)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "shipcam.cli",
+            "train",
+            "--scenes",
+            str(_scene_dir(tmp_path)),
+            "--labels",
+            str(labels),
+            "--weights",
+            "none",
+            "--run-dir",
+            str(run),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 2, proc.stderr
     err = proc.stderr.strip()

@@ -34,7 +34,17 @@ def test_scan_writes_heatmap_and_geojson(tmp_path):
     cfg = SceneConfig(size=96, ship_fraction=1.0)
     scene = np.concatenate([generate_scene(cfg, seed=2, index=i).image for i in range(4)], axis=1)[:90]
     Image.fromarray(scene).save(tmp_path / "scene.png")
-    args = ["scan", str(FIXTURE), str(tmp_path / "scene.png"), "--tile", "64", "--out", str(tmp_path / "o"), "--threshold", "0.05"]
+    args = [
+        "scan",
+        str(FIXTURE),
+        str(tmp_path / "scene.png"),
+        "--tile",
+        "64",
+        "--out",
+        str(tmp_path / "o"),
+        "--threshold",
+        "0.05",
+    ]
     assert main(args) == 0
     geo = json.loads((tmp_path / "o" / "scene_detections.geojson").read_text())
     assert geo["type"] == "FeatureCollection" and geo["crs"]["properties"]["name"] == "pixel" and geo["features"]
@@ -43,7 +53,10 @@ def test_scan_writes_heatmap_and_geojson(tmp_path):
         assert point["type"] == "Point" and box["type"] == "Polygon"
         xs = [p[0] for p in box["coordinates"][0]]
         ys = [p[1] for p in box["coordinates"][0]]
-        assert 0 <= min(xs) <= point["coordinates"][0] <= max(xs) <= 384 and 0 <= min(ys) <= point["coordinates"][1] <= max(ys) <= 90
+        assert (
+            0 <= min(xs) <= point["coordinates"][0] <= max(xs) <= 384
+            and 0 <= min(ys) <= point["coordinates"][1] <= max(ys) <= 90
+        )
         assert f["properties"]["probability"] >= 0.05
     assert Image.open(tmp_path / "o" / "scene_heatmap.png").size == (384, 90)
     info = json.loads((tmp_path / "o" / "scene_scan.json").read_text())

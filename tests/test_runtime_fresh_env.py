@@ -44,14 +44,21 @@ def test_runtime_only_install_predicts_without_tensorflow(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     pip = subprocess.run(
         [str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", f"{ROOT}[runtime-onnx]"],
-        capture_output=True, text=True, env=env, timeout=900,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
     )
     assert pip.returncode == 0, pip.stderr[-2000:]
-    listed = subprocess.run([str(py), "-m", "pip", "list", "--format=json"], capture_output=True, text=True, env=env, check=True).stdout
+    listed = subprocess.run(
+        [str(py), "-m", "pip", "list", "--format=json"], capture_output=True, text=True, env=env, check=True
+    ).stdout
     installed = {p["name"].lower() for p in json.loads(listed)}
     assert "onnxruntime" in installed and not installed & {"tensorflow", "tensorflow-cpu", "keras", "tf2onnx"}
 
-    run = subprocess.run([str(py), "-c", SCRIPT, str(FIXTURES)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    run = subprocess.run(
+        [str(py), "-c", SCRIPT, str(FIXTURES)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result["heavy"] == []

@@ -22,7 +22,9 @@ def test_cam_against_the_gap_and_gmp_logits(rng):
     wp = np.abs(w)
     logit_gmp = feats.max(axis=(1, 2)) @ wp + b
     assert (class_activation_map(feats, wp, b).max(axis=(1, 2)) <= logit_gmp + 1e-5).all()
-    assert (class_activation_map(feats, wp, b).max(axis=(1, 2)) < logit_gmp - 1e-3).any()  # random features: strictly below
+    assert (
+        class_activation_map(feats, wp, b).max(axis=(1, 2)) < logit_gmp - 1e-3
+    ).any()  # random features: strictly below
     peaked = feats.copy()
     peaked[:, 2, 1] = feats.max(axis=(1, 2))
     np.testing.assert_allclose(class_activation_map(peaked, wp, b).max(axis=(1, 2)), logit_gmp, rtol=1e-5)
@@ -39,7 +41,9 @@ def test_resize_matches_tensorflow_bilinear(rng):
     for h, w in ((224, 160), (3, 2), (7, 5), (13, 29)):
         ref = tf.image.resize(x[None], (h, w), method="bilinear", antialias=False).numpy()[0]
         np.testing.assert_allclose(resize_bilinear(x, h, w), ref, atol=1e-5)
-    np.testing.assert_allclose(resize_bilinear(x[..., 0], 14, 10), tf.image.resize(x[None, ..., :1], (14, 10)).numpy()[0, ..., 0], atol=1e-5)
+    np.testing.assert_allclose(
+        resize_bilinear(x[..., 0], 14, 10), tf.image.resize(x[None, ..., :1], (14, 10)).numpy()[0, ..., 0], atol=1e-5
+    )
 
 
 def test_helpers_do_not_mutate_inputs(rng):
@@ -78,7 +82,8 @@ def _snake(h=31, w=33):
 
 @pytest.mark.parametrize(
     "mask",
-    [np.random.default_rng(int(d * 10)).random((37, 41)) < d for d in (0.0, 0.3, 0.5, 0.6, 1.0)] + [_snake(), ~_snake(), np.eye(9, dtype=bool)],
+    [np.random.default_rng(int(d * 10)).random((37, 41)) < d for d in (0.0, 0.3, 0.5, 0.6, 1.0)]
+    + [_snake(), ~_snake(), np.eye(9, dtype=bool)],
     ids=["d0", "d0.3", "d0.5", "d0.6", "d1", "snake", "not-snake", "diagonal"],
 )
 def test_components_match_flood_fill(mask):
@@ -93,8 +98,13 @@ def test_boxes_find_two_separate_blobs_with_their_peaks():
     cam[1, 1], cam[6, 5] = 5.0, 3.0
     boxes = boxes_from_cam(cam, (256, 256), fraction=0.5)
     assert len(boxes) == 2 and boxes[0].score == pytest.approx(5.0) and boxes[1].score == pytest.approx(3.0)
-    cx = lambda b: (b.x0 + b.x1) / 2
-    cy = lambda b: (b.y0 + b.y1) / 2
+
+    def cx(b):
+        return (b.x0 + b.x1) / 2
+
+    def cy(b):
+        return (b.y0 + b.y1) / 2
+
     # cell (row 1, col 1) is centred at pixel 48 (32 px per cell); (6, 5) at (x=176, y=208)
     assert abs(cx(boxes[0]) - 48) <= 8 and abs(cy(boxes[0]) - 48) <= 8
     assert abs(cx(boxes[1]) - 176) <= 8 and abs(cy(boxes[1]) - 208) <= 8
@@ -129,6 +139,8 @@ def test_iou_pointing_game_and_report_hand_cases():
     r = binary_report([1, 1, 0, 0, 0], [0.9, 0.4, 0.6, 0.1, 0.2])
     assert (r["tp"], r["fn"], r["fp"], r["tn"]) == (1, 1, 1, 2)
     assert r["accuracy"] == pytest.approx(0.6) and r["majority_baseline"] == pytest.approx(0.6)
-    assert r["precision"] == pytest.approx(0.5) and r["recall"] == pytest.approx(0.5) and r["auc"] == pytest.approx(5 / 6)
+    assert (
+        r["precision"] == pytest.approx(0.5) and r["recall"] == pytest.approx(0.5) and r["auc"] == pytest.approx(5 / 6)
+    )
     assert pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0) and pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
     assert mask_iou(cam_mask(np.array([[0.0, 1.0], [0.1, 0.3]]), 0.2), np.array([[0, 1], [0, 1]], bool)) == 1.0

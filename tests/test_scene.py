@@ -1,4 +1,6 @@
-"""Scenes read window by window: the same detections as in memory, resampled windows as the whole-scene resample, clear refusals."""
+"""Scenes read window by window: the same detections as in memory, resampled windows as the whole-scene resample, clear
+refusals.
+"""
 
 import dataclasses
 import json
@@ -23,13 +25,30 @@ FIXTURE = Path(__file__).parent / "fixtures" / "tiny_fp32.onnx"
 
 def _scene(rows=3, cols=4, size=96):
     cfg = SceneConfig(size=size, ship_fraction=1.0)
-    return np.concatenate([np.concatenate([generate_scene(cfg, seed=5, index=r * cols + c).image for c in range(cols)], axis=1) for r in range(rows)], axis=0)
+    return np.concatenate(
+        [
+            np.concatenate([generate_scene(cfg, seed=5, index=r * cols + c).image for c in range(cols)], axis=1)
+            for r in range(rows)
+        ],
+        axis=0,
+    )
 
 
 def _geotiff(path, image, gsd=3.0, dtype="uint8"):
     H, W = image.shape[:2]
     data = image if dtype == "uint8" else image.astype(np.uint16) * 16  # 12-bit sensor counts
-    profile = dict(driver="GTiff", width=W, height=H, count=3, dtype=dtype, crs="EPSG:32631", transform=Affine(gsd, 0, 500000, 0, -gsd, 5000000), tiled=True, blockxsize=64, blockysize=64)
+    profile = dict(
+        driver="GTiff",
+        width=W,
+        height=H,
+        count=3,
+        dtype=dtype,
+        crs="EPSG:32631",
+        transform=Affine(gsd, 0, 500000, 0, -gsd, 5000000),
+        tiled=True,
+        blockxsize=64,
+        blockysize=64,
+    )
     if dtype == "uint16":
         profile["nbits"] = 12
     with rasterio.open(path, "w", **profile) as ds:
@@ -46,7 +65,9 @@ def test_windows_are_the_pixels_and_16_bit_is_scaled(tmp_path):
         with pytest.raises(TypeError, match="two unit-step slices"):
             scene[::2, :]
     with open_raster(_geotiff(tmp_path / "b.tif", image, dtype="uint16")) as scene:  # 12 bits: 0..4095 -> 0..255
-        np.testing.assert_allclose(scene[0:40, 0:40].astype(float), image[:40, :40].astype(float) * 16 * 255 / 4095, atol=0.51)
+        np.testing.assert_allclose(
+            scene[0:40, 0:40].astype(float), image[:40, :40].astype(float) * 16 * 255 / 4095, atol=0.51
+        )
 
 
 def test_resampled_windows_match_the_whole_scene_resample(tmp_path):
@@ -84,14 +105,22 @@ def test_scan_command_reads_geotiffs_by_window_and_writes_map_coordinates(tmp_pa
     png = json.loads((tmp_path / "p" / "scene_detections.geojson").read_text())
     assert tif["crs"]["properties"]["name"] == "EPSG:32631" and len(tif["features"]) == len(png["features"]) > 0
     for f, g in zip(tif["features"], png["features"]):
-        (px, py), (mx, my) = g["geometry"]["geometries"][0]["coordinates"], f["geometry"]["geometries"][0]["coordinates"]
+        (px, py), (mx, my) = (
+            g["geometry"]["geometries"][0]["coordinates"],
+            f["geometry"]["geometries"][0]["coordinates"],
+        )
         assert (mx, my) == pytest.approx((500000 + 3 * px, 5000000 - 3 * py), abs=0.1)  # the affine transform, by hand
     assert Image.open(tmp_path / "t" / "scene_heatmap.png").size == (384, 288)
 
 
 def test_png_over_the_memory_limit_is_refused_before_decoding(tmp_path, capsys):
     Image.fromarray(_scene(1, 1)).save(tmp_path / "scene.png")
-    assert main(["scan", str(FIXTURE), str(tmp_path / "scene.png"), "--out", str(tmp_path / "o"), "--max-memory-mb", "0.01"]) == 2
+    assert (
+        main(
+            ["scan", str(FIXTURE), str(tmp_path / "scene.png"), "--out", str(tmp_path / "o"), "--max-memory-mb", "0.01"]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "scene.png: 96x96 px takes about" in err and "over --max-memory-mb 0.01" in err and "GeoTIFF" in err
     assert "Traceback" not in err

@@ -6,7 +6,10 @@ from shipcam.train.schedules import cyclic_lr, diverged, lr_sweep, smooth_losses
 
 def test_triangular_closed_form():
     base, top, half = 1e-4, 1e-3, 10
-    lr = lambda s: float(cyclic_lr(s, base, top, half, "triangular"))
+
+    def lr(s):
+        return float(cyclic_lr(s, base, top, half, "triangular"))
+
     assert lr(0) == pytest.approx(base)
     assert lr(5) == pytest.approx(base + (top - base) * 0.5)
     assert lr(10) == pytest.approx(top)

@@ -31,8 +31,17 @@ class BlockEngine(Engine):
         self.path, self.threads, self._lock = Path("<blocks>"), 1, threading.Lock()
         self.input_shape = (None, None, None, 3)
         self.metadata = ModelMetadata(
-            cam_weights=[1.0], cam_bias=-0.5, pooling="max", backbone="blocks", feature_channels=1,
-            input_scale=1 / 255, input_offset=0.0, input_size=None, train_size=64, feature_stride=B, gsd=3.0,
+            cam_weights=[1.0],
+            cam_bias=-0.5,
+            pooling="max",
+            backbone="blocks",
+            feature_channels=1,
+            input_scale=1 / 255,
+            input_offset=0.0,
+            input_size=None,
+            train_size=64,
+            feature_stride=B,
+            gsd=3.0,
         )
 
     def _run(self, batch):
@@ -98,7 +107,7 @@ def test_a_scene_without_any_detection_scores_zero_recall_and_an_empty_curve(sce
 
 
 def test_eval_scenes_writes_its_report_and_a_monotone_pr_curve(scene):
-    from shipcam.benchmarks.scenes import evaluate_scenes
+    from shipcam.evaluation.scenes import evaluate_scenes
 
     out = scene / "eval"
     report = evaluate_scenes("<blocks>", [str(scene)], scene / "labels.csv", out, detector=_detector())
@@ -109,7 +118,9 @@ def test_eval_scenes_writes_its_report_and_a_monotone_pr_curve(scene):
     (row,) = saved["scenes"]
     assert [(m["x"], m["y"]) for m in row["missed"]] == [_centre(SHIP_MISSED)]
     fa = sorted((round(a["x"]), round(a["y"])) for a in row["false_alarm_points"])
-    assert len(fa) == 2 and all(min(np.hypot(x - cx, y - cy) for cx, cy in map(_centre, FALSE_ALARMS)) < B for x, y in fa)
+    assert len(fa) == 2 and all(
+        min(np.hypot(x - cx, y - cy) for cx, cy in map(_centre, FALSE_ALARMS)) < B for x, y in fa
+    )
     pr = json.loads((out / "pr_curve.json").read_text())
     # Every painted square peaks at the same score: the CAM is upsampled 4x with half-pixel centres,
     # so the sample nearest a block's centre sits 1/8 block off on both axes: (7/8)^2 - 0.5.

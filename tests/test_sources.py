@@ -1,4 +1,3 @@
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -130,4 +129,8 @@ def test_a_small_per_call_limit_never_lowers_pillows_global(tmp_path, monkeypatc
     monkeypatch.setattr(Image, "open", spy)
     with pytest.raises(ImageError, match="decompression-bomb"):
         read_image(tmp_path / "img.png", max_pixels=1000)
-    assert seen and min(seen) >= (before or 0) and (Image.MAX_IMAGE_PIXELS is None or Image.MAX_IMAGE_PIXELS >= (before or 0))
+    assert (
+        seen
+        and min(seen) >= (before or 0)
+        and (Image.MAX_IMAGE_PIXELS is None or Image.MAX_IMAGE_PIXELS >= (before or 0))
+    )

@@ -1,4 +1,5 @@
-"""The file format's contract: the JSON Schema against an independent validator (jsonschema), and what a reader refuses."""
+"""The file format's contract: the JSON Schema against an independent validator (jsonschema), and what a reader
+refuses."""
 
 import base64
 import copy
@@ -43,7 +44,9 @@ def test_the_schema_is_valid_json_schema_and_the_exported_files_follow_it(doc):
 
 
 def test_the_python_choices_are_the_schema_enums():
-    """Literal types in the code and enums in the schema name the same values (what the exporter writes, readers accept)."""
+    """Literal types in the code and enums in the schema name the same values (what the exporter writes, readers
+    accept).
+    """
     from typing import get_args
 
     from shipcam.export.formats import ALL_FORMATS
@@ -131,7 +134,9 @@ def _png16(path: Path, samples: np.ndarray, colour_type: int) -> None:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize("suffix", [".png", ".tif"])
@@ -218,7 +223,9 @@ def test_the_graphs_fixed_input_size_wins_over_the_metadatas_input_size(tmp_path
 
 @pytest.mark.parametrize("name", ["tiny_fp32.onnx", "tiny_int8.tflite"])
 def test_the_shipped_dynamic_graphs_give_a_feature_map_of_floor_h_plus_1_over_32(name):
-    """Section 1: h = floor((H + 1) / 32) for the shipped MobileNetV2 graphs with a dynamic input, neither ceil nor floor of H / 32."""
+    """Section 1: h = floor((H + 1) / 32) for the shipped MobileNetV2 graphs with a dynamic input, neither ceil nor
+    floor of H / 32.
+    """
     engine = open_engine(FIXTURES / name, threads=1)
     assert engine.fixed_size is None
     sizes = [(32, 33), (49, 63), (63, 64), (65, 70), (70, 100), (95, 96), (97, 127), (129, 161)]
@@ -226,7 +233,8 @@ def test_the_shipped_dynamic_graphs_give_a_feature_map_of_floor_h_plus_1_over_32
         features = engine.run(np.zeros((1, H, W, 3), np.float32))["features"]
         assert features.shape[1:3] == ((H + 1) // 32, (W + 1) // 32), (H, W, features.shape)
     sides = [s for hw in sizes for s in hw]
-    assert any((s + 1) // 32 != -(-s // 32) for s in sides) and any((s + 1) // 32 != s // 32 for s in sides)  # the rule is neither
+    # the rule is neither
+    assert any((s + 1) // 32 != -(-s // 32) for s in sides) and any((s + 1) // 32 != s // 32 for s in sides)
     text = _spec_section(1)
     assert "h = ⌊(H + 1) / 32⌋" in text and "MUST take them from the output" in text
     for side, cells in re.findall(r"(\d+)(?: px)? → (\d+)", text):
@@ -235,7 +243,16 @@ def test_the_shipped_dynamic_graphs_give_a_feature_map_of_floor_h_plus_1_over_32
 
 # TFLite's schema.fbs, as SPEC.md section 2 gives it.
 TFLITE_FIELDS = {
-    "Model": {"version": 0, "operator_codes": 1, "subgraphs": 2, "description": 3, "buffers": 4, "metadata_buffer": 5, "metadata": 6, "signature_defs": 7},
+    "Model": {
+        "version": 0,
+        "operator_codes": 1,
+        "subgraphs": 2,
+        "description": 3,
+        "buffers": 4,
+        "metadata_buffer": 5,
+        "metadata": 6,
+        "signature_defs": 7,
+    },
     "Metadata": {"name": 0, "buffer": 1},
     "Buffer": {"data": 0, "offset": 1, "size": 2},
 }
@@ -276,11 +293,26 @@ def test_the_tflite_field_numbers_of_section_2_read_the_fixture_with_the_flatbuf
         start = buffer.Vector(o)
         entries[name] = bytes(data[start : start + buffer.VectorLen(o)])
     assert entries == tflite_metadata_entries(bytes(data))
-    assert ModelMetadata.from_json(entries["shipcam"]).to_json() == open_engine(FIXTURES / "tiny_int8.tflite").metadata.to_json()
+    assert (
+        ModelMetadata.from_json(entries["shipcam"]).to_json()
+        == open_engine(FIXTURES / "tiny_int8.tflite").metadata.to_json()
+    )
 
 
 MANIFEST_KEYS = {"source", "shipcam_version", "created", "parity_set", "calibration", "options", "recommended", "files"}
-MANIFEST_FILE_KEYS = {"file", "format", "engine", "quantization", "input_shape", "size_bytes", "sha256", "export_seconds", "parity", "passed", "problems"}
+MANIFEST_FILE_KEYS = {
+    "file",
+    "format",
+    "engine",
+    "quantization",
+    "input_shape",
+    "size_bytes",
+    "sha256",
+    "export_seconds",
+    "parity",
+    "passed",
+    "problems",
+}
 RECOMMENDATION_ORDER = ["tflite_int8", "onnx_int8", "tflite_fp32", "onnx_fp32"]
 
 
@@ -306,13 +338,18 @@ def test_the_export_manifest_has_the_keys_of_section_2():
         assert Path(e["file"]).name == e["file"]  # a name, no folder
         path = FIXTURES / e["file"]
         assert e["size_bytes"] == path.stat().st_size
-        assert re.fullmatch(r"[0-9a-f]{64}", e["sha256"]) and e["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert (
+            re.fullmatch(r"[0-9a-f]{64}", e["sha256"]) and e["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        )
         assert e["input_shape"] == list(open_engine(path).input_shape) and e["input_shape"][3] == 3
         assert e["passed"] is (not e["problems"])
     assert doc["recommended"] == _recommended(doc["files"]) == "tiny_fp32.onnx"  # tiny_int8.tflite failed its parity
     # The exporter's rule is the spec's, for every mix of passes.
     for passed in range(1 << len(ALL_FORMATS)):
-        files = [{"file": f"m_{f.value}", "format": f.value, "passed": bool(passed >> i & 1)} for i, f in enumerate(ALL_FORMATS)]
+        files = [
+            {"file": f"m_{f.value}", "format": f.value, "passed": bool(passed >> i & 1)}
+            for i, f in enumerate(ALL_FORMATS)
+        ]
         assert _recommend(files) == _recommended(files), files
     text = _spec_section(2)
     assert "in the order `tflite_int8`, `onnx_int8`, `tflite_fp32`, `onnx_fp32`, or null" in text
@@ -362,7 +399,21 @@ def test_predicts_json_line_keys_file_as_given_order_and_rounding(tmp_path, monk
 
     monkeypatch.chdir(CONFORMANCE)
     out = tmp_path / "out"
-    assert main(["predict", str(FIXTURES / "tiny_fp32.onnx"), "./images/water_96.png", "images", "--threshold", "0.2", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(FIXTURES / "tiny_fp32.onnx"),
+                "./images/water_96.png",
+                "images",
+                "--threshold",
+                "0.2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     lines = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     folder = sorted(f"images/{p.name}" for p in (CONFORMANCE / "images").glob("*.png"))
     assert [r["file"] for r in lines] == ["images/water_96.png", *folder]
@@ -381,6 +432,15 @@ def test_predicts_json_line_keys_file_as_given_order_and_rounding(tmp_path, monk
         assert len(r["boxes"]) == len(p.detections)
         for b, d in zip(r["boxes"], p.detections):
             assert list(b) == list(decimals)
-            raw = {"x": d.x, "y": d.y, "x0": d.box.x0, "y0": d.box.y0, "x1": d.box.x1, "y1": d.box.y1, "score": d.score, "probability": d.probability}
+            raw = {
+                "x": d.x,
+                "y": d.y,
+                "x0": d.box.x0,
+                "y0": d.box.y0,
+                "x1": d.box.x1,
+                "y1": d.box.y1,
+                "score": d.score,
+                "probability": d.probability,
+            }
             for k, n in decimals.items():
                 assert b[k] == round(b[k], n) and abs(b[k] - raw[k]) <= 0.5 * 10.0**-n + 1e-12, (k, b[k], raw[k])

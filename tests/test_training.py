@@ -18,7 +18,9 @@ from shipcam.train.trainer import TrainConfig, load_config, prepare_data, train
 def batch(synthetic_dir):
     samples = load_dataset(synthetic_dir, show_progress=False)
     pos, neg = np.flatnonzero(samples.labels == 1)[:4], np.flatnonzero(samples.labels == 0)[:4]
-    x, y = next(iter(make_dataset(samples.subset(np.r_[pos, neg]), get_backbone("mobilenet_v2"), 64, 8, training=False)))
+    x, y = next(
+        iter(make_dataset(samples.subset(np.r_[pos, neg]), get_backbone("mobilenet_v2"), 64, 8, training=False))
+    )
     return x.numpy(), y.numpy()
 
 
@@ -62,7 +64,8 @@ def test_lr_range_test_writes_curve_and_suggestion(synthetic_dir, tmp_path):
     model = build_classifier("mobilenet_v2", alpha=0.35, weights=None)
     result = lr_range_test(model, ds, tmp_path, start_lr=1e-5, end_lr=10.0, num_steps=30, verbose=0)
     saved = json.loads((tmp_path / "lr_finder.json").read_text())
-    assert saved["suggested_lr"] == result["suggested_lr"] and saved["lrs"] == pytest.approx(result["lrs"])  # the file is the run
+    # the file is the run
+    assert saved["suggested_lr"] == result["suggested_lr"] and saved["lrs"] == pytest.approx(result["lrs"])
     lrs = np.array(saved["lrs"])
     # the geometric sweep's closed form, one rate per step actually taken
     np.testing.assert_allclose(lrs, 1e-5 * 1e6 ** (np.arange(len(lrs)) / 29), rtol=1e-6)
@@ -90,8 +93,17 @@ def test_interrupted_training_resumes_from_the_saved_epoch(synthetic_dir, tmp_pa
 
     run = tmp_path / "run"
     config = TrainConfig(
-        run_dir=str(run), data=str(synthetic_dir), weights=None, size=64, batch_size=8, val_fraction=0.25,
-        scratch_epochs=4, steps_per_epoch=2, patience=10, verbose=0, calibration_scenes=2,
+        run_dir=str(run),
+        data=str(synthetic_dir),
+        weights=None,
+        size=64,
+        batch_size=8,
+        val_fraction=0.25,
+        scratch_epochs=4,
+        steps_per_epoch=2,
+        patience=10,
+        verbose=0,
+        calibration_scenes=2,
     )
     result = train(config, extra_callbacks=[StopAfterEpoch(2)], show_progress=False)
     assert result["interrupted"]
@@ -119,8 +131,18 @@ def test_interrupted_training_resumes_from_the_saved_epoch(synthetic_dir, tmp_pa
 def test_two_phases_with_frozen_then_unfrozen_backbone(synthetic_dir, tmp_path, imagenet_weights):
     run = tmp_path / "run2"
     config = TrainConfig(
-        run_dir=str(run), data=str(synthetic_dir), weights=str(imagenet_weights), alpha=1.0, size=64, batch_size=8,
-        head_epochs=1, finetune_epochs=1, finetune_layers=10, steps_per_epoch=2, verbose=0, target_fa=None,
+        run_dir=str(run),
+        data=str(synthetic_dir),
+        weights=str(imagenet_weights),
+        alpha=1.0,
+        size=64,
+        batch_size=8,
+        head_epochs=1,
+        finetune_epochs=1,
+        finetune_layers=10,
+        steps_per_epoch=2,
+        verbose=0,
+        target_fa=None,
     )
     train(config, show_progress=False)
     assert [p for p, _ in _history(run)] == ["head", "finetune"]
@@ -141,7 +163,9 @@ def test_training_gsd_comes_from_the_generated_datasets_record(tmp_path):
     from shipcam.train.data.writer import write_synthetic_dataset
 
     for gsd in (3.0, 1.5):
-        data = write_synthetic_dataset(tmp_path / f"g{gsd}", 6, SceneConfig(size=64, ship_fraction=0.5, gsd=gsd), seed=1, show_progress=False)
+        data = write_synthetic_dataset(
+            tmp_path / f"g{gsd}", 6, SceneConfig(size=64, ship_fraction=0.5, gsd=gsd), seed=1, show_progress=False
+        )
         config = TrainConfig(run_dir=str(tmp_path / "run"), data=str(data))
         prepare_data(config, show_progress=False)
         assert config.gsd == gsd
@@ -178,14 +202,28 @@ def test_real_val_logs_real_f1_and_selects_on_it(synthetic_dir, tmp_path):
     rows = ["scene,x,y,length_m,label,note"]
     for m in scene.masks:
         yy, xx = np.nonzero(m)
-        rows.append(f"real.png,{xx.mean() + 0.5:.1f},{yy.mean() + 0.5:.1f},{3.0 * max(np.ptp(xx), np.ptp(yy)):.0f},ship,")
+        rows.append(
+            f"real.png,{xx.mean() + 0.5:.1f},{yy.mean() + 0.5:.1f},{3.0 * max(np.ptp(xx), np.ptp(yy)):.0f},ship,"
+        )
     (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
 
     run = tmp_path / "run"
     config = TrainConfig(
-        run_dir=str(run), data=str(synthetic_dir), weights=None, size=64, batch_size=8, val_fraction=0.25,
-        scratch_epochs=3, steps_per_epoch=2, patience=10, verbose=0,
-        real_val=[str(tmp_path / "real.png")], real_labels=str(tmp_path / "labels.csv"), select="real_f1", target_fa=None, scene_val=2,
+        run_dir=str(run),
+        data=str(synthetic_dir),
+        weights=None,
+        size=64,
+        batch_size=8,
+        val_fraction=0.25,
+        scratch_epochs=3,
+        steps_per_epoch=2,
+        patience=10,
+        verbose=0,
+        real_val=[str(tmp_path / "real.png")],
+        real_labels=str(tmp_path / "labels.csv"),
+        select="real_f1",
+        target_fa=None,
+        scene_val=2,
     )
     train(config, show_progress=False)
     with open(run / "history.csv") as f:
@@ -212,24 +250,44 @@ def test_training_with_labelled_scenes_mixes_their_chips_and_mines_its_own_false
     from shipcam.train.data.synthetic import SceneConfig, generate_scene
     from shipcam.train.engine import KerasEngine
 
-    scene = generate_scene(SceneConfig(size=320, ship_fraction=1.0, max_ships=3, ship_length_m=(120.0, 250.0)), seed=2, index=1)
+    scene = generate_scene(
+        SceneConfig(size=320, ship_fraction=1.0, max_ships=3, ship_length_m=(120.0, 250.0)), seed=2, index=1
+    )
     Image.fromarray(scene.image).save(tmp_path / "scene.png")
     rows = ["scene,x,y,length_m,label,note"]
     for m in scene.masks:
         yy, xx = np.nonzero(m)
-        rows.append(f"scene.png,{xx.mean() + 0.5:.1f},{yy.mean() + 0.5:.1f},{3.0 * max(np.ptp(xx), np.ptp(yy)):.0f},ship,")
+        rows.append(
+            f"scene.png,{xx.mean() + 0.5:.1f},{yy.mean() + 0.5:.1f},{3.0 * max(np.ptp(xx), np.ptp(yy)):.0f},ship,"
+        )
     (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
 
     run = tmp_path / "run"
     config = TrainConfig(
-        run_dir=str(run), data=str(synthetic_dir), weights=None, size=64, batch_size=8, val_fraction=0.25, scratch_epochs=1,
-        steps_per_epoch=2, verbose=0, target_fa=None, gsd_range=[1.5, 3.0],
-        scenes=[str(tmp_path / "scene.png")], real_labels=str(tmp_path / "labels.csv"), real_ratio=0.5, mining_rounds=1, mining_epochs=1,
+        run_dir=str(run),
+        data=str(synthetic_dir),
+        weights=None,
+        size=64,
+        batch_size=8,
+        val_fraction=0.25,
+        scratch_epochs=1,
+        steps_per_epoch=2,
+        verbose=0,
+        target_fa=None,
+        gsd_range=[1.5, 3.0],
+        scenes=[str(tmp_path / "scene.png")],
+        real_labels=str(tmp_path / "labels.csv"),
+        real_ratio=0.5,
+        mining_rounds=1,
+        mining_epochs=1,
     )
     metrics = train(config, show_progress=False)
     chips = load_dataset(run / "real_chips", show_progress=False)
-    n_synthetic_train = metrics["n_train"] - len(chips) - len(load_dataset(run / "real_chips" / "mine1", show_progress=False))
-    assert len(chips) == pytest.approx(n_synthetic_train, rel=0.15)  # --real-ratio 0.5: as many real chips as synthetic images
+    n_synthetic_train = (
+        metrics["n_train"] - len(chips) - len(load_dataset(run / "real_chips" / "mine1", show_progress=False))
+    )
+    # --real-ratio 0.5: as many real chips as synthetic images
+    assert len(chips) == pytest.approx(n_synthetic_train, rel=0.15)
     assert 0.3 < chips.ship_fraction < 0.5 and metrics["n_val"] == 12  # validation: the synthetic split alone
     mined = load_dataset(run / "real_chips" / "mine1", show_progress=False)
     assert len(mined) > 0 and mined.labels.sum() == 0
@@ -275,7 +333,11 @@ def test_synthetic_calibration_scenes_call_ships_by_metres_not_pixels():
     boats = [lab for lab in labels if 22.5 <= lab.length_m < 45.0]
     assert boats and all(lab.label == "ignore" for lab in boats)
     # A hull reaches at most half its length (the mask's diagonal) from its centre: these lie whole inside.
-    inside = [lab for lab in labels if lab.length_m >= 45.0 and min(lab.x, lab.y, 768 - lab.x, 768 - lab.y) > lab.length_m / 1.5 / 2 + 1]
+    inside = [
+        lab
+        for lab in labels
+        if lab.length_m >= 45.0 and min(lab.x, lab.y, 768 - lab.x, 768 - lab.y) > lab.length_m / 1.5 / 2 + 1
+    ]
     assert inside and all(lab.label == "ship" for lab in inside)
 
 
@@ -284,5 +346,6 @@ def test_synthetic_calibration_scenes_call_a_hull_cut_by_the_edge_ignore():
     from shipcam.train.threshold import synthetic_labelled_scenes
 
     labels = [lab for scene in synthetic_labelled_scenes(16, 768, 3.0) for lab in scene.labels]
-    cut = [lab for lab in labels if lab.length_m >= 90.0 and min(lab.x, lab.y, 768 - lab.x, 768 - lab.y) < 8]  # a 90 m hull 24 m from the edge crosses it unless it lies along it
+    # a 90 m hull 24 m from the edge crosses it unless it lies along it
+    cut = [lab for lab in labels if lab.length_m >= 90.0 and min(lab.x, lab.y, 768 - lab.x, 768 - lab.y) < 8]
     assert cut and all(lab.label == "ignore" for lab in cut)

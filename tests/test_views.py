@@ -1,4 +1,6 @@
-"""Test-time views of scan tiles: the group maths against index formulas, the scan against turned images predicted alone."""
+"""Test-time views of scan tiles: the group maths against index formulas, the scan against turned images predicted
+alone.
+"""
 
 import dataclasses
 import json
@@ -11,9 +13,9 @@ from PIL import Image
 
 from shipcam.cli import main
 from shipcam.errors import ShipcamError
-from shipcam.runtime import Detector, DetectionRule, resize_bilinear
-from shipcam.runtime.detections import sigmoid
+from shipcam.runtime import DetectionRule, Detector, resize_bilinear
 from shipcam.runtime.engines.base import Engine
+from shipcam.runtime.maths import sigmoid
 from shipcam.runtime.metadata import ModelMetadata
 from shipcam.runtime.views import Views, apply_view, undo_view
 from shipcam.train.data.synthetic import SceneConfig, generate_scene
@@ -29,7 +31,10 @@ def test_views_are_the_dihedral_group_written_as_index_formulas(rng):
     mirrored = a[:, :, ::-1]
     np.testing.assert_array_equal(apply_view(a, 1, False), turned)
     np.testing.assert_array_equal(apply_view(a, 0, True), mirrored)
-    np.testing.assert_array_equal(apply_view(a, 1, True), np.stack([[mirrored[:, j, n - i] for j in range(5)] for i in range(5)]).transpose(2, 0, 1, 3))
+    np.testing.assert_array_equal(
+        apply_view(a, 1, True),
+        np.stack([[mirrored[:, j, n - i] for j in range(5)] for i in range(5)]).transpose(2, 0, 1, 3),
+    )
     assert [len(v.transforms) for v in Views] == [1, 2, 4, 8]
     seen = set()
     for k, m in Views.D4.transforms:
@@ -64,24 +69,48 @@ def test_d4_views_make_the_scan_invariant_to_quarter_turns_and_mirrors():
     heat = {}
     for views in ("none", "d4"):
         det.rule = dataclasses.replace(det.rule, views=views)
-        heat[views] = [det.scan(np.ascontiguousarray(apply_view(scene[None], k, m)[0]), tile=128, overlap=0.0).heatmap for k, m in ((0, False), (1, False), (3, True))]
+        heat[views] = [
+            det.scan(np.ascontiguousarray(apply_view(scene[None], k, m)[0]), tile=128, overlap=0.0).heatmap
+            for k, m in ((0, False), (1, False), (3, True))
+        ]
     for views, (plain, turned, mirrored) in heat.items():
-        same = [np.allclose(plain, undo_view(h[None], k, m)[0], atol=1e-4) for h, (k, m) in ((turned, (1, False)), (mirrored, (3, True)))]
+        same = [
+            np.allclose(plain, undo_view(h[None], k, m)[0], atol=1e-4)
+            for h, (k, m) in ((turned, (1, False)), (mirrored, (3, True)))
+        ]
         assert same == ([True, True] if views == "d4" else [False, False]), views  # the model alone is not invariant
 
 
 def test_scan_command_takes_views_and_records_them(tmp_path):
     Image.fromarray(_scene(128)).save(tmp_path / "scene.png")
-    assert main(["scan", str(FIXTURE), str(tmp_path / "scene.png"), "--tile", "64", "--views", "flip", "--out", str(tmp_path / "o")]) == 0
+    assert (
+        main(
+            [
+                "scan",
+                str(FIXTURE),
+                str(tmp_path / "scene.png"),
+                "--tile",
+                "64",
+                "--views",
+                "flip",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "o" / "scene_scan.json").read_text())["rule"]["views"] == "flip"
-
 
 
 def test_predict_with_views_averages_the_turned_and_mirrored_images_predicted_alone():
     """A non-square image: its turned views are 96x64, their CAMs turned back are 64x96 again."""
     det = Detector.load(FIXTURE)
     image = _scene(128)[:64, :96]
-    alone = {(k, m): det.predict(np.ascontiguousarray(np.rot90(image[:, ::-1] if m else image, k))) for k in range(4) for m in (False, True)}
+    alone = {
+        (k, m): det.predict(np.ascontiguousarray(np.rot90(image[:, ::-1] if m else image, k)))
+        for k in range(4)
+        for m in (False, True)
+    }
     det.rule = dataclasses.replace(det.rule, views="d4")
     pred = det.predict(image)
     cams = [np.rot90(p.cam, -k)[:, ::-1] if m else np.rot90(p.cam, -k) for (k, m), p in alone.items()]
@@ -93,14 +122,18 @@ def test_predict_with_views_averages_the_turned_and_mirrored_images_predicted_al
 
 def test_predict_command_takes_views(tmp_path):
     Image.fromarray(_scene(128)[:64, :96]).save(tmp_path / "chip.png")
-    assert main(["predict", str(FIXTURE), str(tmp_path / "chip.png"), "--views", "rot4", "--out", str(tmp_path / "o")]) == 0
+    assert (
+        main(["predict", str(FIXTURE), str(tmp_path / "chip.png"), "--views", "rot4", "--out", str(tmp_path / "o")])
+        == 0
+    )
     (line,) = (tmp_path / "o" / "predictions.jsonl").read_text().splitlines()
     det = Detector.load(FIXTURE)
     det.rule = dataclasses.replace(det.rule, views="rot4")
     expected = det.predict(np.asarray(Image.open(tmp_path / "chip.png"))).probability
     assert json.loads(line)["probability"] == pytest.approx(expected, abs=1e-6)
     det.rule = dataclasses.replace(det.rule, views="none")
-    assert det.predict(np.asarray(Image.open(tmp_path / "chip.png"))).probability != pytest.approx(expected, abs=1e-6)  # the views changed it
+    # the views changed it
+    assert det.predict(np.asarray(Image.open(tmp_path / "chip.png"))).probability != pytest.approx(expected, abs=1e-6)
 
 
 class _BlockMeans(Engine):
@@ -112,8 +145,17 @@ class _BlockMeans(Engine):
         self.path, self.threads, self._lock = Path("<block-means>"), 1, threading.Lock()
         self.input_shape = (None, 32, 64, 3)
         self.metadata = ModelMetadata(
-            cam_weights=[1.0], cam_bias=-0.5, pooling="max", backbone="blocks", feature_channels=1,
-            input_scale=1 / 255, input_offset=0.0, input_size=[32, 64], train_size=32, feature_stride=16, gsd=3.0,
+            cam_weights=[1.0],
+            cam_bias=-0.5,
+            pooling="max",
+            backbone="blocks",
+            feature_channels=1,
+            input_scale=1 / 255,
+            input_offset=0.0,
+            input_size=[32, 64],
+            train_size=32,
+            feature_stride=16,
+            gsd=3.0,
         )
 
     def _run(self, batch):
@@ -136,7 +178,8 @@ def test_a_mirror_changes_nothing_for_a_mirror_symmetric_network_and_turns_need_
 
 
 def _turned_back(det: Detector, crop: np.ndarray, turns: int, mirrored: bool) -> np.ndarray:
-    """The CAM of one view of ``crop`` predicted alone, back in the crop's orientation (numpy's own rot90 and mirror)."""
+    """The CAM of one view of ``crop`` predicted alone, back in the crop's orientation (numpy's own rot90 and
+    mirror)."""
     view = np.rot90(crop[:, ::-1] if mirrored else crop, turns)
     cam = np.rot90(det.predict(np.ascontiguousarray(view)).cam, -turns)
     return cam[:, ::-1] if mirrored else cam
@@ -146,13 +189,15 @@ def _turned_back(det: Detector, crop: np.ndarray, turns: int, mirrored: bool) ->
     "views, confirm, others, threshold",
     [("none", "rot4", [(1, False), (2, False), (3, False)], 0.4), ("rot4", "d4", [(k, True) for k in range(4)], 0.38)],
 )
-def test_the_confirmation_averages_the_first_pass_with_the_other_views_of_a_crop_on_each_peak(views, confirm, others, threshold, monkeypatch):
+def test_the_confirmation_averages_the_first_pass_with_the_other_views_of_a_crop_on_each_peak(
+    views, confirm, others, threshold, monkeypatch
+):
     """Around each first-pass detection the confirmation sees a crop of 1.5 training sizes centred on its
     peak (on the heat grid, inside the scene) in the views the first pass did not run, and averages their
     CAMs with the first pass's map: a detection stays when that clears the threshold near its peak."""
     det = Detector.load(FIXTURE)  # trained at 64 px, stride 32: 96 px crops in 128 px tiles
     scene = generate_scene(SceneConfig(size=256, ship_fraction=1.0), seed=1, index=0).image
-    monkeypatch.setattr("shipcam.runtime.detector.CONFIRM_MARGIN", np.inf)  # every detection confirmed
+    monkeypatch.setattr("shipcam.runtime.scan.CONFIRM_MARGIN", np.inf)  # every detection confirmed
     runs = {}
     for then in ("none", confirm):
         det.rule = dataclasses.replace(det.rule, threshold=threshold, isolation=False, views=views, confirm_views=then)
@@ -168,7 +213,9 @@ def test_the_confirmation_averages_the_first_pass_with_the_other_views_of_a_crop
         x0, y0 = (min(max(0, round((c - side / 2) / cell) * cell), 256 - side) for c in (d.x, d.y))
         crop = scene[y0 : y0 + side, x0 : x0 + side]
         rest = sum(_turned_back(det, crop, k, m) for k, m in others)
-        mean = (plain.heatmap[y0 // cell :, x0 // cell :][:n, :n] * seen + resize_bilinear(rest, n, n)) / (seen + len(others))
+        mean = (plain.heatmap[y0 // cell :, x0 // cell :][:n, :n] * seen + resize_bilinear(rest, n, n)) / (
+            seen + len(others)
+        )
         cy, cx = int(d.y // cell) - y0 // cell, int(d.x // cell) - x0 // cell
         s = float(mean[max(0, cy - 2) : cy + 3, max(0, cx - 2) : cx + 3].max())
         assert ((d.x, d.y) in kept) == (s >= t)
@@ -186,7 +233,7 @@ def test_detections_well_over_the_threshold_skip_the_confirmation_and_keep_their
     t = np.log(0.4 / 0.6)
 
     def scan(confirm, margin):
-        monkeypatch.setattr("shipcam.runtime.detector.CONFIRM_MARGIN", margin)
+        monkeypatch.setattr("shipcam.runtime.scan.CONFIRM_MARGIN", margin)
         det.rule = dataclasses.replace(det.rule, threshold=0.4, isolation=False, confirm_views=confirm)
         return {(d.x, d.y): d.score for d in det.scan(scene, tile=128, overlap=0.0).detections}
 
@@ -196,4 +243,6 @@ def test_detections_well_over_the_threshold_skip_the_confirmation_and_keep_their
     sure = {xy for xy, s in plain.items() if s - t > margin}
     assert sure and len(sure) < len(plain)
     assert {xy: part[xy] for xy in sure} == {xy: plain[xy] for xy in sure}  # kept, with the first pass's score
-    assert {xy: s for xy, s in part.items() if xy not in sure} == pytest.approx({xy: s for xy, s in full.items() if xy not in sure}, abs=1e-5)
+    assert {xy: s for xy, s in part.items() if xy not in sure} == pytest.approx(
+        {xy: s for xy, s in full.items() if xy not in sure}, abs=1e-5
+    )

@@ -1,4 +1,5 @@
-"""The static web page (js/web/) in headless Chromium: its numbers against the conformance vectors, and a screenshot that is not blank.
+"""The static web page (js/web/) in headless Chromium: its numbers against the conformance vectors, and a screenshot
+that is not blank.
 
 The page computes everything in the browser (onnxruntime-web or LiteRT.js, and js/src);
 it writes its result as JSON into <pre id="result">, which the test polls for in real
@@ -22,9 +23,14 @@ VECTORS = json.loads((ROOT / "conformance" / "vectors.json").read_text())
 @pytest.fixture(scope="module")
 def server():
     if find_chromium() is None:
-        pytest.skip("SKIPPED LOUDLY: no Chromium here, the page was not tested in a browser (apt-get install chromium; `make test` tries)")
+        pytest.skip(
+            "SKIPPED LOUDLY: no Chromium here, the page was not tested in a browser (apt-get install chromium; `make "
+            "test` tries)"
+        )
     if not (ROOT / "js" / "node_modules" / "onnxruntime-web").is_dir():
-        pytest.skip("SKIPPED LOUDLY: js/node_modules is missing (cd js && npm ci --ignore-scripts; `make test` does it first)")
+        pytest.skip(
+            "SKIPPED LOUDLY: js/node_modules is missing (cd js && npm ci --ignore-scripts; `make test` does it first)"
+        )
     return f"{serve(ROOT)}/js/web/index.html"
 
 
@@ -37,7 +43,11 @@ def _result(url, tmp_path):
 
 @pytest.mark.parametrize("image", ["ship_64.png", "ship_96x128.png"])
 def test_the_page_gives_the_vectors_numbers(server, tmp_path, image):
-    case = next(c for c in VECTORS["cases"] if c["model"].endswith("tiny_fp32.onnx") and c["image"].endswith(image) and c["threshold"] == 0.2)
+    case = next(
+        c
+        for c in VECTORS["cases"]
+        if c["model"].endswith("tiny_fp32.onnx") and c["image"].endswith(image) and c["threshold"] == 0.2
+    )
     got, dom = _result(f"{server}?image=../../conformance/{case['image']}&threshold=0.2", tmp_path)
     tol = VECTORS["tolerances"]
     assert abs(got["probability"] - case["probability"]) <= tol["probability_abs"] + 1e-6  # the page rounds to 1e-6
@@ -75,14 +85,22 @@ def test_the_page_runs_a_tflite_file_on_litert_js_like_the_python_runtime(server
     site.mkdir()
     for name in ("js", "conformance"):
         (site / name).symlink_to(ROOT / name)
-    export_model(tiny_model_path, site / "m", ExportOptions(formats=[ExportFormat.TFLITE_FP32], size=64, batch=1, parity_n=8), show_progress=False)
+    export_model(
+        tiny_model_path,
+        site / "m",
+        ExportOptions(formats=[ExportFormat.TFLITE_FP32], size=64, batch=1, parity_n=8),
+        show_progress=False,
+    )
     model = next((site / "m").glob("*.tflite"))
     base = serve(site)  # the same page, served from a folder that also holds the export
     det = Detector.load(model)
     det.rule = dataclasses.replace(det.rule, threshold=0.2)
     tol = VECTORS["tolerances"]
     for image in ("ship_64.png", "ship_96x128.png"):  # the second is resized to the file's 64 px, as in Python
-        got, _ = _result(f"{base}/js/web/index.html?model=../../m/{model.name}&image=../../conformance/images/{image}&threshold=0.2", tmp_path)
+        got, _ = _result(
+            f"{base}/js/web/index.html?model=../../m/{model.name}&image=../../conformance/images/{image}&threshold=0.2",
+            tmp_path,
+        )
         assert got["engine"] == "litert.js"
         ref = det.predict(read_image(ROOT / "conformance" / "images" / image))
         assert abs(got["probability"] - ref.probability) <= tol["probability_abs"] + 1e-6

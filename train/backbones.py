@@ -41,7 +41,12 @@ BACKBONES: dict[str, BackboneSpec] = {
     ),
     # MobileNetV2 cut before its last stride-2 stage: the 576-channel expansion of block 13, stride 16.
     "mobilenet_v2_s16": BackboneSpec(
-        "mobilenet_v2_s16", "MobileNetV2", stride=16, min_size=32, imagenet_alphas=(0.35, 0.5, 0.75, 1.0, 1.3, 1.4), feature_layer="block_13_expand_relu"
+        "mobilenet_v2_s16",
+        "MobileNetV2",
+        stride=16,
+        min_size=32,
+        imagenet_alphas=(0.35, 0.5, 0.75, 1.0, 1.3, 1.4),
+        feature_layer="block_13_expand_relu",
     ),
     "xception": BackboneSpec("xception", "Xception", stride=32, min_size=71),
 }
@@ -51,11 +56,15 @@ def get_backbone(name: str) -> BackboneSpec:
     try:
         return BACKBONES[name]
     except KeyError:
-        raise ValueError(f"Unknown backbone. Expected one of {sorted(BACKBONES)}. Received: backbone={name!r}") from None
+        raise ValueError(
+            f"Unknown backbone. Expected one of {sorted(BACKBONES)}. Received: backbone={name!r}"
+        ) from None
 
 
 def resolve_weights(weights: str | None, backbone: str = "mobilenet_v2", alpha: float = 1.0) -> str | None:
-    """``"auto"``: the bundled ImageNet file when it fits (MobileNetV2 1.0), else Keras' ``"imagenet"`` download; anything else as given."""
+    """``"auto"``: the bundled ImageNet file when it fits (MobileNetV2 1.0), else Keras' ``"imagenet"`` download;
+    anything else as given.
+    """
     if weights != AUTO:
         return weights
     if backbone.startswith("mobilenet_v2") and alpha == 1.0 and BUNDLED_WEIGHTS.is_file():

@@ -26,7 +26,13 @@ class CyclicLR(keras.optimizers.schedules.LearningRateSchedule):
         return cyclic_lr(step, self.base_lr, self.max_lr, self.step_size, self.mode, self.gamma, xp=keras.ops)
 
     def get_config(self):
-        return {"base_lr": self.base_lr, "max_lr": self.max_lr, "step_size": self.step_size, "mode": self.mode, "gamma": self.gamma}
+        return {
+            "base_lr": self.base_lr,
+            "max_lr": self.max_lr,
+            "step_size": self.step_size,
+            "mode": self.mode,
+            "gamma": self.gamma,
+        }
 
 
 class LRRangeTest(keras.callbacks.Callback):
@@ -89,7 +95,13 @@ class BestCheckpoint(keras.callbacks.Callback):
 
     def __init__(self, path: Path, state: dict, state_path: Path, extra: dict | None = None, monitor: str = "val_auc"):
         super().__init__()
-        self.path, self.state, self.state_path, self.extra, self.monitor = Path(path), state, Path(state_path), extra, monitor
+        self.path, self.state, self.state_path, self.extra, self.monitor = (
+            Path(path),
+            state,
+            Path(state_path),
+            extra,
+            monitor,
+        )
 
     def on_epoch_end(self, epoch, logs=None):
         from shipcam.train.model import save_classifier
@@ -98,7 +110,8 @@ class BestCheckpoint(keras.callbacks.Callback):
         key = [float(logs.get(self.monitor, np.nan)), float(logs.get("val_auc", np.nan))]
         if not np.isfinite(key[0]):
             return
-        legacy = self.state.get("best_val_auc", -1.0) if self.monitor == "val_auc" else -1.0  # runs saved before best_key
+        # runs saved before best_key
+        legacy = self.state.get("best_val_auc", -1.0) if self.monitor == "val_auc" else -1.0
         best = self.state.get("best_key") or [legacy, legacy]
         if key > best:
             self.state["best_key"] = key
@@ -136,7 +149,14 @@ class SceneScore(keras.callbacks.Callback):
         at_fa = max([p["recall"] for p in result["pr"] if p["fa_per_mpx"] <= self.target_fa], default=0.0)
         if logs is not None:
             k = self.prefix
-            logs.update({f"{k}_f1": total["f1"], f"{k}_recall": total["recall"], f"{k}_fa_mpx": total["fa_per_mpx"], f"{k}_recall_at_fa": at_fa})
+            logs.update(
+                {
+                    f"{k}_f1": total["f1"],
+                    f"{k}_recall": total["recall"],
+                    f"{k}_fa_mpx": total["fa_per_mpx"],
+                    f"{k}_recall_at_fa": at_fa,
+                }
+            )
         print(
             f" - {self.prefix} scenes: F1 {total['f1']:.3f}, found {total['found']}/{total['ships']}, "
             f"{total['fa_per_mpx']:.1f} false alarms/Mpx; recall {at_fa:.2f} at <= {self.target_fa:g}/Mpx"

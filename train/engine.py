@@ -20,7 +20,13 @@ from shipcam.runtime.metadata import ModelMetadata
 __all__ = ["KerasEngine", "model_metadata"]
 
 
-def model_metadata(model, source_sha256: str = "", input_size: int | None = None, quantization: str = "float32", info: dict | None = None) -> ModelMetadata:
+def model_metadata(
+    model,
+    source_sha256: str = "",
+    input_size: int | None = None,
+    quantization: str = "float32",
+    info: dict | None = None,
+) -> ModelMetadata:
     """What an exported file of ``model`` carries (the exporter adds the file's own hash and quantization).
 
     ``info`` adds to what the model recorded (a model still in training has

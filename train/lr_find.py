@@ -61,7 +61,9 @@ def lr_range_test(
     return result
 
 
-def lr_find_for_config(config, out_dir: str | Path, start_lr: float = 1e-6, end_lr: float = 1.0, num_steps: int = 100, verbose="auto") -> dict:
+def lr_find_for_config(
+    config, out_dir: str | Path, start_lr: float = 1e-6, end_lr: float = 1.0, num_steps: int = 100, verbose="auto"
+) -> dict:
     """Range test on the data and model a ``TrainConfig`` describes (first phase's trainable set)."""
     from shipcam.train.backbones import get_backbone
     from shipcam.train.data.pipeline import make_dataset

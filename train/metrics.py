@@ -44,4 +44,6 @@ def classification_metrics() -> list:
 
 def compile_classifier(model, optimizer="adam", loss=None, metrics: list | None = None) -> None:
     """Compile ``model`` as every shipcam training loop does: the logit loss unless ``loss`` is given, no XLA."""
-    model.compile(optimizer=optimizer, loss=loss if loss is not None else logit_loss(), metrics=metrics, jit_compile=_JIT_COMPILE)
+    model.compile(
+        optimizer=optimizer, loss=loss if loss is not None else logit_loss(), metrics=metrics, jit_compile=_JIT_COMPILE
+    )

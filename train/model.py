@@ -77,7 +77,8 @@ def build_classifier(
         if weights != "imagenet":
             raise
         raise ShipcamError(
-            f"could not get Keras' ImageNet weights for {backbone} (alpha={alpha}): {type(e).__name__}: {str(e)[:200]}. "
+            f"could not get Keras' ImageNet weights for {backbone} (alpha={alpha}): {type(e).__name__}: "
+            f"{str(e)[:200]}. "
             "Without internet, use --weights none (random init) or --weights PATH (a backbone .weights.h5 file)."
         ) from None
     if weights_path is not None:
@@ -205,4 +206,3 @@ def load_classifier(path: str | os.PathLike, compile: bool = False):
             model._shipcam_info = json.loads(z.read(_INFO_NAME))
     two_output_model(model)  # validates the pooler + logit head, naming what was found
     return model
-

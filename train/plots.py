@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from shipcam._utils.plotting import pyplot as _plt, save_png
+from shipcam._utils.plotting import pyplot as _plt
+from shipcam._utils.plotting import save_png
 
 __all__ = ["plot_lr_finder", "plot_history", "plot_samples"]
 

@@ -1,4 +1,5 @@
-"""Labelled real scenes as training data: checked labels, chips mixed with synthetic ones, hard negatives mined in rounds.
+"""Labelled real scenes as training data: checked labels, chips mixed with synthetic ones, hard negatives mined in
+rounds.
 
 ``train --scenes DIR --labels CSV`` reads the scenes, checks every label
 against them before anything is written, and adds ``real_ratio`` of the
@@ -20,7 +21,15 @@ import numpy as np
 
 from shipcam.errors import DatasetError
 from shipcam.runtime.scoring import LabelledScene
-from shipcam.train.data.scenes import ChipConfig, check_labels_fit, mine_chips, negative_chips, pasted_chips, positive_chips, write_chips
+from shipcam.train.data.scenes import (
+    ChipConfig,
+    check_labels_fit,
+    mine_chips,
+    negative_chips,
+    pasted_chips,
+    positive_chips,
+    write_chips,
+)
 from shipcam.train.data.sources import Samples, load_dataset
 
 __all__ = ["load_training_scenes", "real_samples", "mined_samples", "concat_samples", "POSITIVE_SHARE", "MINED_PEAKS"]
@@ -36,7 +45,9 @@ MINING_FLOOR = 0.2  # probability: peaks weaker than this are not worth a window
 
 
 def load_training_scenes(scenes: list[str], labels: str | Path | None) -> list[LabelledScene]:
-    """The labelled scenes to train on, every label checked against them; one-line errors name the file, the row and the value."""
+    """The labelled scenes to train on, every label checked against them; one-line errors name the file, the row and the
+    value.
+    """
     from shipcam.runtime.labels import read_labels
     from shipcam.runtime.scoring import load_scenes
 
@@ -49,7 +60,9 @@ def load_training_scenes(scenes: list[str], labels: str | Path | None) -> list[L
         present = given | {p.name for f in folders for p in f.iterdir()}
         for name in rows:
             if name not in present:
-                raise DatasetError(f"{labels}: rows name scene {name!r}, which is not in {', '.join(str(f) for f in folders)}")
+                raise DatasetError(
+                    f"{labels}: rows name scene {name!r}, which is not in {', '.join(str(f) for f in folders)}"
+                )
     loaded, failed = load_scenes(scenes, labels)
     if failed:
         raise DatasetError(f"{failed[0]['error']}")
@@ -58,12 +71,28 @@ def load_training_scenes(scenes: list[str], labels: str | Path | None) -> list[L
     return loaded
 
 
-def real_samples(scenes: list[LabelledScene], n_real: int, size: int, gsd_range: tuple[float, float], root: Path, batch_size: int, seed: int = 0) -> Samples:
-    """About ``n_real`` chips from ``scenes`` (``POSITIVE_SHARE`` of them ships), written under ``root`` once and reused."""
+def real_samples(
+    scenes: list[LabelledScene],
+    n_real: int,
+    size: int,
+    gsd_range: tuple[float, float],
+    root: Path,
+    batch_size: int,
+    seed: int = 0,
+) -> Samples:
+    """About ``n_real`` chips from ``scenes`` (``POSITIVE_SHARE`` of them ships), written under ``root`` once and
+    reused.
+    """
     ships = sum(lab.label == "ship" for s in scenes for lab in s.labels)
     area = sum(s.image.shape[0] * s.image.shape[1] for s in scenes)
     pos = n_real * POSITIVE_SHARE / max(ships, 1)
-    cfg = ChipConfig(size=size, gsd_range=gsd_range, per_ship=max(1, round(pos * 2 / 3)), pasted_per_ship=max(1, round(pos / 3)), negatives_per_ship=0)
+    cfg = ChipConfig(
+        size=size,
+        gsd_range=gsd_range,
+        per_ship=max(1, round(pos * 2 / 3)),
+        pasted_per_ship=max(1, round(pos / 3)),
+        negatives_per_ship=0,
+    )
     ships_cfg = dataclasses.replace(cfg, gsd_range=(gsd_range[0], gsd_range[1] * SHIP_SHRINK))
     if not (root / "ship").is_dir() and not (root / "no_ship").is_dir():
         rng = np.random.default_rng([seed, 5])
@@ -71,15 +100,24 @@ def real_samples(scenes: list[LabelledScene], n_real: int, size: int, gsd_range:
         for s in scenes:
             p = positive_chips(s, ships_cfg, rng)
             if len(p) < batch_size:
-                print(f"note: {s.path.name} gives {len(p)} ship chips, fewer than one batch of {batch_size}: it adds negatives and little else", file=sys.stderr)
+                print(
+                    f"note: {s.path.name} gives {len(p)} ship chips, fewer than one batch of {batch_size}: it adds "
+                    "negatives and little else",
+                    file=sys.stderr,
+                )
             positives += p
-            negatives += negative_chips(s, round(n_real * (1 - POSITIVE_SHARE) * s.image.shape[0] * s.image.shape[1] / area), cfg, rng)
-        positives += pasted_chips(scenes, scenes, ships_cfg, rng)  # ships laid on the water of every training scene, not only their own
+            negatives += negative_chips(
+                s, round(n_real * (1 - POSITIVE_SHARE) * s.image.shape[0] * s.image.shape[1] / area), cfg, rng
+            )
+        # ships laid on the water of every training scene, not only their own
+        positives += pasted_chips(scenes, scenes, ships_cfg, rng)
         write_chips(root, positives, negatives, prefix="real")
     return load_dataset(root, show_progress=False)
 
 
-def mined_samples(detector_factory, scenes: list[LabelledScene], size: int, gsd_range: tuple[float, float], root: Path, seed: int = 0) -> Samples | None:
+def mined_samples(
+    detector_factory, scenes: list[LabelledScene], size: int, gsd_range: tuple[float, float], root: Path, seed: int = 0
+) -> Samples | None:
     """Negatives around the strongest peaks a model finds away from every label of ``scenes``; None when it finds none.
 
     ``detector_factory()`` gives a ``Detector`` on the model as it stands; its
@@ -88,7 +126,7 @@ def mined_samples(detector_factory, scenes: list[LabelledScene], size: int, gsd_
     """
     from dataclasses import replace
 
-    from shipcam.runtime.detections import logit
+    from shipcam.runtime.maths import logit
     from shipcam.runtime.views import Views
 
     if not (root / "no_ship").is_dir():
@@ -109,10 +147,16 @@ def mined_samples(detector_factory, scenes: list[LabelledScene], size: int, gsd_
 
 
 def _away(scene: LabelledScene, x: float, y: float) -> bool:
-    """Farther from every label than the real-scene matching reaches: a false alarm, not a ship or an undecided object."""
+    """Farther from every label than the real-scene matching reaches: a false alarm, not a ship or an undecided
+    object."""
     return all(math.hypot(lab.x - x, lab.y - y) > lab.radius_px(scene.gsd) for lab in scene.labels)
 
 
 def concat_samples(*parts: Samples) -> Samples:
     parts = tuple(p for p in parts if p is not None and len(p))
-    return Samples([q for p in parts for q in p.paths], np.concatenate([p.labels for p in parts]), None, parts[0].layout if len(parts) == 1 else None)
+    return Samples(
+        [q for p in parts for q in p.paths],
+        np.concatenate([p.labels for p in parts]),
+        None,
+        parts[0].layout if len(parts) == 1 else None,
+    )

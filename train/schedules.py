@@ -34,7 +34,15 @@ class CycleMode(str, Enum):
     EXP_RANGE = "exp_range"
 
 
-def cyclic_lr(step, base_lr: float, max_lr: float, step_size: float, mode: str = "triangular", gamma: float = 1.0, xp: ModuleType = np):
+def cyclic_lr(
+    step,
+    base_lr: float,
+    max_lr: float,
+    step_size: float,
+    mode: str = "triangular",
+    gamma: float = 1.0,
+    xp: ModuleType = np,
+):
     """Learning rate at ``step`` (0-based). A full cycle is ``2 * step_size`` steps.
 
     cycle = floor(1 + step / (2 step_size)); x = |step / step_size - 2 cycle + 1|

@@ -19,15 +19,25 @@ import math
 
 import numpy as np
 
-from shipcam.runtime.detections import sigmoid
 from shipcam.runtime.labels import SceneLabel
+from shipcam.runtime.maths import sigmoid
 from shipcam.runtime.scoring import LabelledScene, score_scenes
 
-__all__ = ["threshold_for_fa_rate", "synthetic_labelled_scenes", "calibrate_threshold", "DEFAULT_TARGET_FA", "REVIEW_FA", "MIN_SHIP_M", "is_labelled_ship"]
+__all__ = [
+    "threshold_for_fa_rate",
+    "synthetic_labelled_scenes",
+    "calibrate_threshold",
+    "DEFAULT_TARGET_FA",
+    "REVIEW_FA",
+    "MIN_SHIP_M",
+    "is_labelled_ship",
+]
 
 REVIEW_FA = 1.0  # false alarms per megapixel a real scene may show: what an analyst can review
 DEFAULT_TARGET_FA = REVIEW_FA / 2  # on synthetic scenes: a 2x margin for the synthetic-to-real gap
-MIN_SHIP_M = 45.0  # shorter hulls are labelled `ignore`: the hand labels' ~15 px at PlanetScope's 3 m/px, in metres at any GSD
+MIN_SHIP_M = (
+    45.0  # shorter hulls are labelled `ignore`: the hand labels' ~15 px at PlanetScope's 3 m/px, in metres at any GSD
+)
 
 
 def is_labelled_ship(mask: np.ndarray, gsd: float) -> bool:
@@ -57,7 +67,15 @@ def threshold_for_fa_rate(pr: list[dict], target_fa_per_mpx: float, floor: float
     return float(max(best, floor))
 
 
-def synthetic_labelled_scenes(n: int = 16, size: int = 768, gsd: float = 3.0, seed: int = 10_007, gsd_range: tuple[float, float] | None = None, config=None, min_ship_m: float = MIN_SHIP_M) -> list[LabelledScene]:
+def synthetic_labelled_scenes(
+    n: int = 16,
+    size: int = 768,
+    gsd: float = 3.0,
+    seed: int = 10_007,
+    gsd_range: tuple[float, float] | None = None,
+    config=None,
+    min_ship_m: float = MIN_SHIP_M,
+) -> list[LabelledScene]:
     """Large synthetic scenes with point labels from the ship masks (centre, length in metres).
 
     ``config`` (a ``SceneConfig``) replaces the default mix of coasts and
@@ -70,7 +88,14 @@ def synthetic_labelled_scenes(n: int = 16, size: int = 768, gsd: float = 3.0, se
 
     from shipcam.train.data.synthetic import SceneConfig, generate_scene
 
-    cfg = config or SceneConfig(size=size, gsd=gsd, gsd_range=tuple(gsd_range) if gsd_range else None, ship_fraction=0.8, max_ships=6, coast_prob=0.6)
+    cfg = config or SceneConfig(
+        size=size,
+        gsd=gsd,
+        gsd_range=tuple(gsd_range) if gsd_range else None,
+        ship_fraction=0.8,
+        max_ships=6,
+        coast_prob=0.6,
+    )
     out = []
     for i in range(n):
         scene = generate_scene(cfg, seed=seed, index=i)
@@ -98,6 +123,8 @@ def calibrate_threshold(detector, scenes: list[LabelledScene], target_fa_per_mpx
         "synthetic_scenes": len(scenes),
         "synthetic_recall": at["recall"],
         "synthetic_fa_per_mpx": at["fa_per_mpx"],
-        "at_0.5": {"recall": result["total"]["recall"], "fa_per_mpx": result["total"]["fa_per_mpx"]} if abs(detector.threshold - 0.5) < 1e-9 else None,
+        "at_0.5": {"recall": result["total"]["recall"], "fa_per_mpx": result["total"]["fa_per_mpx"]}
+        if abs(detector.threshold - 0.5) < 1e-9
+        else None,
         "strongest_probability": float(sigmoid(result["pr"][0]["score"])) if result["pr"] else None,
     }

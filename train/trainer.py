@@ -68,17 +68,28 @@ class TrainConfig:
     augment: bool = True
     randomize: bool = True  # domain randomisation (colour, blur, noise, scale) on top of flips and turns
     synthetic_n: int = 2000
-    gsd: float | None = None  # metres/pixel of the training images: synthetic 3.0, Airbus 1.5, ShipsNet 3.0 unless given
-    gsd_range: list[float] | None = None  # [min, max] m/px: synthetic scenes and real chips drawn across it (scale jitter over GSDs)
-    scenes: list[str] = field(default_factory=list)  # labelled real scenes (files or folders) to cut training chips from
+    gsd: float | None = (
+        None  # metres/pixel of the training images: synthetic 3.0, Airbus 1.5, ShipsNet 3.0 unless given
+    )
+    gsd_range: list[float] | None = (
+        None  # [min, max] m/px: synthetic scenes and real chips drawn across it (scale jitter over GSDs)
+    )
+    # labelled real scenes (files or folders) to cut training chips from
+    scenes: list[str] = field(default_factory=list)
     real_ratio: float = 0.5  # share of the training images that are chips of those scenes
     mining_rounds: int = 1  # rounds of hard-negative mining on those scenes after the regular phases
     mining_epochs: int = 2  # epochs of each round
-    real_val: list[str] = field(default_factory=list)  # labelled real scenes scored each epoch (F1, recall, false alarms)
+    # labelled real scenes scored each epoch (F1, recall, false alarms)
+    real_val: list[str] = field(default_factory=list)
     real_labels: str | None = None  # their labels CSV (see labels/README.md)
-    select: Select = "val_auc"  # which score picks best.keras: real_f1 needs real_val; scene_recall scores held-out synthetic scenes
+    select: Select = (
+        "val_auc"  # which score picks best.keras: real_f1 needs real_val; scene_recall scores held-out synthetic scenes
+    )
     scene_val: int = 0  # held-out synthetic scenes (768 px) scored each epoch; select=scene_recall uses 16 when 0
-    target_fa: float | None = DEFAULT_TARGET_FA  # threshold saved with best.keras: <= this many false alarms/Mpx on held-out synthetic scenes; None keeps 0.5
+    target_fa: float | None = (
+        # threshold saved with best.keras: <= this many false alarms/Mpx on held-out synthetic scenes; None keeps 0.5
+        DEFAULT_TARGET_FA
+    )
     calibration_scenes: int = 16  # held-out synthetic scenes (768 px at the training GSD) for that threshold
     # --- schedule
     head_epochs: int = 3
@@ -105,16 +116,25 @@ class TrainConfig:
         if self.select not in get_args(Select):
             raise ValueError(f"select must be one of {get_args(Select)}, received {self.select!r}")
         if self.select == "real_f1" and not self.real_val:
-            raise ValueError("select='real_f1' scores real scenes: give them with real_val (--real-val SCENE... --labels CSV)")
+            raise ValueError(
+                "select='real_f1' scores real scenes: give them with real_val (--real-val SCENE... --labels CSV)"
+            )
         if (self.real_val or self.scenes) and not self.real_labels:
-            raise ValueError(f"{'real_val' if self.real_val else 'scenes'}={self.real_val or self.scenes} needs real_labels (a labels CSV, see labels/README.md)")
+            raise ValueError(
+                f"{'real_val' if self.real_val else 'scenes'}={self.real_val or self.scenes} needs real_labels (a "
+                "labels CSV, see labels/README.md)"
+            )
         if not 0.0 <= self.real_ratio < 1.0:
             raise ValueError(f"real_ratio must be in [0, 1), received {self.real_ratio}")
         if self.mining_rounds < 0 or self.mining_epochs < 0:
-            raise ValueError(f"mining_rounds and mining_epochs must be >= 0, received {self.mining_rounds}, {self.mining_epochs}")
+            raise ValueError(
+                f"mining_rounds and mining_epochs must be >= 0, received {self.mining_rounds}, {self.mining_epochs}"
+            )
         if self.gsd_range is not None:
             if len(self.gsd_range) != 2 or not 0 < self.gsd_range[0] <= self.gsd_range[1]:
-                raise ValueError(f"gsd_range must be [min, max] metres/pixel with 0 < min <= max, received {self.gsd_range}")
+                raise ValueError(
+                    f"gsd_range must be [min, max] metres/pixel with 0 < min <= max, received {self.gsd_range}"
+                )
             self.gsd_range = [float(v) for v in self.gsd_range]
 
     def to_dict(self) -> dict:
@@ -164,7 +184,9 @@ def prepare_data(config: TrainConfig, show_progress: bool = True):
     if data is None:
         # Inside the run folder: a cache shared between runs would need every generator parameter in its name.
         config.gsd = config.gsd or (config.gsd_range[0] if config.gsd_range else 3.0)
-        scene = SceneConfig(size=config.size, gsd=config.gsd, gsd_range=tuple(config.gsd_range) if config.gsd_range else None)
+        scene = SceneConfig(
+            size=config.size, gsd=config.gsd, gsd_range=tuple(config.gsd_range) if config.gsd_range else None
+        )
         data = str(Path(config.run_dir) / f"synthetic_{config.size}px_{config.synthetic_n}_seed{config.seed}")
         write_synthetic_dataset(data, config.synthetic_n, scene, seed=config.seed, show_progress=show_progress)
         config.data = data
@@ -181,9 +203,14 @@ def _phases(config: TrainConfig) -> list[tuple[str, int, float]]:
     if not config.pretrained:
         phases = [("scratch", config.scratch_epochs, config.scratch_lr)]
     else:
-        phases = [("head", config.head_epochs, config.head_lr), ("finetune", config.finetune_epochs, config.finetune_lr)]
+        phases = [
+            ("head", config.head_epochs, config.head_lr),
+            ("finetune", config.finetune_epochs, config.finetune_lr),
+        ]
     rate = phases[-1][2] / 2  # a further fine-tuning at half the last phase's rate
-    return phases + [(f"mine{r}", config.mining_epochs, rate) for r in range(1, config.mining_rounds + 1) if config.scenes]
+    return phases + [
+        (f"mine{r}", config.mining_epochs, rate) for r in range(1, config.mining_rounds + 1) if config.scenes
+    ]
 
 
 def set_trainable(model, phase: Phase, finetune_layers: int, train_bn: bool = False) -> None:
@@ -207,10 +234,14 @@ def set_trainable(model, phase: Phase, finetune_layers: int, train_bn: bool = Fa
         set_bn_momentum(base, 0.9)
 
 
-def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | None = None, show_progress: bool = True) -> dict:
+def train(
+    config: TrainConfig, resume: bool = False, extra_callbacks: list | None = None, show_progress: bool = True
+) -> dict:
     """Train per ``config``; with ``resume`` continue an interrupted run in ``config.run_dir``."""
     labelled = []
-    if config.scenes:  # before anything is written or TensorFlow loads: a bad labels file is one line and leaves nothing behind
+    if (
+        config.scenes
+    ):  # before anything is written or TensorFlow loads: a bad labels file is one line and leaves nothing behind
         from shipcam.train.realdata import load_training_scenes
 
         labelled = load_training_scenes(config.scenes, config.real_labels)
@@ -237,8 +268,13 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
         from shipcam.train.realdata import concat_samples, real_samples
 
         n_real = round(config.real_ratio / (1 - config.real_ratio) * len(train_s))
-        chips = real_samples(labelled, n_real, config.size, gsd_range, run / "real_chips", config.batch_size, config.seed)
-        print(f"real scenes: {len(chips)} chips ({int(chips.labels.sum())} with ships) from {', '.join(s.path.name for s in labelled)}; validation stays synthetic")
+        chips = real_samples(
+            labelled, n_real, config.size, gsd_range, run / "real_chips", config.batch_size, config.seed
+        )
+        print(
+            f"real scenes: {len(chips)} chips ({int(chips.labels.sum())} with ships) from "
+            f"{', '.join(s.path.name for s in labelled)}; validation stays synthetic"
+        )
         train_s = concat_samples(train_s, chips)
     write_json(run / "config.json", config.to_dict())  # after prepare_data resolved config.data
     baseline = MajorityBaseline(val_s.labels).baseline
@@ -253,11 +289,18 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
     if config.size < spec.min_size:
         raise ValueError(f"{config.backbone} needs inputs of at least {spec.min_size} px, received size={config.size}")
     balanced = config.balance == "sample"
-    train_ds = make_dataset(train_s, spec, config.size, config.batch_size, True, config.seed, config.augment, balanced, config.randomize)
+    train_ds = make_dataset(
+        train_s, spec, config.size, config.batch_size, True, config.seed, config.augment, balanced, config.randomize
+    )
     val_ds = make_dataset(val_s, spec, config.size, config.batch_size, False)
     cw = class_weights(train_s.labels) if config.balance == "weights" else None
 
-    info = {"train_size": config.size, "class_name": "ship", "gsd": config.gsd, "gsd_range": list(gsd_range) if config.gsd_range else None}
+    info = {
+        "train_size": config.size,
+        "class_name": "ship",
+        "gsd": config.gsd,
+        "gsd_range": list(gsd_range) if config.gsd_range else None,
+    }
     real = []
     if config.real_val:
         from shipcam.runtime.scoring import load_scenes
@@ -265,15 +308,28 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
         real, failed = load_scenes(config.real_val, config.real_labels)
         if failed:
             raise ShipcamError(f"--real-val: could not read {', '.join(f['scene'] for f in failed)}")
-        print(f"real-scene validation: {len(real)} scenes, {sum(lab.label == 'ship' for s in real for lab in s.labels)} ships; best.keras by {config.select}")
+        print(
+            f"real-scene validation: {len(real)} scenes, {sum(lab.label == 'ship' for s in real for lab in s.labels)} "
+            f"ships; best.keras by {config.select}"
+        )
 
     scorers = [SceneScore(real, info, "real", REVIEW_FA)] if real else []
     n_scene = config.scene_val or (16 if config.select == "scene_recall" else 0)
     if n_scene:
         from shipcam.train.threshold import synthetic_labelled_scenes
 
-        synthetic = synthetic_labelled_scenes(n_scene, size=max(768, 4 * config.size), gsd=config.gsd or 3.0, seed=SCENE_VAL_SEED, gsd_range=config.gsd_range)
-        scorers.append(SceneScore(synthetic, info, "scene", config.target_fa if config.target_fa is not None else DEFAULT_TARGET_FA))
+        synthetic = synthetic_labelled_scenes(
+            n_scene,
+            size=max(768, 4 * config.size),
+            gsd=config.gsd or 3.0,
+            seed=SCENE_VAL_SEED,
+            gsd_range=config.gsd_range,
+        )
+        scorers.append(
+            SceneScore(
+                synthetic, info, "scene", config.target_fa if config.target_fa is not None else DEFAULT_TARGET_FA
+            )
+        )
 
     t0 = time.perf_counter()
     interrupted = False
@@ -284,12 +340,31 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
         if mining:  # the model as it stands finds its own false alarms on the training scenes
             from shipcam.train.realdata import concat_samples, mined_samples
 
-            mined = mined_samples(lambda: _detector(run / "best.keras", info), labelled, config.size, gsd_range, run / "real_chips" / phase, config.seed)
+            mined = mined_samples(
+                lambda: _detector(run / "best.keras", info),
+                labelled,
+                config.size,
+                gsd_range,
+                run / "real_chips" / phase,
+                config.seed,
+            )
             if mined is not None:
                 train_s = concat_samples(train_s, mined)
-                train_ds = make_dataset(train_s, spec, config.size, config.batch_size, True, config.seed, config.augment, balanced, config.randomize)
+                train_ds = make_dataset(
+                    train_s,
+                    spec,
+                    config.size,
+                    config.batch_size,
+                    True,
+                    config.seed,
+                    config.augment,
+                    balanced,
+                    config.randomize,
+                )
                 cw = class_weights(train_s.labels) if config.balance == "weights" else None
-            if state.get("phase") != phase:  # this round's best is the model, whatever the earlier phases scored on synthetic tiles
+            if (
+                state.get("phase") != phase
+            ):  # this round's best is the model, whatever the earlier phases scored on synthetic tiles
                 state.pop("best_key", None)
                 state["best_val_auc"] = -1.0
         state["phase"] = phase
@@ -300,8 +375,15 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
             elif mining:
                 model = load_classifier(run / "best.keras")
             else:
-                model = build_classifier(config.backbone, config.pooling, config.alpha, config.weights, config.dropout, config.size)
-            set_trainable(model, "scratch" if mining and not config.pretrained else ("finetune" if mining else phase), config.finetune_layers, config.finetune_bn)
+                model = build_classifier(
+                    config.backbone, config.pooling, config.alpha, config.weights, config.dropout, config.size
+                )
+            set_trainable(
+                model,
+                "scratch" if mining and not config.pretrained else ("finetune" if mining else phase),
+                config.finetune_layers,
+                config.finetune_bn,
+            )
             steps = config.steps_per_epoch or max(1, int(np.ceil(len(train_s) / config.batch_size)))
             if config.clr:
                 schedule = CyclicLR(lr, lr * config.clr_factor, step_size=2 * steps, mode=config.clr)
@@ -315,7 +397,13 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
             MajorityBaseline(val_s.labels),
             # A network from scratch sits near chance for its first epochs (the demo's α 0.35: ~9 of 20), where
             # val AUC is BatchNorm noise; stopping on that noise ended one demo run at epoch 5 with AUC 0.54.
-            keras.callbacks.EarlyStopping("val_auc", mode="max", patience=config.patience, restore_best_weights=True, start_from_epoch=epochs // 2 if phase == "scratch" else 0),
+            keras.callbacks.EarlyStopping(
+                "val_auc",
+                mode="max",
+                patience=config.patience,
+                restore_best_weights=True,
+                start_from_epoch=epochs // 2 if phase == "scratch" else 0,
+            ),
             *scorers,  # before the callbacks that read their keys
             BestCheckpoint(run / "best.keras", state, state_path, extra=info, monitor=MONITOR[config.select]),
             PhaseLogger(run / "history.csv", phase),
@@ -324,7 +412,10 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
         if config.tensorboard:
             callbacks.append(keras.callbacks.TensorBoard(str(run / "tensorboard" / phase)))
         trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
-        print(f"phase {phase}: {epochs} epochs at lr {lr:g} ({config.clr or 'cosine decay'}), {trainable:,} trainable parameters")
+        print(
+            f"phase {phase}: {epochs} epochs at lr {lr:g} ({config.clr or 'cosine decay'}), {trainable:,} trainable "
+            "parameters"
+        )
         try:
             model.fit(
                 train_ds.repeat() if config.steps_per_epoch else train_ds,
@@ -338,7 +429,8 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
         except ValueError as e:
             if config.strategy == "multiworker" and "PerReplica" in str(e):
                 raise ShipcamError(
-                    "--strategy multiworker: Keras 3's fit cannot train under tf.distribute.MultiWorkerMirroredStrategy "
+                    "--strategy multiworker: Keras 3's fit cannot train under "
+                    "tf.distribute.MultiWorkerMirroredStrategy "
                     "(keras-team/keras#20585: 'Attempt to convert a value (PerReplica ...) to a Tensor'); "
                     "use --strategy mirrored on one machine (see BENCHMARKS.md, multi-worker training)"
                 ) from None
@@ -381,7 +473,14 @@ def train(config: TrainConfig, resume: bool = False, extra_callbacks: list | Non
     return metrics
 
 
-def calibrate_model(model, target_fa: float = DEFAULT_TARGET_FA, n_scenes: int = 16, gsd: float | None = None, path: str | Path | None = None, info: dict | None = None) -> dict:
+def calibrate_model(
+    model,
+    target_fa: float = DEFAULT_TARGET_FA,
+    n_scenes: int = 16,
+    gsd: float | None = None,
+    path: str | Path | None = None,
+    info: dict | None = None,
+) -> dict:
     """Save in the ``.keras`` file the threshold at which held-out synthetic scenes give ``target_fa`` false alarms/Mpx.
 
     ``model`` is a path (rewritten in place, atomically) or an in-memory
@@ -397,17 +496,22 @@ def calibrate_model(model, target_fa: float = DEFAULT_TARGET_FA, n_scenes: int =
     info = {**model_info(model), **(info or {})}
     gsd = gsd or info.get("gsd") or 3.0
     size = int(info.get("train_size") or 96)
-    scenes = synthetic_labelled_scenes(n_scenes, size=max(768, 4 * size), gsd=gsd, gsd_range=info.get("gsd_range") if gsd == info.get("gsd") else None)
+    scenes = synthetic_labelled_scenes(
+        n_scenes, size=max(768, 4 * size), gsd=gsd, gsd_range=info.get("gsd_range") if gsd == info.get("gsd") else None
+    )
     cal = calibrate_threshold(Detector(KerasEngine(model, info=info)), scenes, target_fa)
     save_classifier(model, path, extra={**info, "threshold": cal["threshold"]})
     return cal
 
 
 def _calibrate(best, run: Path, info: dict, config: TrainConfig) -> dict:
-    cal = calibrate_model(best, config.target_fa, config.calibration_scenes, config.gsd, path=run / "best.keras", info=info)
+    cal = calibrate_model(
+        best, config.target_fa, config.calibration_scenes, config.gsd, path=run / "best.keras", info=info
+    )
     print(
         f"threshold {cal['threshold']:.3f}: {cal['synthetic_fa_per_mpx']:.2f} false alarms/Mpx and recall "
-        f"{cal['synthetic_recall']:.2f} on {cal['synthetic_scenes']} held-out synthetic scenes (target {config.target_fa:g}/Mpx)"
+        f"{cal['synthetic_recall']:.2f} on {cal['synthetic_scenes']} held-out synthetic scenes (target "
+        f"{config.target_fa:g}/Mpx)"
     )
     return cal
 
@@ -433,7 +537,9 @@ def read_history(path: str | Path) -> tuple[dict[str, list[float]], list[int]]:
     """History columns across phases, and the indices where a new phase starts."""
     rows = list(csv.DictReader(open(path)))
     header = list(rows[0]) if rows else []
-    history = {k: [float(r[k]) for r in rows if r.get(k) not in (None, "")] for k in header if k not in ("phase", "epoch")}
+    history = {
+        k: [float(r[k]) for r in rows if r.get(k) not in (None, "")] for k in header if k not in ("phase", "epoch")
+    }
     starts = [i for i in range(1, len(rows)) if rows[i]["phase"] != rows[i - 1]["phase"]]
     return history, starts
 

@@ -23,7 +23,9 @@ def open_engine(path: str | Path, engine: str = "auto", threads: int | None = No
         elif suffix in (".tflite", ".lite"):
             engine = "litert"
         else:
-            raise ValueError(f"cannot pick an engine for {path.name!r}: expected a .onnx or .tflite file (or pass engine=)")
+            raise ValueError(
+                f"cannot pick an engine for {path.name!r}: expected a .onnx or .tflite file (or pass engine=)"
+            )
     if engine == "onnx":
         from shipcam.runtime.engines.onnx import OnnxEngine
 

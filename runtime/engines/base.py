@@ -54,7 +54,8 @@ class Engine(ABC):
         fixed = self.fixed_size
         if fixed is not None and batch.shape[1:3] != fixed:
             raise ValueError(
-                f"{self.path.name} was exported for {fixed[0]}x{fixed[1]} inputs, received {batch.shape[1]}x{batch.shape[2]}; "
+                f"{self.path.name} was exported for {fixed[0]}x{fixed[1]} inputs, received "
+                f"{batch.shape[1]}x{batch.shape[2]}; "
                 "resize the image or export without --size for any-size inputs"
             )
         with self._lock:
@@ -73,4 +74,9 @@ class Engine(ABC):
             )
 
     def describe(self) -> dict:
-        return {"engine": self.name, "threads": self.threads, "input_shape": list(self.input_shape), "file": str(self.path)}
+        return {
+            "engine": self.name,
+            "threads": self.threads,
+            "input_shape": list(self.input_shape),
+            "file": str(self.path),
+        }

@@ -34,7 +34,9 @@ class OnnxEngine(Engine):
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # ORT raises its own Fail/InvalidProtobuf/RuntimeException types
-            raise ModelFileError(f"{self.path}: ONNX Runtime cannot load it ({type(e).__name__}: {str(e)[:200]}); truncated or not ONNX?") from None
+            raise ModelFileError(
+                f"{self.path}: ONNX Runtime cannot load it ({type(e).__name__}: {str(e)[:200]}); truncated or not ONNX?"
+            ) from None
         self._check_outputs([o.name for o in self.session.get_outputs()])
         inputs = self.session.get_inputs()
         if len(inputs) != 1:

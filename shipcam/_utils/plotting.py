@@ -14,7 +14,9 @@ def pyplot():
     try:
         import matplotlib
     except ImportError:
-        raise ImportError('pictures need matplotlib: pip install "shipcam[train]" (or matplotlib)', name="matplotlib") from None
+        raise ImportError(
+            'pictures need matplotlib: pip install "shipcam[train]" (or matplotlib)', name="matplotlib"
+        ) from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

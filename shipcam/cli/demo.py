@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from shipcam.train.recipes import AUTO, demo_recipe
+
 __all__ = ["run_demo"]
 
 
@@ -22,53 +24,18 @@ def _step(name: str, done: bool) -> bool:
     return not done
 
 
-REALDATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "realdata"  # beside a checkout: the project's own real scenes
+# beside a checkout: the project's own real scenes
+REALDATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "realdata"
 REAL_LABELS = Path(__file__).resolve().parents[2] / "labels" / "realdata.csv"
-# Beside a checkout: the project's copy of the ImageNet MobileNetV2 (the repository carries the same file).
-SHARED_WEIGHTS = Path(__file__).resolve().parents[2] / ".." / "shared" / "weights" / "mobilenet_v2_1.0_imagenet_no_top.weights.h5"
-AUTO = "auto"
-GSD_RANGE = [1.5, 3.0]  # Airbus/SPOT to PlanetScope: one model for both, no resampling inside it
 
 
-def auto_weights() -> str | None:
-    """What ``--weights auto`` trains from: the bundled ImageNet file, ``../shared``'s copy, Keras' download, or None (from scratch)."""
-    from shipcam.train.backbones import BUNDLED_WEIGHTS
-
-    for path in (BUNDLED_WEIGHTS, SHARED_WEIGHTS):
-        if path.is_file():
-            return str(path)
-    try:  # a user's machine with internet: Keras' own copy, cached under ~/.keras
-        import keras
-
-        keras.applications.MobileNetV2(include_top=False, weights="imagenet", input_shape=(224, 224, 3))
-        return "imagenet"
-    except Exception as e:  # offline, or a download that failed: the scratch recipe
-        print(f"note: no ImageNet weights ({type(e).__name__}): the demo trains from scratch", flush=True)
-        return None
-
-
-def demo_recipe(weights: str | None, quick: bool = False, scenes: Path | None = None, labels: Path | None = None) -> dict:
-    """The demo's training settings: transfer learning when there are ImageNet weights, else from scratch.
-
-    With weights: MobileNetV2 1.0 cut at stride 16 (its CAM peak lands on the ship: pointing game
-    0.87 against 0.38 at stride 32, docs/decisions/030-stride-16-features.md), 224 px, scenes drawn
-    across 1.5-3 m/px, head then the top 30 layers. With labelled real ``scenes`` (``../shared/realdata`` beside a checkout), half the training
-    chips come from them and one round of hard-negative mining follows. ``weights="auto"``: see
-    ``auto_weights``; the quick demo (the test suite's) trains from scratch.
-    """
-    if weights == AUTO:
-        weights = None if quick else auto_weights()
-    common = dict(weights=weights, batch_size=16, verbose="auto", calibration_scenes=2 if quick else 16, steps_per_epoch=4 if quick else None)
-    if scenes is not None:
-        common.update(scenes=[str(scenes)], real_labels=str(labels), real_ratio=0.5, mining_rounds=1, mining_epochs=1 if quick else 2)
-    if quick:
-        return dict(common, size=64, synthetic_n=160, alpha=0.35 if weights is None else 1.0, head_epochs=1, finetune_epochs=1, scratch_epochs=2)
-    if weights is None:
-        return dict(common, size=96, synthetic_n=2000, alpha=0.35, scratch_epochs=20)
-    return dict(common, backbone="mobilenet_v2_s16", size=224, synthetic_n=800, alpha=1.0, gsd_range=GSD_RANGE, head_epochs=2, finetune_epochs=3, finetune_layers=30)
-
-
-def run_demo(out: str | Path = "runs/demo", weights: str | None = AUTO, quick: bool = False, scenes: str | Path | None = None, labels: str | Path | None = None) -> dict:
+def run_demo(
+    out: str | Path = "runs/demo",
+    weights: str | None = AUTO,
+    quick: bool = False,
+    scenes: str | Path | None = None,
+    labels: str | Path | None = None,
+) -> dict:
     from shipcam.train.lr_find import lr_find_for_config
     from shipcam.train.trainer import TrainConfig, load_config, prepare_data, train
 
@@ -88,10 +55,22 @@ def run_demo(out: str | Path = "runs/demo", weights: str | None = AUTO, quick: b
     gsd_range = base.get("gsd_range") or [3.0, 3.0]
     gsd = gsd_range[0]
     where = f"{gsd_range[0]:g}-{gsd_range[1]:g} m/px" if gsd_range[0] != gsd_range[1] else f"{gsd:g} m/px"
-    print(f"demo recipe: {base.get('backbone', 'mobilenet_v2')} {base['alpha']} at {size} px, {where}, " + (f"ImageNet backbone ({weights})" if weights else "from scratch (no ImageNet weights found; --weights imagenet downloads them)"), flush=True)
+    print(
+        f"demo recipe: {base.get('backbone', 'mobilenet_v2')} {base['alpha']} at {size} px, {where}, "
+        + (
+            f"ImageNet backbone ({weights})"
+            if weights
+            else "from scratch (no ImageNet weights found; --weights imagenet downloads them)"
+        ),
+        flush=True,
+    )
     if scenes is not None:
-        print(f"training with the labelled real scenes in {scenes} (half the chips, then one round of hard negatives); "
-              "they are not scored here: a model is never scored on a scene it trained on (python -m shipcam.benchmarks.loso scores each scene with a model trained on the others)", flush=True)
+        print(
+            f"training with the labelled real scenes in {scenes} (half the chips, then one round of hard negatives); "
+            "they are not scored here: a model is never scored on a scene it trained on (python -m "
+            "shipcam.benchmarks.loso scores each scene with a model trained on the others)",
+            flush=True,
+        )
     else:
         print("no labelled real scenes (../shared/realdata): the demo trains on synthetic scenes only", flush=True)
     run = out / "train"
@@ -116,7 +95,8 @@ def run_demo(out: str | Path = "runs/demo", weights: str | None = AUTO, quick: b
             config = TrainConfig(run_dir=str(run), **base)
             if suggested and weights is not None:
                 config.head_lr = float(np.clip(suggested, 1e-4, 1e-2))
-            # From scratch, the default 3e-3 comes from range tests plus trial runs (see README); one noisy sweep is not trusted alone.
+            # From scratch, the default 3e-3 comes from range tests plus trial runs (see README); one noisy sweep is not
+            # trusted alone.
             train(config)
     metrics = json.loads((run / "metrics.json").read_text())
 
@@ -125,30 +105,51 @@ def run_demo(out: str | Path = "runs/demo", weights: str | None = AUTO, quick: b
     if _step("export", (export_dir / "manifest.json").exists()):
         from shipcam.export import ExportOptions, export_model
 
-        export_model(run / "best.keras", export_dir, ExportOptions(calib=32 if quick else 200, parity_n=24 if quick else 200, fail_on_parity=False))
+        export_model(
+            run / "best.keras",
+            export_dir,
+            ExportOptions(calib=32 if quick else 200, parity_n=24 if quick else 200, fail_on_parity=False),
+        )
     manifest = json.loads((export_dir / "manifest.json").read_text())
 
     # 5. evaluation on held-out scenes with masks (Keras and the recommended file)
     eval_data = out / f"heldout_{size}px"
     if _step("evaluation", (out / "eval").exists() and any((out / "eval").glob("*/eval.json"))):
-        from shipcam.benchmarks.evaluate import evaluate
+        from shipcam.evaluation.evaluate import evaluate
         from shipcam.train.data.synthetic import SceneConfig
         from shipcam.train.data.writer import write_synthetic_dataset
 
-        write_synthetic_dataset(eval_data, 60 if quick else 400, SceneConfig(size=size, ship_fraction=0.3, gsd=gsd, gsd_range=tuple(gsd_range)), seed=777)
+        write_synthetic_dataset(
+            eval_data,
+            60 if quick else 400,
+            SceneConfig(size=size, ship_fraction=0.3, gsd=gsd, gsd_range=tuple(gsd_range)),
+            seed=777,
+        )
         evaluate(run / "best.keras", eval_data, out / "eval" / "keras", worst=0)
         for name in {manifest.get("recommended"), _file(manifest, "tflite_fp32")} - {None}:
             evaluate(export_dir / name, eval_data, out / "eval" / Path(name).stem, worst=6)
 
     # 6. CAM overlays from the exported file
     if _step("overlays", (out / "overlays").exists()):
-        _overlays(export_dir / (manifest.get("recommended") or _file(manifest, "tflite_fp32")), out / "overlays", size, gsd)
+        _overlays(
+            export_dir / (manifest.get("recommended") or _file(manifest, "tflite_fp32")), out / "overlays", size, gsd
+        )
 
     # 7. benchmark (small matrix: the demo's own model; BENCHMARKS.md has the big one)
     if _step("benchmark", (out / "bench" / "bench.json").exists()):
         from shipcam.benchmarks.bench import BenchConfig, run_bench
 
-        run_bench(BenchConfig(model=str(run / "best.keras"), export_dir=str(export_dir), sizes=[size], threads=[1] if quick else [1, 2], runs=5 if quick else 30, quality_n=16 if quick else 64), out / "bench")
+        run_bench(
+            BenchConfig(
+                model=str(run / "best.keras"),
+                export_dir=str(export_dir),
+                sizes=[size],
+                threads=[1] if quick else [1, 2],
+                runs=5 if quick else 30,
+                quality_n=16 if quick else 64,
+            ),
+            out / "bench",
+        )
 
     # 8. the 1.5 m open sea: image AUC and ships found in whole held-out scenes
     if _step("open sea", (out / "open_sea.json").exists()):
@@ -157,15 +158,26 @@ def run_demo(out: str | Path = "runs/demo", weights: str | None = AUTO, quick: b
         from shipcam.runtime import Detector
 
         best_file = export_dir / (manifest.get("recommended") or _file(manifest, "tflite_fp32"))
-        sea = open_sea_report(Detector.load(best_file, threads=2), n_images=16 if quick else 64, n_scenes=2 if quick else 12, size=256 if quick else 768)
+        sea = open_sea_report(
+            Detector.load(best_file, threads=2),
+            n_images=16 if quick else 64,
+            n_scenes=2 if quick else 12,
+            size=256 if quick else 768,
+        )
         write_json(out / "open_sea.json", sea)
         d = sea["rules"]["default"]
-        print(f"open sea (1.5 m): image AUC {sea['image_auc']:.3f}; {d['found']}/{d['ships']} ships of 30 m or more found, {d['fa_per_mpx']:.2f} false alarms/Mpx")
+        print(
+            f"open sea (1.5 m): image AUC {sea['image_auc']:.3f}; {d['found']}/{d['ships']} ships of 30 m or more "
+            f"found, {d['fa_per_mpx']:.2f} false alarms/Mpx"
+        )
 
     from shipcam.cli.report import write_report
 
     report = write_report(out)
-    print(f"demo done in {time.perf_counter() - t0:.0f}s: validation AUC {metrics['auc']:.3f} (accuracy {metrics['accuracy']:.3f}, majority baseline {metrics['majority_baseline']:.3f}) -> {report}")
+    print(
+        f"demo done in {time.perf_counter() - t0:.0f}s: validation AUC {metrics['auc']:.3f} (accuracy "
+        f"{metrics['accuracy']:.3f}, majority baseline {metrics['majority_baseline']:.3f}) -> {report}"
+    )
     return {"metrics": metrics, "report": str(report)}
 
 
@@ -181,7 +193,12 @@ def _sample_grid(samples, path: Path, size: int) -> None:
     pos, neg = np.flatnonzero(samples.labels == 1)[:8], np.flatnonzero(samples.labels == 0)[:8]
     idx = np.concatenate([pos, neg])
     images = [read_image(samples.paths[i]) for i in idx]
-    masks = [np.any([rle_decode(r, im.shape[:2]) for r in samples.rles[i]] or [np.zeros(im.shape[:2], bool)], axis=0) if samples.rles else None for i, im in zip(idx, images)]
+    masks = [
+        np.any([rle_decode(r, im.shape[:2]) for r in samples.rles[i]] or [np.zeros(im.shape[:2], bool)], axis=0)
+        if samples.rles
+        else None
+        for i, im in zip(idx, images)
+    ]
     plot_samples(images, samples.labels[idx], path, masks=masks)
 
 
@@ -193,11 +210,19 @@ def _overlays(model_file: Path, out: Path, size: int, gsd: float, n: int = 4) ->
     det = Detector.load(model_file, threads=1)
     big = max(size, 160)  # show the CAM on scenes larger than the training size: the model is fully convolutional
     ships = [generate_scene(SceneConfig(size=big, ship_fraction=1.0, gsd=gsd), seed=31, index=i) for i in range(n)]
-    empty = [generate_scene(SceneConfig(size=big, ship_fraction=0.0, coast_prob=0.5, confuser_prob=1.0, gsd=gsd), seed=32, index=i) for i in range(n)]
+    empty = [
+        generate_scene(
+            SceneConfig(size=big, ship_fraction=0.0, coast_prob=0.5, confuser_prob=1.0, gsd=gsd), seed=32, index=i
+        )
+        for i in range(n)
+    ]
     preds = {kind: [det.predict(s.image) for s in scenes] for kind, scenes in (("ship", ships), ("no_ship", empty))}
     # One absolute colour scale for the whole gallery (logit units: 0 is the p = 0.5 threshold).
     # Per-image min-max scaling would paint a "hot spot" on every empty scene.
     vmax = max(float(p.cam.max()) for ps in preds.values() for p in ps)
     for kind, scenes in (("ship", ships), ("no_ship", empty)):
         for i, (s, p) in enumerate(zip(scenes, preds[kind])):
-            save_png(overlay(s.image, p.cam_image, p.boxes, label=f"p={p.probability:.2f}", vmin=0.0, vmax=max(vmax, 1e-3)), out / f"{kind}_{i}_p{p.probability:.2f}.png")
+            save_png(
+                overlay(s.image, p.cam_image, p.boxes, label=f"p={p.probability:.2f}", vmin=0.0, vmax=max(vmax, 1e-3)),
+                out / f"{kind}_{i}_p{p.probability:.2f}.png",
+            )

@@ -116,7 +116,9 @@ def _augment_fn(seed: int, randomize: bool = True):
         scaled = tf.cast(tf.cast(size, tf.float32) * scale, tf.int32)
         x = tf.image.resize(x, scaled, antialias=True)
         short = tf.maximum(size - scaled, 0)  # zoomed out: mirror the edges back to full size, never black borders
-        x = tf.pad(x, [[short[0] // 2, short[0] - short[0] // 2], [short[1] // 2, short[1] - short[1] // 2], [0, 0]], "REFLECT")
+        x = tf.pad(
+            x, [[short[0] // 2, short[0] - short[0] // 2], [short[1] // 2, short[1] - short[1] // 2], [0, 0]], "REFLECT"
+        )
         x = tf.image.resize_with_crop_or_pad(x, size[0], size[1])
         x = tf.ensure_shape(x, [None, None, 3])
         u = x / 255.0

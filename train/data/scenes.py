@@ -30,7 +30,6 @@ import numpy as np
 
 from shipcam.errors import DatasetError
 from shipcam.runtime.labels import MIN_RADIUS_M, SceneLabel
-from shipcam.runtime.resize import resize_antialiased
 from shipcam.runtime.scoring import LabelledScene
 
 __all__ = ["ChipConfig", "rotated_chip", "scene_chips", "mine_chips", "write_chips", "check_labels_fit"]
@@ -58,11 +57,15 @@ class ChipConfig:
 
 
 def check_labels_fit(scene: LabelledScene, labels_path: str | Path) -> None:
-    """Every label of ``scene`` lies inside its image; else a one-line error naming the file, the scene and the point."""
+    """Every label of ``scene`` lies inside its image; else a one-line error naming the file, the scene and the
+    point."""
     h, w = scene.image.shape[:2]
     for lab in scene.labels:
         if not (0 <= lab.x < w and 0 <= lab.y < h):
-            raise DatasetError(f"{labels_path}: {scene.path.name} ({lab.label} at x={lab.x:g}, y={lab.y:g}) lies outside the {w}x{h} image")
+            raise DatasetError(
+                f"{labels_path}: {scene.path.name} ({lab.label} at x={lab.x:g}, y={lab.y:g}) lies outside the {w}x{h} "
+                "image"
+            )
 
 
 def _gsd(rng: np.random.Generator, cfg: ChipConfig) -> float:
@@ -71,7 +74,8 @@ def _gsd(rng: np.random.Generator, cfg: ChipConfig) -> float:
 
 
 def rotated_chip(image: np.ndarray, cx: float, cy: float, side: float, angle: float, size: int) -> np.ndarray:
-    """The ``side`` x ``side`` px window of ``image`` centred on (cx, cy), turned by ``angle`` radians, as ``size`` x ``size`` float32.
+    """The ``side`` x ``side`` px window of ``image`` centred on (cx, cy), turned by ``angle`` radians, as ``size`` x
+    ``size`` float32.
 
     Bilinear sampling; beyond its edges the image is mirrored. A window
     larger than ``size`` is first averaged down by whole pixels, so a
@@ -93,7 +97,8 @@ def rotated_chip(image: np.ndarray, cx: float, cy: float, side: float, angle: fl
 
 
 def _mirror(t: np.ndarray, n: int) -> np.ndarray:
-    """Coordinates beyond [0, n - 1] reflected back: the scene goes on as its mirror image, not as smeared edge pixels."""
+    """Coordinates beyond [0, n - 1] reflected back: the scene goes on as its mirror image, not as smeared edge
+    pixels."""
     period = 2 * max(n - 1, 1)
     t = np.mod(t, period)
     return np.where(t > n - 1, period - t, t)
@@ -139,8 +144,17 @@ def positive_chips(scene: LabelledScene, cfg: ChipConfig, rng: np.random.Generat
     return out
 
 
-def negative_chips(scene: LabelledScene, n: int, cfg: ChipConfig, rng: np.random.Generator, centres: np.ndarray | None = None, jitter: float = 0.0) -> list[np.ndarray]:
-    """``n`` windows clear of every label: centred anywhere, or near ``centres`` ((K, 2) px, moved by up to ``jitter`` x the window)."""
+def negative_chips(
+    scene: LabelledScene,
+    n: int,
+    cfg: ChipConfig,
+    rng: np.random.Generator,
+    centres: np.ndarray | None = None,
+    jitter: float = 0.0,
+) -> list[np.ndarray]:
+    """``n`` windows clear of every label: centred anywhere, or near ``centres`` ((K, 2) px, moved by up to ``jitter`` x
+    the window).
+    """
     h, w = scene.image.shape[:2]
     out, tries = [], 0
     while len(out) < n and tries < 50 * n:
@@ -148,7 +162,10 @@ def negative_chips(scene: LabelledScene, n: int, cfg: ChipConfig, rng: np.random
         g = _gsd(rng, cfg)
         side = _window(scene, g, cfg.size)
         if centres is None:  # the window inside the scene where it fits
-            cx, cy = rng.uniform(min(side / 2, w / 2), max(w - side / 2, w / 2)), rng.uniform(min(side / 2, h / 2), max(h - side / 2, h / 2))
+            cx, cy = (
+                rng.uniform(min(side / 2, w / 2), max(w - side / 2, w / 2)),
+                rng.uniform(min(side / 2, h / 2), max(h - side / 2, h / 2)),
+            )
         else:
             cx, cy = centres[int(rng.integers(len(centres)))] + rng.uniform(-jitter, jitter, 2) * side
         if not _clear_of_labels(scene, cx, cy, side / math.sqrt(2)):
@@ -184,7 +201,12 @@ def estimate_hull(scene: LabelledScene, lab: SceneLabel) -> _Hull:
     px = lab.length_m / scene.gsd
     r = int(max(8, 0.8 * px))
     h, w = scene.image.shape[:2]
-    x0, x1, y0, y1 = max(0, int(lab.x) - r), min(w, int(lab.x) + r + 1), max(0, int(lab.y) - r), min(h, int(lab.y) + r + 1)
+    x0, x1, y0, y1 = (
+        max(0, int(lab.x) - r),
+        min(w, int(lab.x) + r + 1),
+        max(0, int(lab.y) - r),
+        min(h, int(lab.y) + r + 1),
+    )
     win = scene.image[y0:y1, x0:x1].astype(np.float32)
     water = np.median(win.reshape(-1, 3), axis=0)
     dist = np.sqrt(((win - water) ** 2).sum(axis=2))
@@ -210,9 +232,12 @@ def estimate_hull(scene: LabelledScene, lab: SceneLabel) -> _Hull:
     beam = float(np.clip(math.sqrt(12 * max(vals[0], 1e-6)), 2.0, 0.35 * length))
     angle = math.atan2(along[1], along[0])
     # Water all around: a ring a few pixels out from the ellipse holds few pixels that stand out.
-    ring = (_ellipse_alpha(2 * r + 1, length + 10, beam + 10, angle) > 0) & (_ellipse_alpha(2 * r + 1, length + 4, beam + 4, angle) == 0)
+    ring = (_ellipse_alpha(2 * r + 1, length + 10, beam + 10, angle) > 0) & (
+        _ellipse_alpha(2 * r + 1, length + 4, beam + 4, angle) == 0
+    )
     ring = ring[r - int(lab.y) + y0 : r - int(lab.y) + y1, r - int(lab.x) + x0 : r - int(lab.x) + x1]
-    at_sea = bool(ring.any()) and float(mask[ring].mean()) < 0.25  # anchored ships (shadows, wakes) 0.01-0.2, moored 0.33-0.38
+    # anchored ships (shadows, wakes) 0.01-0.2, moored 0.33-0.38
+    at_sea = bool(ring.any()) and float(mask[ring].mean()) < 0.25
     return _Hull(float(lab.x), float(lab.y), angle, length, beam, at_sea)
 
 
@@ -237,7 +262,10 @@ def water_centres(scene: LabelledScene, side: float, rng: np.random.Generator, n
     for _ in range(20 * n):
         if len(out) == n:
             break
-        cx, cy = rng.uniform(side / 2, max(side / 2 + 1, w - side / 2)), rng.uniform(side / 2, max(side / 2 + 1, h - side / 2))
+        cx, cy = (
+            rng.uniform(side / 2, max(side / 2 + 1, w - side / 2)),
+            rng.uniform(side / 2, max(side / 2 + 1, h - side / 2)),
+        )
         if not _clear_of_labels(scene, cx, cy, side / math.sqrt(2)):
             continue
         y0, x0 = int(max(0, cy - side / 2)), int(max(0, cx - side / 2))
@@ -247,7 +275,9 @@ def water_centres(scene: LabelledScene, side: float, rng: np.random.Generator, n
     return np.array(out, np.float64).reshape(-1, 2)
 
 
-def pasted_chips(donors: list[LabelledScene], hosts: list[LabelledScene], cfg: ChipConfig, rng: np.random.Generator) -> list[np.ndarray]:
+def pasted_chips(
+    donors: list[LabelledScene], hosts: list[LabelledScene], cfg: ChipConfig, rng: np.random.Generator
+) -> list[np.ndarray]:
     """Each ship of ``donors`` cut out and laid on calm water of ``hosts``, ``cfg.pasted_per_ship`` times.
 
     The cutout carries the water right around the hull; its colour is moved
@@ -283,7 +313,8 @@ def pasted_chips(donors: list[LabelledScene], hosts: list[LabelledScene], cfg: C
 
 
 def _blend(chip: np.ndarray, patch: np.ndarray, alpha: np.ndarray, ring: np.ndarray, oy: int, ox: int) -> None:
-    """Lay ``patch`` on ``chip`` at (oy, ox) through ``alpha``, its water level (``ring``) matched to the chip's there."""
+    """Lay ``patch`` on ``chip`` at (oy, ox) through ``alpha``, its water level (``ring``) matched to the chip's
+    there."""
     s, p = chip.shape[0], patch.shape[0]
     cy0, cx0, cy1, cx1 = max(0, oy), max(0, ox), min(s, oy + p), min(s, ox + p)
     if cy1 <= cy0 or cx1 <= cx0:
@@ -299,8 +330,11 @@ def _blend(chip: np.ndarray, patch: np.ndarray, alpha: np.ndarray, ring: np.ndar
 # --- assembling ----------------------------------------------------------------
 
 
-def scene_chips(scenes: list[LabelledScene], cfg: ChipConfig, seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """(positives, negatives) from ``scenes``: windows around ships, ships pasted on their water, and windows with none."""
+def scene_chips(
+    scenes: list[LabelledScene], cfg: ChipConfig, seed: int = 0
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(positives, negatives) from ``scenes``: windows around ships, ships pasted on their water, and windows with
+    none."""
     rng = np.random.default_rng([seed, 7])
     pos, neg = [], []
     for s in scenes:
@@ -310,7 +344,9 @@ def scene_chips(scenes: list[LabelledScene], cfg: ChipConfig, seed: int = 0) -> 
     return pos, neg
 
 
-def mine_chips(scene: LabelledScene, points: np.ndarray, per_point: int, cfg: ChipConfig, seed: int = 0) -> list[np.ndarray]:
+def mine_chips(
+    scene: LabelledScene, points: np.ndarray, per_point: int, cfg: ChipConfig, seed: int = 0
+) -> list[np.ndarray]:
     """Negatives around ``points`` ((K, 2) px: where a model fired, away from every label), ``per_point`` each."""
     rng = np.random.default_rng([seed, 11])
     points = np.asarray(points, np.float64).reshape(-1, 2)
@@ -319,7 +355,9 @@ def mine_chips(scene: LabelledScene, points: np.ndarray, per_point: int, cfg: Ch
     return negative_chips(scene, per_point * len(points), cfg, rng, centres=points, jitter=cfg.offset)
 
 
-def write_chips(root: str | Path, positives: list[np.ndarray], negatives: list[np.ndarray], prefix: str = "chip") -> Path:
+def write_chips(
+    root: str | Path, positives: list[np.ndarray], negatives: list[np.ndarray], prefix: str = "chip"
+) -> Path:
     """Chips as PNG files in ``root/ship`` and ``root/no_ship``, built under ``root.part`` and renamed when complete."""
     from PIL import Image
 

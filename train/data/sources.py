@@ -91,7 +91,9 @@ def detect_layout(root: Path) -> Layout:
     )
 
 
-def load_dataset(root: str | Path, layout: Layout | str | None = None, check: bool = True, show_progress: bool = True) -> Samples:
+def load_dataset(
+    root: str | Path, layout: Layout | str | None = None, check: bool = True, show_progress: bool = True
+) -> Samples:
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: not a folder")

@@ -35,7 +35,9 @@ _HULL_COLOURS = np.array(
     [[170, 88, 66], [150, 70, 55], [188, 196, 186], [205, 208, 200], [70, 72, 74], [95, 110, 125], [120, 60, 50]],
     np.float32,
 )
-_CONTAINER_COLOURS = np.array([[190, 60, 50], [60, 100, 170], [200, 170, 60], [80, 140, 90], [220, 220, 215]], np.float32)
+_CONTAINER_COLOURS = np.array(
+    [[190, 60, 50], [60, 100, 170], [200, 170, 60], [80, 140, 90], [220, 220, 215]], np.float32
+)
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,9 @@ class SceneConfig:
 
     size: int = 96
     gsd: float = 3.0  # metres per pixel: PlanetScope ~3, Airbus SPOT ~1.5
-    gsd_range: tuple[float, float] | None = None  # each scene drawn at its own GSD from this range (log-uniform) instead of ``gsd``
+    gsd_range: tuple[float, float] | None = (
+        None  # each scene drawn at its own GSD from this range (log-uniform) instead of ``gsd``
+    )
     ship_fraction: float = 0.22  # Airbus: 22% of images have ships
     max_ships: int = 3
     ship_length_m: tuple[float, float] = (20.0, 350.0)  # sampled log-uniformly
@@ -67,7 +71,18 @@ class SceneConfig:
     @classmethod
     def open_sea(cls, size: int = 768, gsd: float = 1.5, **overrides) -> "SceneConfig":
         """Airbus-like scenes: mostly open water in every sea state, few coasts, ships of 20-350 m."""
-        base = dict(size=size, gsd=gsd, coast_prob=0.15, swell_prob=0.8, whitecap_prob=0.5, glint_prob=0.35, shallow_prob=0.25, thin_cloud_prob=0.3, cloud_prob=0.25, max_ships=4)
+        base = dict(
+            size=size,
+            gsd=gsd,
+            coast_prob=0.15,
+            swell_prob=0.8,
+            whitecap_prob=0.5,
+            glint_prob=0.35,
+            shallow_prob=0.25,
+            thin_cloud_prob=0.3,
+            cloud_prob=0.25,
+            max_ships=4,
+        )
         return cls(**{**base, **overrides})
 
     def __post_init__(self) -> None:
@@ -157,7 +172,9 @@ def generate_scene(config: SceneConfig = SceneConfig(), seed: int = 0, index: in
 # --- background ---------------------------------------------------------------
 
 
-def _fractal(rng: np.random.Generator, s: int, octaves: int = 4, base: int = 2, persistence: float = 0.55) -> np.ndarray:
+def _fractal(
+    rng: np.random.Generator, s: int, octaves: int = 4, base: int = 2, persistence: float = 0.55
+) -> np.ndarray:
     """Value noise: bilinear-upsampled random grids, finer grids weaker. Roughly N(0, 1)."""
     out = np.zeros((s, s), np.float32)
     amp, total = 1.0, 0.0
@@ -193,7 +210,9 @@ def _sea(rng: np.random.Generator, s: int) -> np.ndarray:
 
 
 def _open_sea(rng: np.random.Generator, img: np.ndarray, cfg: SceneConfig) -> np.ndarray:
-    """Swell, whitecaps, a sun-glint zone and turquoise shallows, in metres at the scene's GSD; returns the sandbars (no ship goes there)."""
+    """Swell, whitecaps, a sun-glint zone and turquoise shallows, in metres at the scene's GSD; returns the sandbars (no
+    ship goes there).
+    """
     s = img.shape[0]
     yy, xx = np.mgrid[0:s, 0:s].astype(np.float32)
     wind = rng.uniform(0, 2 * np.pi)
@@ -220,13 +239,19 @@ def _open_sea(rng: np.random.Generator, img: np.ndarray, cfg: SceneConfig) -> np
 
 
 def _shallows(rng, img, xx, yy, gsd: float) -> np.ndarray:
-    """Shallow water over sand: turquoise where the bottom rises, sandbars where it breaks the surface. Returns the bars."""
+    """Shallow water over sand: turquoise where the bottom rises, sandbars where it breaks the surface. Returns the
+    bars.
+    """
     s = img.shape[0]
     th = rng.uniform(0, 2 * np.pi)
     # Depth falls towards one side, with banks and channels: ~ N(0, 1) plus a ramp across the scene.
-    rise = ((xx - s / 2) * np.cos(th) + (yy - s / 2) * np.sin(th)) / s * rng.uniform(1.0, 3.0) + _fractal(rng, s, octaves=5, base=2)
+    rise = ((xx - s / 2) * np.cos(th) + (yy - s / 2) * np.sin(th)) / s * rng.uniform(1.0, 3.0) + _fractal(
+        rng, s, octaves=5, base=2
+    )
     shallow = np.clip((rise - rng.uniform(-0.8, 0.6)) / rng.uniform(0.5, 1.2), 0, 1)[..., None]
-    turquoise = np.array(rng.choice([[70, 160, 165], [95, 178, 172], [55, 132, 142], [125, 192, 182]]), np.float32) * rng.uniform(0.85, 1.1)
+    turquoise = np.array(
+        rng.choice([[70, 160, 165], [95, 178, 172], [55, 132, 142], [125, 192, 182]]), np.float32
+    ) * rng.uniform(0.85, 1.1)
     texture = (4 * _fractal(rng, s, octaves=5, base=6))[..., None]
     img[:] = img * (1 - 0.85 * shallow) + (turquoise + texture) * (0.85 * shallow)
     bars = np.zeros((s, s), bool)
@@ -237,7 +262,10 @@ def _shallows(rng, img, xx, yy, gsd: float) -> np.ndarray:
             v = v + rng.uniform(0.02, 0.06) * s * np.sin(u / (rng.uniform(0.1, 0.3) * s) + rng.uniform(0, 2 * np.pi))
         half = rng.uniform(6, 30) / gsd * np.clip(1 - (u / (rng.uniform(0.15, 0.5) * s)) ** 2, 0, 1)
         cover = np.clip(half - np.abs(v) + 0.5, 0, 1)
-        sand = np.array([212, 200, 165], np.float32) * rng.uniform(0.9, 1.05) + (6 * _fractal(rng, s, octaves=4, base=8))[..., None]
+        sand = (
+            np.array([212, 200, 165], np.float32) * rng.uniform(0.9, 1.05)
+            + (6 * _fractal(rng, s, octaves=4, base=8))[..., None]
+        )
         _paint(img, cover, sand)
         foam = np.clip(1.5 - np.abs(np.abs(v) - half - 1.0), 0, 1) * (half > 0) * rng.uniform(0.2, 0.5)
         img[:] = img * (1 - foam[..., None]) + 235 * foam[..., None]
@@ -262,12 +290,16 @@ def _whitecaps(rng, img, wind: float, gsd: float) -> None:
     lengths = rng.random((s, s)) < 0.5  # half the flecks are dots, half crests
     streak = fleck.copy()
     for i in range(1, reach):
-        streak += np.roll(fleck * lengths, (int(round(i * dy)), int(round(i * dx))), axis=(0, 1)) * (1 - i / (reach + 1))
+        streak += np.roll(fleck * lengths, (int(round(i * dy)), int(round(i * dx))), axis=(0, 1)) * (
+            1 - i / (reach + 1)
+        )
     alpha = np.clip(_blur(streak[..., None], sigma=max(0.5, 0.8 / gsd))[..., 0] * rng.uniform(1.0, 2.0), 0, 0.8)
     img[:] = img * (1 - alpha[..., None]) + np.float32(238) * alpha[..., None]
 
 
-def _coast(rng: np.random.Generator, img: np.ndarray, cfg: SceneConfig) -> tuple[np.ndarray, tuple[float, float, float, float], list[tuple[float, ...]]]:
+def _coast(
+    rng: np.random.Generator, img: np.ndarray, cfg: SceneConfig
+) -> tuple[np.ndarray, tuple[float, float, float, float], list[tuple[float, ...]]]:
     """Land on one side of a ragged line: city blocks, a container terminal or a beach; piers and marinas off it.
 
     Returns the land mask, the shore's geometry (unit normal towards the sea,
@@ -367,7 +399,9 @@ def _city(rng: np.random.Generator, s: int, gsd: float) -> np.ndarray:
     yy, xx = np.mgrid[0:s, 0:s]
 
     # Buildings: each block split into a few roofs with their own tone.
-    roof_tones = np.array([[225, 225, 220], [200, 195, 185], [140, 135, 130], [170, 110, 90], [95, 95, 100], [190, 175, 150]], np.float32)
+    roof_tones = np.array(
+        [[225, 225, 220], [200, 195, 185], [140, 135, 130], [170, 110, 90], [95, 95, 100], [190, 175, 150]], np.float32
+    )
     sub = max(2, block // int(rng.integers(1, 4)))
     ids = ((yy + oy) // sub) * 1009 + ((xx + ox) // sub)
     lut = rng.integers(0, len(roof_tones), 4096)
@@ -378,7 +412,9 @@ def _city(rng: np.random.Generator, s: int, gsd: float) -> np.ndarray:
     shadow = (((yy + oy) % sub) < max(1, sub // 5)) | (((xx + ox) % sub) < max(1, sub // 6))
     img[shadow] *= rng.uniform(0.55, 0.8)
     streets = (((yy + oy) % block) < street) | (((xx + ox) % block) < street)
-    img[streets] = np.array([105, 105, 105], np.float32) * rng.uniform(0.8, 1.2) + rng.normal(0, 4, (int(streets.sum()), 1))
+    img[streets] = np.array([105, 105, 105], np.float32) * rng.uniform(0.8, 1.2) + rng.normal(
+        0, 4, (int(streets.sum()), 1)
+    )
     if rng.random() < 0.6:
         trees = _fractal(rng, s, octaves=4) > rng.uniform(0.8, 1.6)
         img[trees] = img[trees] * 0.3 + np.array([70, 90, 55], np.float32) * 0.7
@@ -410,7 +446,9 @@ def _plain_land(rng: np.random.Generator, s: int, gsd: float) -> np.ndarray:
     block = int(rng.integers(2, 6))
     g = -(-s // block)
     blocks = rng.uniform(0.55, 1.15, (g, g)).repeat(block, 0).repeat(block, 1)[:s, :s]
-    tone = np.array(rng.choice([[150, 145, 130], [175, 170, 160], [120, 125, 110], [190, 180, 160], [110, 120, 80]]), np.float32)
+    tone = np.array(
+        rng.choice([[150, 145, 130], [175, 170, 160], [120, 125, 110], [190, 180, 160], [110, 120, 80]]), np.float32
+    )
     return tone * blocks[..., None] + rng.normal(0, 6, (s, s, 1))
 
 
@@ -539,7 +577,9 @@ def _land_decoys(rng, img, xx, yy, land: np.ndarray, gsd: float) -> None:
         heading = rng.uniform(0, 2 * np.pi)
         shape = _hull if rng.random() < 0.4 else _rectangle
         cover = shape(xx, yy, cx, cy, heading, length, beam) * land
-        colour = _HULL_COLOURS[rng.integers(len(_HULL_COLOURS))] if rng.random() < 0.5 else np.full(3, rng.uniform(190, 240))
+        colour = (
+            _HULL_COLOURS[rng.integers(len(_HULL_COLOURS))] if rng.random() < 0.5 else np.full(3, rng.uniform(190, 240))
+        )
         img *= 1 - 0.35 * np.roll(cover, (1, 1), axis=(0, 1))[..., None]
         _paint(img, cover, np.asarray(colour, np.float32) + rng.normal(0, 8, 3))
 
@@ -556,7 +596,9 @@ def _try_ship(rng, img, land, cloud, others, cfg: SceneConfig, moored=None) -> n
     cx, cy = rng.uniform(2, s - 2, 2)
     heading = rng.uniform(0, 2 * np.pi)
     land_limit = 0.05
-    if moored is not None and moored[0] == "quay":  # slide the centre along the shore normal until the hull touches the quay
+    if (
+        moored is not None and moored[0] == "quay"
+    ):  # slide the centre along the shore normal until the hull touches the quay
         nx, ny, offset, angle = moored[1]
         d = (cx - s / 2) * nx + (cy - s / 2) * ny + s / 2 - offset
         shift = beam / 2 + 1.5 - d
@@ -592,8 +634,14 @@ def _try_ship(rng, img, land, cloud, others, cfg: SceneConfig, moored=None) -> n
         stern_x, stern_y = cx - np.cos(heading) * length / 2, cy - np.sin(heading) * length / 2
         wake_len = length * rng.uniform(1.5, 6)
         _wake(rng, img, fx, fy, stern_x, stern_y, heading + np.pi, wake_len, beam, strength=rng.uniform(0.5, 1))
-        bow_x, bow_y = cx + np.cos(heading) * (length / 2 + beam * 0.3), cy + np.sin(heading) * (length / 2 + beam * 0.3)
-        foam = np.exp(-((fx - bow_x) ** 2 + (fy - bow_y) ** 2) / (2 * max(beam * 0.3, 0.6) ** 2)) * rng.uniform(0.1, 0.5)  # the bow wave
+        bow_x, bow_y = (
+            cx + np.cos(heading) * (length / 2 + beam * 0.3),
+            cy + np.sin(heading) * (length / 2 + beam * 0.3),
+        )
+        # the bow wave
+        foam = np.exp(-((fx - bow_x) ** 2 + (fy - bow_y) ** 2) / (2 * max(beam * 0.3, 0.6) ** 2)) * rng.uniform(
+            0.1, 0.5
+        )
         img[:] = img * (1 - foam[..., None]) + np.float32(230) * foam[..., None]
 
     view = img[y0:y1, x0:x1]
@@ -602,7 +650,11 @@ def _try_ship(rng, img, land, cloud, others, cfg: SceneConfig, moored=None) -> n
     view *= 1 - shadow[..., None]
 
     small = length * cfg.gsd < 35
-    hull = np.array([215, 215, 210], np.float32) if small and rng.random() < 0.7 else _HULL_COLOURS[rng.integers(len(_HULL_COLOURS))]
+    hull = (
+        np.array([215, 215, 210], np.float32)
+        if small and rng.random() < 0.7
+        else _HULL_COLOURS[rng.integers(len(_HULL_COLOURS))]
+    )
     colour = np.broadcast_to(hull + rng.normal(0, 8, 3), cover.shape + (3,)).copy()
     u, v = _along_across(xx, yy, cx, cy, heading)  # along the ship, + towards the bow
     kind = rng.choice(["plain", "tanker", "containers", "bulk"]) if not small else "plain"
@@ -620,7 +672,10 @@ def _try_ship(rng, img, land, cloud, others, cfg: SceneConfig, moored=None) -> n
         deck = (np.abs(v) < max(beam * 0.08, 0.4)) & (np.abs(u) < length * 0.35)
         colour[deck] = colour[deck] * 0.7 + 60
     # Deck texture: paint wear and small fittings, so a hull is not one flat colour at 1.5 m.
-    colour += (rng.uniform(3, 10) * _fractal(rng, max(colour.shape[:2]), octaves=4, base=4)[: colour.shape[0], : colour.shape[1]])[..., None]
+    colour += (
+        rng.uniform(3, 10)
+        * _fractal(rng, max(colour.shape[:2]), octaves=4, base=4)[: colour.shape[0], : colour.shape[1]]
+    )[..., None]
     for _ in range(int(rng.integers(0, 6))):
         fu, fv = rng.uniform(-0.4, 0.3) * length, rng.uniform(-0.3, 0.3) * beam
         fitting = (np.abs(u - fu) < max(length * 0.02, 0.5)) & (np.abs(v - fv) < max(beam * 0.12, 0.5))
@@ -660,8 +715,9 @@ def _wake(rng, img, xx, yy, x0, y0, direction, length, beam, strength=1.0) -> No
     behind = np.clip(u, 0, None)
     fade = np.where(u > 0, np.exp(-behind / max(length, 1.0)), 0.0)
     width = beam * 0.5 + behind * 0.04
-    centre = np.exp(-(v / np.maximum(width, 0.6)) ** 2) * fade
-    arm = np.exp(-((np.abs(v) - behind * 0.354) / 0.6) ** 2) * fade**2 * rng.uniform(0.1, 0.45)  # Kelvin arms at 19.5 degrees
+    centre = np.exp(-((v / np.maximum(width, 0.6)) ** 2)) * fade
+    # Kelvin arms at 19.5 degrees
+    arm = np.exp(-(((np.abs(v) - behind * 0.354) / 0.6) ** 2)) * fade**2 * rng.uniform(0.1, 0.45)
     a = np.clip((centre + arm) * strength, 0, 1).astype(np.float32)
     img[:] = img * (1 - 0.75 * a[..., None]) + np.float32(225) * 0.75 * a[..., None]
 

@@ -53,7 +53,13 @@ def write_synthetic_dataset(
     from PIL import Image
 
     root = Path(root)
-    info = {"generator": "shipcam.synthetic", "n": n, "seed": seed, "image_format": image_format, "config": config.to_dict()}
+    info = {
+        "generator": "shipcam.synthetic",
+        "n": n,
+        "seed": seed,
+        "image_format": image_format,
+        "config": config.to_dict(),
+    }
     if (root / DATASET_INFO).is_file():
         if json.loads((root / DATASET_INFO).read_text()) == json.loads(json.dumps(info)):
             return root

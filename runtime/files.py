@@ -1,4 +1,10 @@
-"""``shipcam predict`` and ``shipcam scan``: running an exported file on image files (no TensorFlow)."""
+"""Running an exported file on image files: what ``shipcam predict`` and ``shipcam scan`` call (no TensorFlow).
+
+Image files in, the files a person or a downlink reads out: ``predictions.jsonl``
+and overlays for ``predict_files``; a heatmap PNG, detections GeoJSON, a scan
+summary and the downlink chips for ``scan_file``. Pillow and rasterio are
+imported when a file is read, so importing this module loads numpy only.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +22,15 @@ from shipcam._utils.progress import progress
 from shipcam.errors import ImageError, ShipcamError
 from shipcam.runtime.image import IMAGE_SUFFIXES
 
-__all__ = ["predict_files", "scan_file", "write_downlink", "collect_images", "scene_gsd", "OVERLAY_MAX_SIDE"]
+__all__ = [
+    "predict_files",
+    "scan_file",
+    "write_downlink",
+    "collect_images",
+    "scene_gsd",
+    "open_exported",
+    "OVERLAY_MAX_SIDE",
+]
 
 # Scan overlays are drawn at most this many pixels wide or high (from an averaged overview for a windowed
 # scene: its float blend stays under ~100 MB): a picture to look at, cheap next to the scan itself.
@@ -45,14 +59,26 @@ def open_exported(model: str | Path, engine: str = "auto", threads: int = 1):
     from shipcam.runtime.detector import Detector
 
     if Path(model).suffix.lower() == ".keras" and engine == "auto":
-        raise ShipcamError(f"{model}: a Keras model; this command runs exported files (.onnx, .tflite): make one with `shipcam export {model} --out DIR`")
+        raise ShipcamError(
+            f"{model}: a Keras model; this command runs exported files (.onnx, .tflite): make one with `shipcam export "
+            f"{model} --out DIR`"
+        )
     try:
         return Detector.load(model, engine=engine, threads=threads)
     except ValueError as e:  # unknown suffix or engine: the user's choice, not a bug
         raise ShipcamError(f"{model}: {e}") from None
 
 
-def predict_files(model: str, inputs: list[str], out: str, overlay: bool = False, engine: str = "auto", threads: int = 1, rule: dict | None = None, gsd: float | None = None) -> dict:
+def predict_files(
+    model: str,
+    inputs: list[str],
+    out: str,
+    overlay: bool = False,
+    engine: str = "auto",
+    threads: int = 1,
+    rule: dict | None = None,
+    gsd: float | None = None,
+) -> dict:
     """Predict every image; unreadable or too-small ones are listed in ``failed`` (the CLI then exits non-zero).
 
     ``rule``: detection-rule settings over the file's (test-time views, threshold, ...). ``gsd``
@@ -80,14 +106,24 @@ def predict_files(model: str, inputs: list[str], out: str, overlay: bool = False
         n_ship += pred.is_ship
         record = {"file": str(path), **pred.to_dict()}
         if overlay:
-            from shipcam.runtime.overlay import overlay as draw, save_png
+            from shipcam.runtime.overlay import overlay as draw
+            from shipcam.runtime.overlay import save_png
 
             png = out_dir / f"{path.stem}_cam.png"
             save_png(draw(image, pred.cam_image, pred.boxes, label=f"p(ship)={pred.probability:.2f}"), png)
             record["overlay"] = str(png)
         lines.append(json.dumps(record))
     write_text(out_dir / "predictions.jsonl", "\n".join(lines) + "\n")
-    summary = {"model": str(model), "engine": det.engine.describe(), "gsd": gsd, "model_gsd_range": list(det.gsd_range), "images": len(paths), "ships": int(n_ship), "errors": len(failed), "failed": failed}
+    summary = {
+        "model": str(model),
+        "engine": det.engine.describe(),
+        "gsd": gsd,
+        "model_gsd_range": list(det.gsd_range),
+        "images": len(paths),
+        "ships": int(n_ship),
+        "errors": len(failed),
+        "failed": failed,
+    }
     write_json(out_dir / "summary.json", summary)
     return summary
 
@@ -152,19 +188,26 @@ def _scan_opened(det, image, scene, out, scene_m, source, t0, tile, overlap, bat
     from shipcam.runtime.geojson import detections_geojson, scene_georeference
 
     if source == "assumed":
-        print(f"note: {scene}: no ground sample distance (no --gsd, no georeference); assuming {scene_m:g} m/px (PlanetScope); the model's range is {_gsd_text(det)}", file=sys.stderr)
+        print(
+            f"note: {scene}: no ground sample distance (no --gsd, no georeference); assuming {scene_m:g} m/px "
+            f"(PlanetScope); the model's range is {_gsd_text(det)}",
+            file=sys.stderr,
+        )
     res = det.scan(image, tile=tile, overlap=overlap, batch=batch, progress=progress, gsd=scene_m)
     out_dir = Path(out)
     stem = Path(scene).stem
     _save_scan_overlay(image, res, out_dir / f"{stem}_heatmap.png")
-    transform, crs, _ = scene_georeference(scene) if Path(scene).suffix.lower() in (".tif", ".tiff", ".jp2") else (None, None, None)
+    transform, crs, _ = (
+        scene_georeference(scene) if Path(scene).suffix.lower() in (".tif", ".tiff", ".jp2") else (None, None, None)
+    )
     write_json(out_dir / f"{stem}_detections.geojson", detections_geojson(res.detections, transform, crs))
     H, W = image.shape[:2]
     summary = {
         "scene": str(scene),
         "size": [W, H],
         "detections": len(res.detections),
-        "rejected_peaks": len(res.rejected),  # above the threshold but not on an isolated object (land, quays, open water)
+        # above the threshold but not on an isolated object (land, quays, open water)
+        "rejected_peaks": len(res.rejected),
         "gsd": scene_m,
         "gsd_source": source,
         "model_gsd": det.gsd,
@@ -192,14 +235,27 @@ def _gsd_text(det) -> str:
     return f"{lo:g} m/px" if lo == hi else f"{lo:g}-{hi:g} m/px"
 
 
-def write_downlink(image: np.ndarray, detections, scene: str | Path, transform, crs, crops: str | Path, budget_kb: float | None = None, size: int = 96, fmt: str = "jpeg", quality: int = 90) -> dict:
+def write_downlink(
+    image: np.ndarray,
+    detections,
+    scene: str | Path,
+    transform,
+    crs,
+    crops: str | Path,
+    budget_kb: float | None = None,
+    size: int = 96,
+    fmt: str = "jpeg",
+    quality: int = 90,
+) -> dict:
     """Write the chips and ``<stem>_downlink.geojson`` into ``crops``; returns the byte count and the reduction."""
     from shipcam.runtime.downlink import plan_downlink
 
     stem = Path(scene).stem
     budget = None if budget_kb is None else int(budget_kb * 1000)
     try:
-        plan = plan_downlink(image, detections, stem, budget, size=size, fmt=fmt, quality=quality, transform=transform, crs=crs)
+        plan = plan_downlink(
+            image, detections, stem, budget, size=size, fmt=fmt, quality=quality, transform=transform, crs=crs
+        )
     except ValueError as e:  # a budget, size or quality the user gave
         raise ShipcamError(f"{scene}: {e}") from None
     crops = Path(crops)

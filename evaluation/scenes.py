@@ -10,7 +10,6 @@ green, misses red, false alarms orange, ignored grey).
 from __future__ import annotations
 
 import dataclasses
-
 import sys
 from pathlib import Path
 
@@ -35,7 +34,17 @@ def open_detector(model: str | Path, threads: int = 1):
     return Detector.load(model, threads=threads)
 
 
-def evaluate_scenes(model: str | Path, scenes: list[str], labels_path: str | Path, out_dir: str | Path, gsd: float | None = None, threads: int = 1, radius_m: float | None = None, detector=None, rule: dict | None = None) -> dict:
+def evaluate_scenes(
+    model: str | Path,
+    scenes: list[str],
+    labels_path: str | Path,
+    out_dir: str | Path,
+    gsd: float | None = None,
+    threads: int = 1,
+    radius_m: float | None = None,
+    detector=None,
+    rule: dict | None = None,
+) -> dict:
     """Scan every scene, match to the labels, write the report; unreadable scenes are listed in ``failed``.
 
     ``rule`` overrides fields of the detector's ``DetectionRule`` (threshold, isolation, ...).
@@ -81,8 +90,16 @@ def evaluate_scenes(model: str | Path, scenes: list[str], labels_path: str | Pat
 def _misses_and_false_alarms(labels, detections, match: MatchResult) -> dict:
     """Which ships were missed (with their notes) and where the false alarms are: what to look at in the overlay."""
     ships = [lab for lab in labels if lab.label == "ship"]
-    missed = [{"x": lab.x, "y": lab.y, "length_m": lab.length_m, "note": lab.note} for lab, hit in zip(ships, match.found) if not hit]
-    alarms = [{"x": round(d.x, 1), "y": round(d.y, 1), "probability": round(d.probability, 4)} for d, st in zip(detections, match.status) if st == -1]
+    missed = [
+        {"x": lab.x, "y": lab.y, "length_m": lab.length_m, "note": lab.note}
+        for lab, hit in zip(ships, match.found)
+        if not hit
+    ]
+    alarms = [
+        {"x": round(d.x, 1), "y": round(d.y, 1), "probability": round(d.probability, 4)}
+        for d, st in zip(detections, match.status)
+        if st == -1
+    ]
     return {"missed": missed, "false_alarm_points": alarms}
 
 

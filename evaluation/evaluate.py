@@ -18,8 +18,8 @@ from shipcam._utils.io import write_json
 from shipcam._utils.progress import progress
 from shipcam.errors import ShipcamError
 from shipcam.runtime.boxes import boxes_from_cam
-from shipcam.runtime.resize import resize_bilinear
 from shipcam.runtime.metrics import binary_report, box_iou, pointing_game_hit, sigmoid
+from shipcam.runtime.resize import resize_bilinear
 
 __all__ = ["evaluate", "localisation_scores", "mask_boxes", "FRACTIONS"]
 
@@ -92,7 +92,17 @@ class _RuntimePredictor:
         return p.logit, p.cam
 
 
-def evaluate(model: str | Path, data: str | Path, out_dir: str | Path, threshold: float | None = None, limit: int | None = None, threads: int = 1, worst: int = 6, show_progress: bool = True, views: str | None = None) -> dict:
+def evaluate(
+    model: str | Path,
+    data: str | Path,
+    out_dir: str | Path,
+    threshold: float | None = None,
+    limit: int | None = None,
+    threads: int = 1,
+    worst: int = 6,
+    show_progress: bool = True,
+    views: str | None = None,
+) -> dict:
     """Classification and CAM localisation of ``model`` on a dataset; test-time ``views`` (None: the
     rule's, none) run on exported files only: a ``.keras`` model is the reference, seen once."""
     from shipcam.runtime.image import read_image
@@ -101,7 +111,10 @@ def evaluate(model: str | Path, data: str | Path, out_dir: str | Path, threshold
 
     model = Path(model)
     if model.suffix == ".keras" and views not in (None, "none"):
-        raise ShipcamError(f"{model}: test-time views run on exported files (.onnx, .tflite), received views {views!r} for a .keras model")
+        raise ShipcamError(
+            f"{model}: test-time views run on exported files (.onnx, .tflite), received views {views!r} for a .keras "
+            "model"
+        )
     predictor = _KerasPredictor(model) if model.suffix == ".keras" else _RuntimePredictor(model, threads, views)
     thr = predictor.threshold if threshold is None else threshold
     samples = load_dataset(data, show_progress=False)
@@ -135,14 +148,21 @@ def evaluate(model: str | Path, data: str | Path, out_dir: str | Path, threshold
                 c[2] += tp
                 c[3] += n_pred
             for f in FRACTIONS:
-                tp, _, _ = localisation_scores([b.as_tuple() for b in boxes_from_cam(cam, (H, W), fraction=float(f))], gt, 0.5)
+                tp, _, _ = localisation_scores(
+                    [b.as_tuple() for b in boxes_from_cam(cam, (H, W), fraction=float(f))], gt, 0.5
+                )
                 sweep[f][0] += tp
                 sweep[f][1] += len(gt)
             rec.update(pointing_hit=bool(hit), n_ships=len(gt))
         records.append(rec)
 
     probs = sigmoid(np.array(logits))
-    report = {"model": predictor.name, "data": str(data), "views": getattr(predictor, "views", "none"), "classification": binary_report(samples.labels, probs, thr)}
+    report = {
+        "model": predictor.name,
+        "data": str(data),
+        "views": getattr(predictor, "views", "none"),
+        "classification": binary_report(samples.labels, probs, thr),
+    }
     if n_point:
         best_f = max(FRACTIONS, key=lambda f: sweep[f][0] / max(1, sweep[f][1]))
         report["localisation"] = {

@@ -1,4 +1,4 @@
-"""``shipcam scan-archive``: score an archive of scenes on Ray Data, resumably.
+"""Score an archive of scenes on Ray Data, resumably: what ``shipcam scan-archive`` calls.
 
 Scenes are independent, so the archive is data-parallel: Ray Data streams
 the scene list through ``map_batches`` with an actor pool, each actor
@@ -18,6 +18,9 @@ deletes it, so remote archives need disk for one scene per actor, not all.
 
 Actors ask for a fraction of a CPU each: an actor pool that takes every CPU
 of a 2-CPU machine starves Ray's other tasks and hangs.
+
+Ray, pyarrow, fsspec and geopandas (``shipcam[scale]``) are imported when they
+are used: importing this module loads numpy and the standard library only.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from urllib.parse import urlparse
 from shipcam._utils.io import atomic_path, write_json
 from shipcam._utils.progress import progress
 from shipcam.errors import ShipcamError
+from shipcam.runtime.files import open_exported, scan_file
 from shipcam.runtime.image import IMAGE_SUFFIXES
 
 __all__ = ["collect_scenes", "scan_archive", "scene_keys"]
@@ -57,7 +61,9 @@ def _stem(scene: Scene) -> str:
 
 
 def collect_scenes(inputs: list[str]) -> list[Scene]:
-    """Scene files from folders, globs, text files of paths (one per line, # comments) and fsspec URLs, in order, once each."""
+    """Scene files from folders, globs, text files of paths (one per line, # comments) and fsspec URLs, in order, once
+    each.
+    """
     found: list[Scene] = []
     for item in inputs:
         p = Path(item)
@@ -74,7 +80,9 @@ def collect_scenes(inputs: list[str]) -> list[Scene]:
                     q = Path(line) if Path(line).is_absolute() else p.parent / line
                     found.append(q)  # missing ones fail as scenes, recorded, not here
         elif glob.has_magic(item):
-            matches = sorted(Path(m) for m in glob.glob(item, recursive=True) if Path(m).suffix.lower() in SCENE_SUFFIXES)
+            matches = sorted(
+                Path(m) for m in glob.glob(item, recursive=True) if Path(m).suffix.lower() in SCENE_SUFFIXES
+            )
             if not matches:
                 raise ShipcamError(f"{item}: the pattern matches no scene ({', '.join(SCENE_SUFFIXES)})")
             found += matches
@@ -121,7 +129,9 @@ def scene_keys(paths: list[Scene]) -> list[str]:
     """The output folder name of each scene: its stem, plus a hash of its path or URL where stems collide."""
     stems = [_stem(p) for p in paths]
     full = [p if is_url(p) else str(Path(p).resolve()) for p in paths]
-    return [s if stems.count(s) == 1 else f"{s}-{hashlib.sha1(f.encode()).hexdigest()[:8]}" for s, f in zip(stems, full)]
+    return [
+        s if stems.count(s) == 1 else f"{s}-{hashlib.sha1(f.encode()).hexdigest()[:8]}" for s, f in zip(stems, full)
+    ]
 
 
 @contextlib.contextmanager
@@ -143,26 +153,37 @@ class _ScanActor:
     """One Detector per actor; scans the scenes of each batch (one by default) into ``out/scenes/<key>``."""
 
     def __init__(self, model: str, out: str, options: dict):
-        from shipcam.cli.run import open_exported
-
         self.det = open_exported(model, options.get("engine", "auto"), threads=1)
         self.out, self.options = Path(out), options
 
     def __call__(self, batch: dict) -> dict:
         import numpy as np
 
-        from shipcam.cli.run import scan_file
-
         rows = {"key": [], "path": [], "ok": [], "error": [], "detections": [], "seconds": []}
         for key, path in zip(batch["key"], batch["path"]):
             t0 = time.perf_counter()
             try:
                 with _local_file(str(path)) as local:
-                    s = scan_file("", local, str(self.out / "scenes" / str(key)), detector=self.det, progress=False, threads=1, **{k: v for k, v in self.options.items() if k != "engine"})
+                    s = scan_file(
+                        "",
+                        local,
+                        str(self.out / "scenes" / str(key)),
+                        detector=self.det,
+                        progress=False,
+                        threads=1,
+                        **{k: v for k, v in self.options.items() if k != "engine"},
+                    )
                 ok, error, n = True, "", int(s["detections"])
             except Exception as e:  # noqa: BLE001 - one bad scene is recorded; the archive goes on
                 ok, error, n = False, _one_line(e, path), -1
-            for k, v in (("key", str(key)), ("path", str(path)), ("ok", ok), ("error", error), ("detections", n), ("seconds", time.perf_counter() - t0)):
+            for k, v in (
+                ("key", str(key)),
+                ("path", str(path)),
+                ("ok", ok),
+                ("error", error),
+                ("detections", n),
+                ("seconds", time.perf_counter() - t0),
+            ):
                 rows[k].append(v)
         return {k: np.array(v) for k, v in rows.items()}
 
@@ -172,7 +193,14 @@ def _one_line(e: Exception, path) -> str:
     return text if str(path) in text else f"{path}: {type(e).__name__}: {text}"
 
 
-def scan_archive(model: str, inputs: list[str], out: str, address: str | None = None, workers: int | None = None, options: dict | None = None) -> dict:
+def scan_archive(
+    model: str,
+    inputs: list[str],
+    out: str,
+    address: str | None = None,
+    workers: int | None = None,
+    options: dict | None = None,
+) -> dict:
     """Scan every scene not done yet; returns the summary also written to ``out/summary.json``."""
     paths = collect_scenes(inputs)
     if not Path(model).is_file():
@@ -213,7 +241,9 @@ def _done(out_dir: Path, key: str, path: Scene) -> bool:
     return (out_dir / "scenes" / key / f"{_stem(path)}_scan.json").is_file()
 
 
-def _run_ray(model: str, todo: list[tuple[str, Scene]], out_dir: Path, address: str | None, workers: int | None, options: dict) -> tuple[list[dict], dict]:
+def _run_ray(
+    model: str, todo: list[tuple[str, Scene]], out_dir: Path, address: str | None, workers: int | None, options: dict
+) -> tuple[list[dict], dict]:
     try:
         import ray
         from ray.data import ActorPoolStrategy
@@ -235,10 +265,19 @@ def _run_ray(model: str, todo: list[tuple[str, Scene]], out_dir: Path, address: 
             compute=ActorPoolStrategy(size=n),
             num_cpus=per_actor,
             max_restarts=0,  # a crashed actor fails its scene (recorded) instead of being rebuilt
-            fn_constructor_kwargs={"model": str(Path(model).resolve()), "out": str(out_dir.resolve()), "options": options},
+            fn_constructor_kwargs={
+                "model": str(Path(model).resolve()),
+                "out": str(out_dir.resolve()),
+                "options": options,
+            },
         )
         rows = list(progress(ds.iter_rows(), total=len(todo), desc="scenes"))
-        return rows, {"workers": n, "cpus_per_worker": round(per_actor, 3), "ray_cpus": cpus, "address": address or "local"}
+        return rows, {
+            "workers": n,
+            "cpus_per_worker": round(per_actor, 3),
+            "ray_cpus": cpus,
+            "address": address or "local",
+        }
     finally:
         ray.shutdown()
 
@@ -254,7 +293,10 @@ def _init_ray(ray, address: str | None) -> None:
     try:
         ray.init(address=address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as e:  # unreachable or malformed: the user's address
-        raise ShipcamError(f"--address {address}: cannot connect to a Ray cluster ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        raise ShipcamError(
+            f"--address {address}: cannot connect to a Ray cluster "
+            f"({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+        ) from None
 
 
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
@@ -280,14 +322,23 @@ def _write_parquet(out_dir: Path, done: list[tuple[str, Scene]]) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    cols: dict[str, list] = {k: [] for k in ("scene", "key", "x", "y", "x0", "y0", "x1", "y1", "score", "probability", "map_x", "map_y", "crs")}
+    cols: dict[str, list] = {
+        k: []
+        for k in ("scene", "key", "x", "y", "x0", "y0", "x1", "y1", "score", "probability", "map_x", "map_y", "crs")
+    }
     for key, path in done:
         geo = json.loads((out_dir / "scenes" / key / f"{_stem(path)}_detections.geojson").read_text())
         crs = geo["crs"]["properties"]["name"]
         for f in geo["features"]:
             px, props = f["properties"]["pixel"], f["properties"]
             mx, my = f["geometry"]["geometries"][0]["coordinates"]
-            for k, v in (("scene", str(path)), ("key", key), ("score", props["score"]), ("probability", props["probability"]), ("crs", crs)):
+            for k, v in (
+                ("scene", str(path)),
+                ("key", key),
+                ("score", props["score"]),
+                ("probability", props["probability"]),
+                ("crs", crs),
+            ):
                 cols[k].append(v)
             for k in ("x", "y", "x0", "y0", "x1", "y1"):
                 cols[k].append(px[k])
@@ -300,7 +351,11 @@ def _write_parquet(out_dir: Path, done: list[tuple[str, Scene]]) -> dict:
             frame.to_parquet(tmp, index=False)
         else:
             pq.write_table(table, tmp)
-    return {"parquet": str(out_dir / "detections.parquet"), "detections": table.num_rows, "geoparquet": frame is not None}
+    return {
+        "parquet": str(out_dir / "detections.parquet"),
+        "detections": table.num_rows,
+        "geoparquet": frame is not None,
+    }
 
 
 def _geodataframe(table):
@@ -316,6 +371,10 @@ def _geodataframe(table):
         if crs == "pixel":  # scene pixels are not a place on Earth
             parts.append(gpd.GeoSeries([None] * len(rows), index=rows.index, crs="OGC:CRS84"))
         else:
-            parts.append(gpd.GeoSeries(gpd.points_from_xy(rows["map_x"], rows["map_y"]), index=rows.index, crs=crs).to_crs("OGC:CRS84"))
+            parts.append(
+                gpd.GeoSeries(gpd.points_from_xy(rows["map_x"], rows["map_y"]), index=rows.index, crs=crs).to_crs(
+                    "OGC:CRS84"
+                )
+            )
     geometry = pd.concat(parts).reindex(df.index)
     return gpd.GeoDataFrame(df, geometry=geometry, crs="OGC:CRS84")
