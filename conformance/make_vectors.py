@@ -69,6 +69,16 @@ def _resize_cases() -> list[dict]:
     return out
 
 
+def _predict_rule() -> dict:
+    """The defaults of the rule fields predict uses (the scan-only ones and the per-case views left out)."""
+    import dataclasses
+
+    from shipcam.runtime.detections import DetectionRule
+
+    keep = [f.name for f in dataclasses.fields(DetectionRule) if not f.metadata["scans_only"] and f.name != "views"]
+    return {k: v for k, v in DetectionRule.defaults().items() if k in keep}
+
+
 # predict's boxes from a given CAM (SPEC.md section 5): Detector.detect_in_cam / detectInCam.
 _BG = -1.0  # below T = logit(0.5) = 0
 DETECT_CASES = [
@@ -77,21 +87,21 @@ DETECT_CASES = [
         "cam": [[_BG, _BG, _BG], [_BG, 3.0, 2.5], [_BG, 2.0, _BG]],
         "image_size": [384, 384],
         "gsd": 20.0,
-        "rule": {"threshold": 0.5, "nms_radius_m": 150.0, "max_length_m": 400.0},
+        "rule": _predict_rule(),
     },
     {
         "name": "no cell reaches T: the strongest peak with T replaced by max(G), in the level L too",
         "cam": [[-1.0, -1.0], [-2.0, -2.0]],
         "image_size": [64, 64],
         "gsd": 3.0,
-        "rule": {"threshold": 0.5, "nms_radius_m": 150.0, "max_length_m": 400.0},
+        "rule": _predict_rule(),
     },
     {
         "name": "strongest first, equal scores in raster order of their grid cells",
         "cam": [[2.0, _BG, _BG, _BG, _BG, 3.0], [_BG] * 6, [_BG] * 6, [3.0, _BG, _BG, _BG, _BG, _BG]],
         "image_size": [128, 192],
         "gsd": 3.0,
-        "rule": {"threshold": 0.5, "nms_radius_m": 150.0, "max_length_m": 400.0},
+        "rule": _predict_rule(),
     },
 ]
 
