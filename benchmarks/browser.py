@@ -65,6 +65,21 @@ def serve(directory: str | Path, isolated: bool = False) -> str:
     return f"http://127.0.0.1:{httpd.server_address[1]}"
 
 
+# Headless Chromium on a machine with no network: without the background-networking flags it keeps
+# trying to reach Google's hosts. Shared by every caller that starts a browser.
+HEADLESS_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
+
+
 class Page:
     """One page in its own headless Chromium; use as a context manager (the browser is killed on exit)."""
 
@@ -74,17 +89,7 @@ class Page:
             raise BrowserError("no Chromium found (apt-get install chromium)")
         to_chrome_r, to_chrome_w = os.pipe()
         from_chrome_r, from_chrome_w = os.pipe()
-        flags = [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--hide-scrollbars",
-            "--remote-debugging-pipe",
-            f"--user-data-dir={profile}",
-        ]
+        flags = [*HEADLESS_FLAGS, "--remote-debugging-pipe", f"--user-data-dir={profile}"]
         # Chromium reads the protocol on fd 3 and writes on fd 4: bash puts the pipe ends there
         cmd = f'exec "$0" "$@" 3<&{to_chrome_r} 4>&{from_chrome_w}'
         self._proc = subprocess.Popen(

@@ -20,23 +20,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CROP = (1600, 800, 448)  # x, y, side in scene_1 pixels: three anchored ships and part of a fourth
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-]
 
 
 def main() -> int:
     from PIL import Image
 
-    from shipcam.benchmarks.browser import Page, find_chromium, serve
+    from shipcam.benchmarks.browser import HEADLESS_FLAGS, Page, find_chromium, serve
 
     chromium = find_chromium()
     demo = ROOT / "runs" / "demo"
@@ -49,7 +38,7 @@ def main() -> int:
         shot = Path(tmp) / "report.png"
         args = [
             chromium,
-            *FLAGS,
+            *HEADLESS_FLAGS,
             f"--user-data-dir={Path(tmp) / 'chrome'}",
             "--window-size=1280,2400",
             f"--screenshot={shot}",

@@ -7,18 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from shipcam.benchmarks.browser import HEADLESS_FLAGS
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-]
 
 
 @pytest.mark.slow
@@ -45,7 +36,7 @@ def test_quick_demo_writes_a_report_that_renders(tmp_path):
 
     if CHROMIUM is None:
         pytest.skip("no Chromium here: report checked for files only (apt-get install chromium)")
-    args = [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'chrome'}"]
+    args = [CHROMIUM, *HEADLESS_FLAGS, f"--user-data-dir={tmp_path / 'chrome'}"]
     dom = subprocess.run([*args, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120).stdout
     assert 'data-images-ok="true"' in dom, "an image in report.html did not decode in the browser"
     assert int(dom.split('data-images="')[1].split('"')[0]) >= 10

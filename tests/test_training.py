@@ -154,8 +154,8 @@ def test_two_phases_with_frozen_then_unfrozen_backbone(synthetic_dir, tmp_path, 
 def test_training_gsd_comes_from_the_generated_datasets_record(tmp_path):
     """Generated scenes use the Airbus layout; their GSD is what they were drawn at, not Airbus' 1.5 m/px.
 
-    (Session 7 found a 224 px model trained on 3 m/px scenes recorded as 1.5 m/px,
-    so every scan upsampled real scenes 2x.)
+    A model trained on 3 m/px scenes recorded as 1.5 m/px would make every scan upsample real scenes 2x
+    (docs/decisions/019-demo-imagenet-224-px-at-1-5-m.md).
     """
     import shutil
 
