@@ -9,7 +9,8 @@ scene. A scene is done when its ``_scan.json`` exists (written last,
 atomically), so a rerun skips it; a scene that fails is recorded with its
 error and the rest go on. At the end every scene's detections go into one
 Parquet table (``detections.parquet``; GeoParquet, points in OGC:CRS84,
-when geopandas is installed).
+when geopandas is installed), read from each scene's detections file
+(GeoJSON, or GeoPackage with ``--crs native``).
 
 Inputs may be fsspec URLs (``s3://bucket/scenes/``, ``gs://.../*.tif``,
 ``https://...``) where fsspec and the protocol's package are installed: an
@@ -313,11 +314,12 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
 
 
 def _write_parquet(out_dir: Path, done: list[tuple[str, Scene]]) -> dict:
-    """One row per detection of every finished scene, from the GeoJSON each scan wrote.
+    """One row per detection of every finished scene, from the detections file each scan wrote.
 
     With geopandas installed the file is GeoParquet: a ``geometry`` column of
-    the points in OGC:CRS84 (longitude, latitude), reprojected from each
-    scene's CRS; scenes without one (PNG, JPEG) get null geometries.
+    the peaks in OGC:CRS84 (longitude, latitude): as the scan wrote them
+    (GeoJSON), or reprojected from the scene's CRS (``--crs native``'s
+    GeoPackage); scenes in pixels (PNG, JPEG, no CRS) get null geometries.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -327,23 +329,13 @@ def _write_parquet(out_dir: Path, done: list[tuple[str, Scene]]) -> dict:
         for k in ("scene", "key", "x", "y", "x0", "y0", "x1", "y1", "score", "probability", "map_x", "map_y", "crs")
     }
     for key, path in done:
-        geo = json.loads((out_dir / "scenes" / key / f"{_stem(path)}_detections.geojson").read_text())
-        crs = geo["crs"]["properties"]["name"]
-        for f in geo["features"]:
-            px, props = f["properties"]["pixel"], f["properties"]
-            mx, my = f["geometry"]["geometries"][0]["coordinates"]
-            for k, v in (
-                ("scene", str(path)),
-                ("key", key),
-                ("score", props["score"]),
-                ("probability", props["probability"]),
-                ("crs", crs),
-            ):
+        folder = out_dir / "scenes" / key
+        info = json.loads((folder / f"{_stem(path)}_scan.json").read_text())
+        name = info.get("outputs", {}).get("detections") or f"{_stem(path)}_detections.geojson"
+        crs, rows = _scene_detections(folder / name)
+        for r in rows:
+            for k, v in (("scene", str(path)), ("key", key), ("crs", crs), *r.items()):
                 cols[k].append(v)
-            for k in ("x", "y", "x0", "y0", "x1", "y1"):
-                cols[k].append(px[k])
-            cols["map_x"].append(mx if crs != "pixel" else None)
-            cols["map_y"].append(my if crs != "pixel" else None)
     table = pa.table(cols)
     frame = _geodataframe(table)
     with atomic_path(out_dir / "detections.parquet") as tmp:
@@ -358,6 +350,66 @@ def _write_parquet(out_dir: Path, done: list[tuple[str, Scene]]) -> dict:
     }
 
 
+_PIXEL = ("x", "y", "x0", "y0", "x1", "y1")
+
+
+def _scene_detections(path: Path) -> tuple[str, list[dict]]:
+    """(CRS of map_x/map_y or "pixel", one row per detection) of a scan's GeoJSON or GeoPackage."""
+    if path.suffix == ".gpkg":
+        import struct
+
+        import pyogrio.raw
+
+        meta, _, wkb, values = pyogrio.raw.read(path, layer="detections")
+        fields = dict(zip(meta["fields"], values))
+        rows = []
+        for i, g in enumerate(wkb):
+            if "peak_x" in fields:  # --geometry box: the polygon is the box, the peak is in the properties
+                mx, my = float(fields["peak_x"][i]), float(fields["peak_y"][i])
+            else:  # a Point's WKB, either byte order
+                mx, my = struct.unpack("<dd" if g[0] == 1 else ">dd", bytes(g[5:21]))
+            rows.append(
+                {
+                    **{k: float(fields[f"pixel_{k}"][i]) for k in _PIXEL},
+                    "score": float(fields["score"][i]),
+                    "probability": float(fields["probability"][i]),
+                    "map_x": mx,
+                    "map_y": my,
+                }
+            )
+        return meta["crs"], rows
+    geo = json.loads(path.read_text())
+    if "crs" in geo:  # written before RFC 7946 outputs: a resumed archive keeps its finished scenes
+        crs = geo["crs"]["properties"]["name"]
+        return crs, [
+            {
+                **{k: f["properties"]["pixel"][k] for k in _PIXEL},
+                "score": f["properties"]["score"],
+                "probability": f["properties"]["probability"],
+                "map_x": None if crs == "pixel" else f["geometry"]["geometries"][0]["coordinates"][0],
+                "map_y": None if crs == "pixel" else f["geometry"]["geometries"][0]["coordinates"][1],
+            }
+            for f in geo["features"]
+        ]
+    lonlat = geo.get("properties", {}).get("coordinates") == "wgs84"
+    rows = []
+    for f in geo["features"]:
+        props, g = f["properties"], f["geometry"]
+        mx, my = (None, None)
+        if lonlat:  # the peak: a Point's coordinates, or in the properties beside a box's Polygon
+            mx, my = g["coordinates"] if g["type"] == "Point" else (props["peak_x"], props["peak_y"])
+        rows.append(
+            {
+                **{k: props[f"pixel_{k}"] for k in _PIXEL},
+                "score": props["score"],
+                "probability": props["probability"],
+                "map_x": mx,
+                "map_y": my,
+            }
+        )
+    return ("OGC:CRS84" if lonlat else "pixel"), rows
+
+
 def _geodataframe(table):
     """The table with a point geometry per row in OGC:CRS84, or None without geopandas."""
     try:
@@ -368,13 +420,15 @@ def _geodataframe(table):
     df = table.to_pandas()
     parts = [gpd.GeoSeries([], crs="OGC:CRS84")]
     for crs, rows in df.groupby("crs", sort=False):
-        if crs == "pixel":  # scene pixels are not a place on Earth
-            parts.append(gpd.GeoSeries([None] * len(rows), index=rows.index, crs="OGC:CRS84"))
-        else:
-            parts.append(
-                gpd.GeoSeries(gpd.points_from_xy(rows["map_x"], rows["map_y"]), index=rows.index, crs=crs).to_crs(
-                    "OGC:CRS84"
-                )
-            )
+        points = None
+        if crs != "pixel":  # scene pixels are not a place on Earth
+            try:
+                xy = gpd.points_from_xy(rows["map_x"], rows["map_y"])
+                points = gpd.GeoSeries(xy, index=rows.index, crs=crs).to_crs("OGC:CRS84")
+            except Exception:  # noqa: BLE001 - a native CRS with no way to WGS 84 (an engineering CRS): no place either
+                points = None
+        parts.append(
+            points if points is not None else gpd.GeoSeries([None] * len(rows), index=rows.index, crs="OGC:CRS84")
+        )
     geometry = pd.concat(parts).reindex(df.index)
     return gpd.GeoDataFrame(df, geometry=geometry, crs="OGC:CRS84")

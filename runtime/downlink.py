@@ -3,10 +3,12 @@
 A satellite or drone cannot send down every scene it takes. What matters is
 a small picture of each ship, so it sends fixed-size chips around its
 detections plus a GeoJSON manifest that says where each chip lies and how
-sure the model was. Chips go in order of score and stop at the first one
-that would take chips + manifest past the budget: the budget buys the most
-confident detections, never a lucky small chip further down the list. The
-manifest always goes, even with no chip: it says the scene was seen.
+sure the model was (RFC 7946: one Point per chip in WGS 84 longitude/latitude
+for a georeferenced scene; scene pixels otherwise, and it says so). Chips go
+in order of score and stop at the first one that would take chips + manifest
+past the budget: the budget buys the most confident detections, never a lucky
+small chip further down the list. The manifest always goes, even with no
+chip: it says the scene was seen.
 
 Pure numpy; Pillow encodes the chips (imported on first use).
 """
@@ -20,13 +22,14 @@ from typing import Literal, NamedTuple, get_args
 import numpy as np
 
 from shipcam.runtime.detections import Detection
-from shipcam.runtime.geojson import detections_geojson
+from shipcam.runtime.geojson import Coordinates, detections_geojson
 
 __all__ = ["Chip", "ChipFormat", "CHIP_FORMATS", "Downlink", "chip_window", "encode_chip", "plan_downlink"]
 
 ChipFormat = Literal["jpeg", "png"]
 CHIP_FORMATS: tuple[str, ...] = get_args(ChipFormat)
 _SUFFIX = {"jpeg": ".jpg", "png": ".png"}
+MANIFEST_DIGITS = 7  # longitude/latitude to about a centimetre: far below a pixel, two bytes less a number
 
 
 class Chip(NamedTuple):
@@ -81,13 +84,13 @@ def plan_downlink(
     size: int = 96,
     fmt: ChipFormat = "jpeg",
     quality: int = 90,
-    transform=None,
-    crs: str | None = None,
+    coords: Coordinates | None = None,
 ) -> Downlink:
     """Chips for ``detections`` of ``image`` in score order while chips + manifest fit ``budget_bytes`` (None: all).
 
-    ``transform``/``crs`` as for ``detections_geojson``: the manifest is
-    geographic for GeoTIFFs, in scene pixels otherwise.
+    ``coords`` as for ``detections_geojson``: the manifest is RFC 7946 GeoJSON
+    (WGS 84 longitude/latitude) for a georeferenced scene, in scene pixels
+    otherwise (None).
     """
     if budget_bytes is not None and budget_bytes < 0:
         raise ValueError(f"downlink budget must be >= 0 bytes, received {budget_bytes}")
@@ -99,14 +102,14 @@ def plan_downlink(
 
     if budget_bytes is None:
         chips = [chip(rank, d) for rank, d in enumerate(ranked)]
-        return Downlink(chips, _manifest(chips, stem, len(ranked), transform, crs), 0)
+        return Downlink(chips, _manifest(chips, stem, len(ranked), coords), 0)
     chips, sent = [], 0  # sent: bytes of the chips so far
-    manifest = _manifest(chips, stem, len(ranked), transform, crs)
+    manifest = _manifest(chips, stem, len(ranked), coords)
     if len(manifest) > budget_bytes:  # the manifest always goes: it says the scene was seen
         raise ValueError(f"downlink budget {budget_bytes} bytes is below the empty manifest's {len(manifest)} bytes")
     for rank, d in enumerate(ranked):
         c = chip(rank, d)
-        trial = _manifest(chips + [c], stem, len(ranked), transform, crs)
+        trial = _manifest(chips + [c], stem, len(ranked), coords)
         if sent + len(c.data) + len(trial) > budget_bytes:
             break
         chips.append(c)
@@ -114,14 +117,17 @@ def plan_downlink(
     return Downlink(chips, manifest, len(ranked) - len(chips))
 
 
-def _manifest(chips: list[Chip], stem: str, n_detections: int, transform, crs) -> bytes:
-    """The GeoJSON of the chips, without whitespace: every byte goes down the link."""
+def _manifest(chips: list[Chip], stem: str, n_detections: int, coords: Coordinates | None) -> bytes:
+    """The GeoJSON of the chips, one Point each, without whitespace or bboxes: every byte goes down the link."""
     geo = detections_geojson(
         [c.detection for c in chips],
-        transform,
-        crs,
+        coords,
+        "point",
         feature_properties=[{"chip": c.name, "window": list(c.window)} for c in chips],
         pixel_box=False,
+        bbox=False,
+        digits=MANIFEST_DIGITS,
     )
-    geo["shipcam"] = {"scene": stem, "detections": n_detections, "sent": len(chips)}  # a foreign member (RFC 7946 §6.1)
+    # a foreign member (RFC 7946 section 6.1): the scene, what was left out, and what the coordinates are
+    geo["shipcam"] = {"scene": stem, "detections": n_detections, "sent": len(chips), **geo.pop("properties")}
     return json.dumps(geo, separators=(",", ":")).encode("utf-8")

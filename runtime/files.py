@@ -1,14 +1,16 @@
 """Running an exported file on image files: what ``shipcam predict`` and ``shipcam scan`` call (no TensorFlow).
 
-Image files in, the files a person or a downlink reads out: ``predictions.jsonl``
-and overlays for ``predict_files``; a heatmap PNG, detections GeoJSON, a scan
-summary and the downlink chips for ``scan_file``. Pillow and rasterio are
-imported when a file is read, so importing this module loads numpy only.
+Image files in, the files a person, a GIS or a downlink reads out: ``predictions.jsonl``
+and overlays for ``predict_files``; a heatmap (PNG overlay or COG), detections
+(GeoJSON or GeoPackage), a scan summary and the downlink chips for
+``scan_file``. Pillow, rasterio, pyproj and pyogrio are imported when they are
+used, so importing this module loads numpy only.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import sys
 import time
@@ -129,22 +131,22 @@ def predict_files(
     return summary
 
 
-def scene_gsd(scene: str | Path, given: float | None) -> tuple[float, str]:
+def scene_gsd(scene: str | Path, given: float | None, georef=None) -> tuple[float, str]:
     """The scene's metres/pixel and where it came from: ``--gsd``, the GeoTIFF transform, or assumed.
 
     Assumed: PlanetScope's 3 m, as ``eval-scenes`` assumes, so one PNG gives the same
     detections in both. (Assuming the model's own GSD would scan a 3 m scene at half
-    scale with a 1.5 m/px model, and find few ships.)
+    scale with a 1.5 m/px model, and find few ships.) ``georef``: the scene's
+    ``Georeference`` when already read.
     """
-    from shipcam.runtime.geojson import scene_georeference
+    from shipcam.runtime.geojson import read_georeference
     from shipcam.runtime.scoring import DEFAULT_SCENE_GSD
 
     if given is not None:
         return float(given), "--gsd"
-    if Path(scene).suffix.lower() in (".tif", ".tiff", ".jp2"):
-        _, _, gsd = scene_georeference(scene)
-        if gsd:
-            return gsd, "georeference"
+    gsd = (georef or read_georeference(scene)).gsd
+    if gsd:
+        return gsd, "georeference"
     return DEFAULT_SCENE_GSD, "assumed"
 
 
@@ -163,30 +165,87 @@ def scan_file(
     downlink: dict | None = None,
     max_memory_mb: float | None = DEFAULT_MAX_MEMORY_MB,
     progress: bool = True,
+    crs: str = "wgs84",
+    geometry: str = "point",
+    heatmap: str = "png",
 ) -> dict:
-    """Scan one scene: ``<stem>_heatmap.png``, ``<stem>_detections.geojson`` and ``<stem>_scan.json`` in ``out``.
+    """Scan one scene: the detections, the heatmap and ``<stem>_scan.json`` (written last) in ``out``.
 
-    With ``downlink`` (``crops`` folder, ``budget_kb``, ``size``, ``fmt``,
-    ``quality``), also the chips and manifest an on-board computer would send.
-    GeoTIFF/JP2 scenes are read window by window when rasterio is installed
-    (memory does not grow with the scene); PNG/JPEG ones are decoded whole
-    and refused when that would take more than ``max_memory_mb``.
+    Detections: ``<stem>_detections.geojson`` (RFC 7946: WGS 84 longitude/latitude
+    for a georeferenced scene with ``crs="wgs84"``, scene pixels for the others)
+    or, with ``crs="native"``, ``<stem>_detections.gpkg`` in the scene's CRS;
+    one ``Point`` (``geometry="point"``) or ``Polygon`` (``"box"``) each.
+    Heatmap: ``<stem>_heatmap.png`` (``"png"``, an overlay to look at),
+    ``<stem>_heatmap.tif`` (``"cog"``, a Cloud-Optimised GeoTIFF in the scene's
+    CRS, logit units) or none. With ``downlink`` (``crops`` folder,
+    ``budget_kb``, ``size``, ``fmt``, ``quality``), also the chips and manifest
+    an on-board computer would send. GeoTIFF/JP2 scenes are read window by
+    window when rasterio is installed (memory does not grow with the scene);
+    PNG/JPEG ones are decoded whole and refused when that would take more
+    than ``max_memory_mb``. A choice the scene cannot meet (``crs="native"``
+    without a CRS) is an error before anything is written.
     """
+    from shipcam.runtime.geojson import CRS_CHOICES, GEOMETRIES, HEATMAP_FORMATS, read_georeference
+
+    for name, value, choices in (("crs", crs, CRS_CHOICES), ("geometry", geometry, GEOMETRIES)):
+        if value not in choices:
+            raise ShipcamError(f"--{name} must be one of {', '.join(choices)}, received {value!r}")
+    if heatmap not in HEATMAP_FORMATS:
+        raise ShipcamError(f"--heatmap must be one of {', '.join(HEATMAP_FORMATS)}, received {heatmap!r}")
+    if not Path(scene).is_file():
+        raise ImageError(f"{scene}: no such file")
+    georef = read_georeference(scene)
+    # before reading a pixel or writing a byte
+    outputs = _Outputs.choose(scene, georef, crs, geometry, heatmap, bool(downlink))
     det = detector or open_exported(model, engine, threads)
     if rule:  # options the user set, over the file's own rule
         det.rule = dataclasses.replace(det.rule, **rule)
     t0 = time.perf_counter()
-    scene_m, source = scene_gsd(scene, gsd)
+    scene_m, source = scene_gsd(scene, gsd, georef)
     image = _open_scene(scene, max_memory_mb, scene_m / det.working_gsd(scene_m))
     try:
-        return _scan_opened(det, image, scene, out, scene_m, source, t0, tile, overlap, batch, downlink, progress)
+        return _scan_opened(
+            det, image, scene, out, scene_m, source, t0, tile, overlap, batch, downlink, progress, outputs
+        )
     finally:
         if hasattr(image, "close"):  # a windowed scene holds its file open
             image.close()
 
 
-def _scan_opened(det, image, scene, out, scene_m, source, t0, tile, overlap, batch, downlink, progress) -> dict:
-    from shipcam.runtime.geojson import detections_geojson, scene_georeference
+@dataclasses.dataclass
+class _Outputs:
+    """What a scan writes, decided before it runs: coordinates, geometry, heatmap format, and the notes why."""
+
+    georef: object  # geojson.Georeference
+    coords: object  # geojson.Coordinates of the detections file
+    manifest: object  # ... of the downlink manifest: WGS 84 or pixels, always GeoJSON
+    geometry: str
+    heatmap: str
+    notes: list[str]
+
+    @classmethod
+    def choose(cls, scene, georef, crs: str, geometry: str, heatmap: str, downlink: bool = False) -> "_Outputs":
+        from shipcam.runtime.geojson import output_coordinates
+
+        coords, note = output_coordinates(scene, georef, crs)  # --crs native without a CRS: raises
+        if coords.kind == "native" and importlib.util.find_spec("pyogrio") is None:
+            raise ShipcamError(f"{scene}: --crs native writes a GeoPackage, which needs pyogrio: pip install pyogrio")
+        notes = [note] if note else []
+        manifest = coords
+        if coords.kind == "native" and downlink:  # a manifest is RFC 7946 GeoJSON: WGS 84, whatever --crs says
+            manifest, note = output_coordinates(scene, georef, "wgs84")
+            notes += [f"{note} (the downlink manifest)"] if note else []
+        if heatmap == "cog" and not georef.complete:
+            why = georef.problem or "an image without a georeference"
+            notes.append(f"{scene}: --heatmap cog needs a GeoTIFF/JP2 with a CRS ({why}): writing the PNG overlay")
+            heatmap = "png"
+        return cls(georef, coords, manifest, geometry, heatmap, notes)
+
+
+def _scan_opened(
+    det, image, scene, out, scene_m, source, t0, tile, overlap, batch, downlink, progress, outputs: _Outputs
+) -> dict:
+    from shipcam.runtime.geojson import detections_geojson, write_detections_gpkg, write_heatmap_geotiff
 
     if source == "assumed":
         print(
@@ -194,15 +253,29 @@ def _scan_opened(det, image, scene, out, scene_m, source, t0, tile, overlap, bat
             f"(PlanetScope); the model's range is {_gsd_text(det)}",
             file=sys.stderr,
         )
+    for note in outputs.notes:
+        print(f"note: {note}", file=sys.stderr)
     res = det.scan(image, tile=tile, overlap=overlap, batch=batch, progress=progress, gsd=scene_m)
     out_dir = Path(out)
     stem = Path(scene).stem
-    _save_scan_overlay(image, res, out_dir / f"{stem}_heatmap.png")
-    transform, crs, _ = (
-        scene_georeference(scene) if Path(scene).suffix.lower() in (".tif", ".tiff", ".jp2") else (None, None, None)
-    )
-    write_json(out_dir / f"{stem}_detections.geojson", detections_geojson(res.detections, transform, crs))
     H, W = image.shape[:2]
+    heatmap_file = None
+    if outputs.heatmap == "png":
+        heatmap_file = out_dir / f"{stem}_heatmap.png"
+        _save_scan_overlay(image, res, heatmap_file)
+    elif outputs.heatmap == "cog":
+        heatmap_file = out_dir / f"{stem}_heatmap.tif"
+        write_heatmap_geotiff(heatmap_file, res.heatmap, res.cell, outputs.georef)
+    coords = outputs.coords
+    about = {"scene": Path(scene).name, "size": [W, H], "geometry": outputs.geometry}
+    if outputs.georef.crs_name and not coords.kind == "native":
+        about["scene_crs"] = outputs.georef.crs_name
+    if coords.kind == "native":
+        detections_file = out_dir / f"{stem}_detections.gpkg"
+        write_detections_gpkg(detections_file, res.detections, coords, outputs.geometry, about)
+    else:
+        detections_file = out_dir / f"{stem}_detections.geojson"
+        write_json(detections_file, detections_geojson(res.detections, coords, outputs.geometry, collection=about))
     summary = {
         "scene": str(scene),
         "size": [W, H],
@@ -223,10 +296,15 @@ def _scan_opened(det, image, scene, out, scene_m, source, t0, tile, overlap, bat
         "rule": vars(det.rule),
         "tile": tile,
         "overlap": overlap,
-        "crs": crs or "pixel",
+        "crs": coords.crs_name or "pixel",  # the detections file's; "pixel": scene pixels
+        "scene_crs": outputs.georef.crs_name,
+        "coordinates": coords.kind,
+        "geometry": outputs.geometry,
+        "outputs": {"detections": detections_file.name, "heatmap": heatmap_file.name if heatmap_file else None},
+        "notes": outputs.notes,
     }
     if downlink:
-        summary["downlink"] = write_downlink(image, res.detections, scene, transform, crs, **downlink)
+        summary["downlink"] = write_downlink(image, res.detections, scene, outputs.manifest, **downlink)
     write_json(out_dir / f"{stem}_scan.json", summary)
     return summary
 
@@ -240,23 +318,23 @@ def write_downlink(
     image: np.ndarray,
     detections,
     scene: str | Path,
-    transform,
-    crs,
+    coords,
     crops: str | Path,
     budget_kb: float | None = None,
     size: int = 96,
     fmt: str = "jpeg",
     quality: int = 90,
 ) -> dict:
-    """Write the chips and ``<stem>_downlink.geojson`` into ``crops``; returns the byte count and the reduction."""
+    """Write the chips and ``<stem>_downlink.geojson`` into ``crops``; returns the byte count and the reduction.
+
+    ``coords``: the manifest's ``geojson.Coordinates`` (WGS 84 or pixels; None: pixels).
+    """
     from shipcam.runtime.downlink import plan_downlink
 
     stem = Path(scene).stem
     budget = None if budget_kb is None else int(budget_kb * 1000)
     try:
-        plan = plan_downlink(
-            image, detections, stem, budget, size=size, fmt=fmt, quality=quality, transform=transform, crs=crs
-        )
+        plan = plan_downlink(image, detections, stem, budget, size=size, fmt=fmt, quality=quality, coords=coords)
     except ValueError as e:  # a budget, size or quality the user gave
         raise ShipcamError(f"{scene}: {e}") from None
     crops = Path(crops)

@@ -312,3 +312,21 @@ def test_the_ablation_moves_a_named_constant_for_one_variant_and_puts_it_back():
         with _constants({"isolation.NOPE": 1}):
             pass
     assert all("." not in k or k.split(".")[0] in ("isolation", "scan") for v in VARIANTS.values() for k in v)
+
+
+def test_loso_rule_variants_parse_to_detection_rule_overrides():
+    import dataclasses
+
+    from shipcam.benchmarks.loso import parse_rules
+    from shipcam.runtime.detections import DetectionRule
+
+    rules = parse_rules(
+        "default:; network alone: isolation=false, confirm_views=none ;tight:threshold=0.9,nms_radius_m=100"
+    )
+    assert rules == {
+        "default": {},
+        "network alone": {"isolation": False, "confirm_views": "none"},
+        "tight": {"threshold": 0.9, "nms_radius_m": 100},
+    }
+    for overrides in rules.values():  # each is a valid rule
+        dataclasses.replace(DetectionRule(), **overrides)

@@ -45,8 +45,9 @@ def test_png_chips_are_the_scene_pixels_and_the_manifest_names_them(scene):
         np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(c.data))), scene[y0:y1, x0:x1])
     geo = json.loads(plan.manifest)
     assert [f["properties"]["chip"] for f in geo["features"]] == ["s_000.png", "s_001.png", "s_002.png"]
-    assert geo["features"][0]["geometry"]["geometries"][0]["coordinates"] == [300, 230]
-    assert geo["shipcam"] == {"scene": "s", "detections": 3, "sent": 3}
+    assert geo["features"][0]["geometry"] == {"type": "Point", "coordinates": [300, 230]}  # one Point a chip
+    assert geo["shipcam"] == {"scene": "s", "detections": 3, "sent": 3, "coordinates": "pixel"}
+    assert "crs" not in geo and "bbox" not in geo  # no image has pixels in a CRS
     assert b" " not in plan.manifest  # compact: every byte goes down the link
 
 

@@ -47,17 +47,16 @@ def test_scan_writes_heatmap_and_geojson(tmp_path):
     ]
     assert main(args) == 0
     geo = json.loads((tmp_path / "o" / "scene_detections.geojson").read_text())
-    assert geo["type"] == "FeatureCollection" and geo["crs"]["properties"]["name"] == "pixel" and geo["features"]
+    assert geo["type"] == "FeatureCollection" and geo["features"] and "crs" not in geo and "bbox" not in geo
+    assert geo["properties"] == {"coordinates": "pixel", "scene": "scene.png", "size": [384, 90], "geometry": "point"}
     for f in geo["features"]:
-        point, box = f["geometry"]["geometries"]
-        assert point["type"] == "Point" and box["type"] == "Polygon"
-        xs = [p[0] for p in box["coordinates"][0]]
-        ys = [p[1] for p in box["coordinates"][0]]
+        point, p = f["geometry"], f["properties"]
+        assert point["type"] == "Point" and point["coordinates"] == [p["pixel_x"], p["pixel_y"]]
         assert (
-            0 <= min(xs) <= point["coordinates"][0] <= max(xs) <= 384
-            and 0 <= min(ys) <= point["coordinates"][1] <= max(ys) <= 90
+            0 <= p["pixel_x0"] <= point["coordinates"][0] <= p["pixel_x1"] <= 384
+            and 0 <= p["pixel_y0"] <= point["coordinates"][1] <= p["pixel_y1"] <= 90
         )
-        assert f["properties"]["probability"] >= 0.05
+        assert p["probability"] >= 0.05
     assert Image.open(tmp_path / "o" / "scene_heatmap.png").size == (384, 90)
     info = json.loads((tmp_path / "o" / "scene_scan.json").read_text())
     assert info["tiles"] >= 6 and info["peak_rss_mb"] > 0 and info["gsd_source"] == "assumed" and info["gsd"] == 3.0

@@ -95,6 +95,7 @@ def test_windowed_scan_gives_the_in_memory_detections(tmp_path, isolation, least
 
 
 def test_scan_command_reads_geotiffs_by_window_and_writes_map_coordinates(tmp_path):
+    pyproj = pytest.importorskip("pyproj")
     image = _scene()
     _geotiff(tmp_path / "scene.tif", image)
     Image.fromarray(image).save(tmp_path / "scene.png")
@@ -103,13 +104,13 @@ def test_scan_command_reads_geotiffs_by_window_and_writes_map_coordinates(tmp_pa
     assert main(["scan", str(FIXTURE), str(tmp_path / "scene.png"), "--out", str(tmp_path / "p"), *common]) == 0
     tif = json.loads((tmp_path / "t" / "scene_detections.geojson").read_text())
     png = json.loads((tmp_path / "p" / "scene_detections.geojson").read_text())
-    assert tif["crs"]["properties"]["name"] == "EPSG:32631" and len(tif["features"]) == len(png["features"]) > 0
+    assert tif["properties"]["coordinates"] == "wgs84" and tif["properties"]["scene_crs"] == "EPSG:32631"
+    assert png["properties"]["coordinates"] == "pixel" and len(tif["features"]) == len(png["features"]) > 0
+    to_lonlat = pyproj.Transformer.from_crs("EPSG:32631", "EPSG:4326", always_xy=True)
     for f, g in zip(tif["features"], png["features"]):
-        (px, py), (mx, my) = (
-            g["geometry"]["geometries"][0]["coordinates"],
-            f["geometry"]["geometries"][0]["coordinates"],
-        )
-        assert (mx, my) == pytest.approx((500000 + 3 * px, 5000000 - 3 * py), abs=0.1)  # the affine transform, by hand
+        (px, py), (lon, lat) = g["geometry"]["coordinates"], f["geometry"]["coordinates"]
+        # the affine transform by hand, then UTM 31N to longitude/latitude
+        assert (lon, lat) == pytest.approx(to_lonlat.transform(500000 + 3 * px, 5000000 - 3 * py), abs=1e-7)
     assert Image.open(tmp_path / "t" / "scene_heatmap.png").size == (384, 288)
 
 

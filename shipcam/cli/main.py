@@ -326,11 +326,15 @@ def cmd_scan(args) -> int:
         downlink=downlink,
         max_memory_mb=args.max_memory_mb,
         batch=args.batch,
+        crs=args.crs,
+        geometry=args.geometry,
+        heatmap=args.heatmap,
     )
+    files = ", ".join(f for f in s["outputs"].values() if f)
     print(
         f"{s['scene']}: {s['detections']} ships in {s['tiles']} tiles ({s['positive_tiles']} positive, "
         f"{s['rejected_peaks']} peaks off isolated objects), {s['scan_seconds']:.1f}s, peak RSS "
-        f"{s['peak_rss_mb']:.0f} MB -> {args.out}"
+        f"{s['peak_rss_mb']:.0f} MB -> {args.out} ({files}; coordinates: {_coordinates_text(s)})"
     )
     if downlink:
         d = s["downlink"]
@@ -340,6 +344,41 @@ def cmd_scan(args) -> int:
             f"{100 * d['fraction_of_raw']:.3f}% of its pixels -> {d['crops']}"
         )
     return 0
+
+
+def _coordinates_text(s: dict) -> str:
+    kind = s["coordinates"]
+    return {"wgs84": "WGS 84 lon/lat", "pixel": "scene pixels"}.get(kind, f"the scene's CRS, {s['crs']}")
+
+
+def _add_output_args(p) -> None:
+    """--crs, --geometry, --heatmap: what files a scan writes (scan and scan-archive)."""
+    from shipcam.runtime.geojson import CRS_CHOICES, GEOMETRIES, HEATMAP_FORMATS  # numpy only
+
+    g = p.add_argument_group("outputs")
+    g.add_argument(
+        "--crs",
+        choices=CRS_CHOICES,
+        default="wgs84",
+        help="wgs84: <scene>_detections.geojson (RFC 7946) in longitude/latitude for a GeoTIFF/JP2 with a CRS; "
+        "native: <scene>_detections.gpkg (GeoPackage) in the scene's own CRS. Scenes without a CRS (PNG, JPEG) "
+        "are written in pixels, and say so (default: wgs84)",
+    )
+    g.add_argument(
+        "--geometry",
+        choices=GEOMETRIES,
+        default="point",
+        help="one geometry per detection: its peak (a Point) or its box (a Polygon); the other goes in the "
+        "properties (default: point)",
+    )
+    g.add_argument(
+        "--heatmap",
+        choices=HEATMAP_FORMATS,
+        default="png",
+        help="png: <scene>_heatmap.png, the heatmap over the scene to look at; cog: <scene>_heatmap.tif, a "
+        "Cloud-Optimised GeoTIFF of the heatmap (logit units) in the scene's CRS (GeoTIFF/JP2 with a CRS; others "
+        "fall back to png, with a note); none (default: png)",
+    )
 
 
 def cmd_scan_archive(args) -> int:
@@ -352,6 +391,9 @@ def cmd_scan_archive(args) -> int:
         rule=_rule(args),
         engine=args.engine,
         max_memory_mb=args.max_memory_mb,
+        crs=args.crs,
+        geometry=args.geometry,
+        heatmap=args.heatmap,
     )
     s = scan_archive(args.model, args.inputs, args.out, address=args.address, workers=args.workers, options=options)
     rate = f", {s['scenes_per_second']:.2f} scenes/s with {s['workers']} workers" if s["scenes_per_second"] else ""
@@ -731,7 +773,7 @@ def build_parser() -> argparse.ArgumentParser:
         "isolated, ship-sized object.",
     )
     p.add_argument("model", help="an exported .tflite or .onnx file")
-    p.add_argument("scene", help="a large image (PNG/JPEG/TIFF; GeoTIFF + rasterio gives geographic boxes)")
+    p.add_argument("scene", help="a large image (PNG/JPEG/TIFF/JP2; a GeoTIFF/JP2 + rasterio gives geographic outputs)")
     p.add_argument("--out", default="runs/scan")
     p.add_argument("--tile", type=int, help="tile size in px (default: twice the training size)")
     p.add_argument("--overlap", type=float, default=0.25)
@@ -755,7 +797,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g = p.add_argument_group("on-board downlink filter")
     g.add_argument(
-        "--crops", help="write a chip per detection and a compact manifest (<scene>_downlink.geojson) into this folder"
+        "--crops",
+        help="write a chip per detection and a compact manifest (<scene>_downlink.geojson: RFC 7946 lon/lat points "
+        "for a georeferenced scene, pixels otherwise) into this folder",
     )
     g.add_argument(
         "--downlink-budget-kb",
@@ -765,6 +809,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--chip-size", type=int, default=96, help="chip side in scene pixels (default: 96)")
     g.add_argument("--chip-format", choices=CHIP_FORMATS, default="jpeg")
     g.add_argument("--chip-quality", type=int, default=90, help="JPEG quality 1-100 (default: 90)")
+    _add_output_args(p)
     _add_rule_args(p)
     _add_engine_args(p)
     p.set_defaults(func=cmd_scan)
@@ -796,6 +841,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-memory-mb", type=_float_or_none, default=8000.0, help="per scene, as for scan")
     p.add_argument("--engine", default="auto", choices=ENGINES)
+    _add_output_args(p)
     _add_rule_args(p)
     p.set_defaults(func=cmd_scan_archive)
 
