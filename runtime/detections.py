@@ -155,6 +155,24 @@ class Detection:
         }
 
 
+PEAK_BAND = 512  # heatmap rows searched at once: a 20,000 px scene's map (5,000 rows) needs no whole-map copies
+
+
+def _candidates(heat: np.ndarray, min_score: float) -> np.ndarray:
+    """Flat indices of the local maxima scoring at least ``min_score``, found band by band with a 1-row halo."""
+    h, w = heat.shape
+    found = []
+    for r0 in range(0, h, PEAK_BAND):
+        r1 = min(h, r0 + PEAK_BAND)
+        a0, a1 = max(0, r0 - 1), min(h, r1 + 1)
+        band = heat[a0:a1]
+        if not np.isfinite(band).all():
+            raise ValueError("the map contains NaN or inf")
+        keep = ((band >= min_score) & local_max(band))[r0 - a0 : r1 - a0]
+        found.append(np.flatnonzero(keep) + r0 * w)
+    return np.concatenate(found) if found else np.zeros(0, np.int64)
+
+
 def find_peaks(heat: np.ndarray, min_score: float, radius_cells: float) -> list[tuple[int, int, float]]:
     """Local maxima of ``heat`` scoring at least ``min_score``, strongest first, none within ``radius_cells`` of a
     stronger one.
@@ -165,9 +183,7 @@ def find_peaks(heat: np.ndarray, min_score: float, radius_cells: float) -> list[
     heat = np.asarray(heat, np.float32)
     if heat.ndim != 2:
         raise ValueError(f"expected a 2-D map, received shape {heat.shape}")
-    if not np.isfinite(heat).all():
-        raise ValueError("the map contains NaN or inf")
-    cand = np.flatnonzero((heat >= min_score) & local_max(heat))
+    cand = _candidates(heat, min_score)
     if cand.size == 0:
         return []
     scores = heat.ravel()[cand]

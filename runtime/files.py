@@ -22,7 +22,10 @@ from shipcam._utils.io import write_bytes, write_json, write_text
 from shipcam._utils.memory import peak_rss_mb
 from shipcam._utils.progress import progress
 from shipcam.errors import ImageError, ShipcamError
-from shipcam.runtime.image import IMAGE_SUFFIXES
+from shipcam.runtime.budget import check_budget, plan_scan
+from shipcam.runtime.image import IMAGE_SUFFIXES, image_size, read_image
+from shipcam.runtime.scan import tile_size
+from shipcam.runtime.scene import ArrayScene
 
 __all__ = [
     "predict_files",
@@ -38,7 +41,6 @@ __all__ = [
 # scene): a picture to look at, cheap next to the scan itself; the detections carry the exact positions.
 # At 2048 px the overlay of a 5 Mpx scene cost a third of the network's time on 2 threads, at 1024 a tenth.
 OVERLAY_MAX_SIDE = 1024
-DEFAULT_MAX_MEMORY_MB = 8000.0  # a PNG/JPEG scene is decoded whole; larger ones are refused (say --max-memory-mb)
 
 
 def collect_images(inputs: list[str]) -> list[Path]:
@@ -158,12 +160,12 @@ def scan_file(
     overlap: float = 0.25,
     engine: str = "auto",
     threads: int = 1,
-    batch: int = 8,
+    batch: int | None = None,
     gsd: float | None = None,
     rule: dict | None = None,
     detector=None,
     downlink: dict | None = None,
-    max_memory_mb: float | None = DEFAULT_MAX_MEMORY_MB,
+    max_memory_mb: float | None = None,
     progress: bool = True,
     crs: str = "wgs84",
     geometry: str = "point",
@@ -180,10 +182,13 @@ def scan_file(
     CRS, logit units) or none. With ``downlink`` (``crops`` folder,
     ``budget_kb``, ``size``, ``fmt``, ``quality``), also the chips and manifest
     an on-board computer would send. GeoTIFF/JP2 scenes are read window by
-    window when rasterio is installed (memory does not grow with the scene);
-    PNG/JPEG ones are decoded whole and refused when that would take more
-    than ``max_memory_mb``. A choice the scene cannot meet (``crs="native"``
-    without a CRS) is an error before anything is written.
+    window when rasterio is installed; PNG/JPEG ones are decoded whole.
+    ``max_memory_mb`` bounds the process's resident set (``runtime.budget``:
+    the batch, at most ``batch``, and how a resample is done follow from it;
+    a scene that cannot fit is refused); None, the default here, sets no
+    limit, as this process may hold other things. The command line's default
+    is ``budget.DEFAULT_MAX_MEMORY_MB``. A choice the scene cannot meet
+    (``crs="native"`` without a CRS) is an error before anything is written.
     """
     from shipcam.runtime.geojson import CRS_CHOICES, GEOMETRIES, HEATMAP_FORMATS, read_georeference
 
@@ -192,6 +197,7 @@ def scan_file(
             raise ShipcamError(f"--{name} must be one of {', '.join(choices)}, received {value!r}")
     if heatmap not in HEATMAP_FORMATS:
         raise ShipcamError(f"--heatmap must be one of {', '.join(HEATMAP_FORMATS)}, received {heatmap!r}")
+    max_memory_mb = check_budget(max_memory_mb)
     if not Path(scene).is_file():
         raise ImageError(f"{scene}: no such file")
     georef = read_georeference(scene)
@@ -202,10 +208,35 @@ def scan_file(
         det.rule = dataclasses.replace(det.rule, **rule)
     t0 = time.perf_counter()
     scene_m, source = scene_gsd(scene, gsd, georef)
-    image = _open_scene(scene, max_memory_mb, scene_m / det.working_gsd(scene_m))
+    factor = scene_m / det.working_gsd(scene_m)
+    image = _open_windowed(scene)
     try:
+        H, W = image.shape[:2] if image is not None else image_size(scene)[::-1]
+        h, w = max(1, round(H * factor)), max(1, round(W * factor))
+        plan = plan_scan(
+            det,
+            str(scene),
+            (H, W),
+            factor,
+            windowed=image is not None,
+            tile=tile_size(det, h, w, tile),
+            cell=max(1, det.metadata.feature_stride // 4),
+            max_memory_mb=max_memory_mb,
+            batch=batch,
+            cog=outputs.heatmap == "cog",
+        )
+        if batch is not None and plan.batch < batch:
+            print(
+                f"note: {scene}: --batch {batch} lowered to {plan.batch} to stay under --max-memory-mb "
+                f"{max_memory_mb:g}",
+                file=sys.stderr,
+            )
+        if image is None:
+            image = read_image(scene)
+            if plan.window_resample:  # the resampled scene would not fit whole: resample it window by window
+                image = ArrayScene(image)
         return _scan_opened(
-            det, image, scene, out, scene_m, source, t0, tile, overlap, batch, downlink, progress, outputs
+            det, image, scene, out, scene_m, source, t0, tile, overlap, plan, downlink, progress, outputs
         )
     finally:
         if hasattr(image, "close"):  # a windowed scene holds its file open
@@ -243,7 +274,7 @@ class _Outputs:
 
 
 def _scan_opened(
-    det, image, scene, out, scene_m, source, t0, tile, overlap, batch, downlink, progress, outputs: _Outputs
+    det, image, scene, out, scene_m, source, t0, tile, overlap, plan, downlink, progress, outputs: _Outputs
 ) -> dict:
     from shipcam.runtime.geojson import detections_geojson, write_detections_gpkg, write_heatmap_geotiff
 
@@ -255,7 +286,7 @@ def _scan_opened(
         )
     for note in outputs.notes:
         print(f"note: {note}", file=sys.stderr)
-    res = det.scan(image, tile=tile, overlap=overlap, batch=batch, progress=progress, gsd=scene_m)
+    res = det.scan(image, tile=tile, overlap=overlap, batch=plan.batch, progress=progress, gsd=scene_m)
     out_dir = Path(out)
     stem = Path(scene).stem
     H, W = image.shape[:2]
@@ -292,6 +323,7 @@ def _scan_opened(
         "scan_seconds": round(res.seconds, 3),
         "total_seconds": round(time.perf_counter() - t0, 3),
         "peak_rss_mb": round(peak_rss_mb(), 1),
+        "memory": plan.to_dict(),  # the budget, the batch it chose and the estimate behind it
         "engine": det.engine.describe(),
         "rule": vars(det.rule),
         "tile": tile,
@@ -365,26 +397,16 @@ def write_downlink(
     }
 
 
-def _open_scene(scene: str | Path, max_memory_mb: float | None, resample: float):
-    """A windowed GeoTIFF/JP2 when rasterio is there, else the decoded image if it fits ``max_memory_mb``."""
-    from shipcam.runtime.image import image_size, read_image
+def _open_windowed(scene: str | Path):
+    """The scene read window by window (a GeoTIFF/JP2 when rasterio is there), else None: decoded whole."""
     from shipcam.runtime.scene import WINDOWED_SUFFIXES, open_raster
 
     if Path(scene).suffix.lower() in WINDOWED_SUFFIXES:
         try:
             return open_raster(scene)
         except ImportError:
-            pass  # no rasterio: Pillow decodes plain TIFFs whole, under the same limit as PNG
-    if max_memory_mb is not None:
-        W, H = image_size(scene)
-        need = H * W * 3 * (1 + 4 * resample * resample) / 1e6  # uint8 scene + its float32 resample
-        if need > max_memory_mb:
-            raise ImageError(
-                f"{scene}: {W}x{H} px takes about {need:.0f} MB decoded, over --max-memory-mb {max_memory_mb:g}; "
-                "PNG/JPEG cannot be read window by window: convert it to a tiled GeoTIFF "
-                "(gdal_translate -co TILED=YES) and install rasterio, or raise the limit"
-            )
-    return read_image(scene)
+            pass  # no rasterio: Pillow decodes plain TIFFs whole, under the same budget as PNG
+    return None
 
 
 def _save_scan_overlay(image, res, path: Path) -> None:
@@ -395,7 +417,7 @@ def _save_scan_overlay(image, res, path: Path) -> None:
     """
     from shipcam.runtime.boxes import Box
     from shipcam.runtime.overlay import overlay, save_png
-    from shipcam.runtime.resize import resize_bilinear
+    from shipcam.runtime.resize import block_max, block_mean, resize_bilinear
     from shipcam.runtime.scene import WindowedScene
 
     H, W = image.shape[:2]
@@ -405,13 +427,11 @@ def _save_scan_overlay(image, res, path: Path) -> None:
         small = image.overview(h, w)
     else:  # whole pixels averaged n x n: a tenth of an antialiased resample's cost, no aliasing
         n = -(-max(H, W) // OVERLAY_MAX_SIDE)
-        h, w, k = H // n, W // n, 1.0 / n
-        small = image
-        if n > 1:  # n^2 strided slices summed in uint16: a fraction of a reduce over the reshaped axes
-            acc = np.uint16 if n <= 16 else np.uint32  # 16 x 16 x 255 still fits 16 bits
-            total = sum(image[i : h * n : n, j : w * n : n].astype(acc) for i in range(n) for j in range(n))
-            small = (total // (n * n)).astype(np.uint8)
-    heat = resize_bilinear(res.heatmap, h, w)
+        small, k = block_mean(image, n), 1.0 / n
+        h, w = small.shape[:2]
+    # heat cells per overlay pixel: blocks of them reduced to their maximum first, so no ship's peak is skipped
+    cells = max(1, min(res.heatmap.shape[0] // h, res.heatmap.shape[1] // w))
+    heat = resize_bilinear(block_max(res.heatmap, cells), h, w)
     boxes = [Box(b.x0 * k, b.y0 * k, b.x1 * k, b.y1 * k, b.score) for b in res.boxes]
     hi = float(res.heatmap.max())
     save_png(overlay(small, heat, boxes, alpha=0.5, vmin=0.0, vmax=max(hi, 1e-3)), path, compress_level=1)

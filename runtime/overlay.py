@@ -60,8 +60,9 @@ def overlay(
     im = Image.fromarray(out)
     draw = ImageDraw.Draw(im)
     width = max(1, round(max(image.shape[:2]) / 200))
-    for b in boxes:
-        draw.rectangle([b.x0, b.y0, b.x1 - 1, b.y1 - 1], outline=(255, 255, 255), width=width)
+    for b in boxes:  # a box under a pixel wide (a large scene's overview) is still drawn, as a dot
+        xy = [b.x0, b.y0, max(b.x0, b.x1 - 1), max(b.y0, b.y1 - 1)]
+        draw.rectangle(xy, outline=(255, 255, 255), width=width)
     if label:
         draw.rectangle([0, 0, 7 * len(label) + 6, 14], fill=(0, 0, 0))
         draw.text((3, 1), label, fill=(255, 255, 255))

@@ -102,3 +102,30 @@ def resize_antialiased(image: np.ndarray, height: int, width: int) -> np.ndarray
     if rows_first <= cols_first:
         return _resample(_resample(src, 0, iy, wy), 1, ix, wx)
     return _resample(_resample(src, 1, ix, wx), 0, iy, wy)
+
+
+def block_mean(image: np.ndarray, n: int) -> np.ndarray:
+    """uint8 (H, W, C) averaged over n x n blocks of whole pixels (floor), to (H // n, W // n, C); the rest cut.
+
+    n^2 strided slices summed in uint16: a fraction of a reduce over reshaped
+    axes, and a tenth of an antialiased resample's cost, without aliasing.
+    """
+    if n <= 1:
+        return image
+    h, w = image.shape[0] // n, image.shape[1] // n
+    acc = np.uint16 if n <= 16 else np.uint32  # 16 x 16 x 255 still fits 16 bits
+    total = sum(image[i : h * n : n, j : w * n : n].astype(acc) for i in range(n) for j in range(n))
+    return (total // (n * n)).astype(np.uint8)
+
+
+def block_max(a: np.ndarray, n: int) -> np.ndarray:
+    """A 2-D map's maximum over n x n blocks (floor; the rest cut): a large scene's heatmap for an overview, its
+    peaks kept, without the whole-map temporaries a resize of it would take."""
+    if n <= 1:
+        return a
+    h, w = a.shape[0] // n, a.shape[1] // n
+    out = a[: h * n : n, : w * n : n].copy()
+    for i in range(n):
+        for j in range(n):
+            np.maximum(out, a[i : h * n : n, j : w * n : n], out=out)
+    return out

@@ -87,10 +87,7 @@ def scan_scene(
             scene = resize_antialiased(scene, max(1, round(H0 * factor)), max(1, round(W0 * factor)))
     H, W = scene.shape[:2]
     m = det.metadata
-    tile = int(tile or (det.engine.fixed_size or (2 * (m.train_size or 112),))[0])
-    tile = min(tile, H, W) if det.engine.fixed_size is None else tile
-    if tile < 32:
-        raise ImageError(f"scene {W}x{H} is smaller than the smallest tile (32 px)")
+    tile = tile_size(det, H, W, tile)
     if not 0.0 <= overlap < 0.9:
         raise ValueError(f"overlap must be in [0, 0.9), received {overlap}")
     views = det.rule.views
@@ -129,7 +126,7 @@ def scan_scene(
         for (x, y), pred in zip(chunk, det._predict_same_size(crops, with_boxes=False, views=views, gsd=work)):
             tile_probs.append((x, y, pred.probability))
             stitch(x, y, pred.cam)
-    heat[~np.isfinite(heat)] = float(np.min(heat[np.isfinite(heat)])) if np.isfinite(heat).any() else 0.0
+    _fill_unwritten(heat)
     peaks = detect(heat, cell, work, det.rule, (H, W), min_score=min_score)
     found, rejected = split_isolated(scene, peaks, work, det.rule) if det.rule.isolation else (peaks, [])
     if confirm and found:
@@ -149,6 +146,27 @@ def scan_scene(
         gsd=gsd,
         rejected=rejected,
     )
+
+
+def _fill_unwritten(heat: np.ndarray, band: int = 512) -> None:
+    """Give cells no tile core wrote (-inf: a scene edge's last partial cell) the map's lowest score.
+
+    Band by band: a 20,000 px scene's map is 100 MB, and whole-map masks would add half as much again.
+    """
+    bands = [heat[y : y + band] for y in range(0, len(heat), band)]
+    low = min(float(np.min(b, where=np.isfinite(b), initial=np.inf)) for b in bands)
+    for b in bands:
+        b[~np.isfinite(b)] = low if np.isfinite(low) else 0.0
+
+
+def tile_size(det: Detector, H: int, W: int, tile: int | None = None) -> int:
+    """The tile side a scan of an (H, W) px scene (after resampling) uses: ``tile`` or twice the training size."""
+    fixed = det.engine.fixed_size
+    tile = int(tile or (fixed or (2 * (det.metadata.train_size or 112),))[0])
+    tile = min(tile, H, W) if fixed is None else tile
+    if tile < 32:
+        raise ImageError(f"scene {W}x{H} is smaller than the smallest tile (32 px)")
+    return tile
 
 
 def _confirm(
@@ -194,21 +212,23 @@ def _confirm(
         else min(tile, -(-int(context) // m.feature_stride) * m.feature_stride)
     )
     n = -(-side // cell)
-    first = heat.copy()  # crops of nearby peaks overlap: each averages with the first pass, not with another's
     seen, total = len(det.rule.views.transforms), len(det.rule.views.transforms) + len(confirm)
     origins = [(_crop_origin(p.x, W, side, cell), _crop_origin(p.y, H, side, cell)) for p in own]
+    # Crops of nearby peaks overlap: each averages with the first pass, not with another's. Its cells are kept
+    # before any is written (a copy of the whole map would double a large scene's memory).
+    first = [heat[y // cell : y // cell + n, x // cell : x // cell + n].copy() for x, y in origins]
     t = logit(det.threshold) if min_score is None else float(min_score)
     r, inner = 2, n // 4  # cells: around the peak; the crop's border left to the first pass (zero-padded features)
     per_call = max(1, batch // len(confirm))
     for i in range(0, len(own), per_call):
-        chunk = list(zip(found[i : i + per_call], own[i : i + per_call], origins[i : i + per_call]))
-        _, sums, _ = det._view_sums(np.stack([_crop(scene, x, y, side) for _, _, (x, y) in chunk]), confirm)
-        for (d, p, (x, y)), cam in zip(chunk, sums):
+        chunk = list(
+            zip(found[i : i + per_call], own[i : i + per_call], origins[i : i + per_call], first[i : i + per_call])
+        )
+        _, sums, _ = det._view_sums(np.stack([_crop(scene, x, y, side) for _, _, (x, y), _ in chunk]), confirm)
+        for (d, p, (x, y), before), cam in zip(chunk, sums):
             r0, c0 = y // cell, x // cell
             r1, c1 = min(heat.shape[0], r0 + n), min(heat.shape[1], c0 + n)
-            mean = (
-                first[r0:r1, c0:c1] * np.float32(seen) + resize_bilinear(cam, n, n)[: r1 - r0, : c1 - c0]
-            ) / np.float32(total)
+            mean = (before * np.float32(seen) + resize_bilinear(cam, n, n)[: r1 - r0, : c1 - c0]) / np.float32(total)
             heat[r0 + inner : r1 - inner, c0 + inner : c1 - inner] = mean[
                 inner : r1 - r0 - inner, inner : c1 - c0 - inner
             ]

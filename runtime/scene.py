@@ -21,11 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from shipcam.errors import ImageError
-from shipcam.runtime.resize import resize_antialiased
+from shipcam.runtime.resize import block_mean, resize_antialiased, resize_bilinear
 
-__all__ = ["WindowedScene", "RasterScene", "ResampledScene", "open_raster", "WINDOWED_SUFFIXES"]
+__all__ = ["WindowedScene", "ArrayScene", "RasterScene", "ResampledScene", "open_raster", "WINDOWED_SUFFIXES"]
 
 WINDOWED_SUFFIXES = (".tif", ".tiff", ".jp2")
+# GDAL caches decoded blocks up to 5% of the machine's RAM by default (1.2 GB on 24 GB), which a 400 Mpx
+# scene fills. Tiles go row by row, so a band of blocks across the scene is enough.
+GDAL_CACHE_MB = 64
 
 
 class WindowedScene:
@@ -53,6 +56,21 @@ class WindowedScene:
         raise NotImplementedError
 
 
+class ArrayScene(WindowedScene):
+    """A decoded (H, W, 3) uint8 array seen through windows: resampled window by window, never whole."""
+
+    def __init__(self, array: np.ndarray):
+        self.array = array
+        self.shape = array.shape
+
+    def _read(self, y0, y1, x0, x1):
+        return self.array[y0:y1, x0:x1]
+
+    def overview(self, h, w):
+        n = max(1, min(self.shape[0] // h, self.shape[1] // w))
+        return resize_bilinear(block_mean(self.array, n), h, w).round().astype(np.uint8)
+
+
 class RasterScene(WindowedScene):
     """A GeoTIFF / JP2 opened with rasterio; bands 1-3 as RGB (one band: grey replicated).
 
@@ -60,7 +78,7 @@ class RasterScene(WindowedScene):
     0..4095 when the file says 12 bits (NBITS) and from 0..65535 otherwise.
     """
 
-    def __init__(self, path: str | os.PathLike, cache_mb: int = 64):
+    def __init__(self, path: str | os.PathLike, cache_mb: int = GDAL_CACHE_MB):
         try:
             import rasterio
         except ImportError:
@@ -70,8 +88,6 @@ class RasterScene(WindowedScene):
         self.path = Path(path)
         if not self.path.is_file():
             raise ImageError(f"{self.path}: no such file")
-        # GDAL caches decoded blocks up to 5% of the machine's RAM by default (1.2 GB on 24 GB), which
-        # a 400 Mpx scene fills. Tiles go row by row, so a band of blocks across the scene is enough.
         self._env = rasterio.Env(GDAL_CACHEMAX=int(cache_mb) * 2**20)
         self._env.__enter__()
         try:

@@ -212,8 +212,12 @@ class PositiveEverywhere(Engine):
         return {"logits": f.max(axis=(1, 2)) + 2.0, "features": f}
 
 
-def test_scan_rejects_peaks_off_isolated_objects():
-    """A CAM positive over the whole scene: without the check a lattice of detections, with it one per ship."""
+def test_scan_rejects_peaks_off_isolated_objects(monkeypatch):
+    """A CAM positive over the whole scene: without the check a lattice of detections, with it one per ship
+    (the check vetoing every peak, however sure)."""
+    from shipcam.runtime import isolation
+
+    monkeypatch.setattr(isolation, "TRUST_MARGIN", np.inf)
     g = _water(600, 600)
     _rect(g, 100, 100, 160, 114)
     _rect(g, 400, 420, 470, 436)

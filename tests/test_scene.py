@@ -123,5 +123,5 @@ def test_png_over_the_memory_limit_is_refused_before_decoding(tmp_path, capsys):
         == 2
     )
     err = capsys.readouterr().err
-    assert "scene.png: 96x96 px takes about" in err and "over --max-memory-mb 0.01" in err and "GeoTIFF" in err
+    assert "scene.png: a scan needs about" in err and "over --max-memory-mb 0.01" in err and "GeoTIFF" in err
     assert "Traceback" not in err

@@ -30,6 +30,9 @@ class OnnxEngine(Engine):
         opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # The memory pattern keeps a second copy of the activations per input shape: a scan's repeated batch of
+        # 5 tiles of 448 px went from 270 to 420 MB with it, 300 without, at the same speed (within 5%).
+        opts.enable_mem_pattern = False
         opts.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=["CPUExecutionProvider"])
