@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from shipcam._utils.cpu import int8_features
 from shipcam.benchmarks.timing import time_calls
 
 __all__ = ["BenchConfig", "run_bench", "machine_info"]
@@ -73,33 +74,6 @@ def machine_info() -> dict:
         "platform": platform.platform(),
         "versions": versions,
     }
-
-
-# CPU flags (as /proc/cpuinfo names them) that decide whether int8 inference beats float: a dot-product
-# instruction multiplies four int8 pairs and adds them into int32 in one step. Without one, an x86 CPU
-# emulates it with VPMADDUBSW (pairs into int16), and int8 is the smallest file, not the fastest.
-INT8_FLAGS = {
-    "avx512_vnni": "AVX-512 VNNI",
-    "avx_vnni": "AVX-VNNI",
-    "amx_int8": "AMX int8",
-    "avx512f": "AVX-512",
-    "asimddp": "ARM dot product",
-    "i8mm": "ARM int8 matrix multiply",
-}
-
-
-def int8_features(cpuinfo: str | None = None) -> list[str]:
-    """The int8 features the OS reports for this CPU (``INT8_FLAGS``), by name; [] where it reports none."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = open("/proc/cpuinfo").read()
-        except OSError:
-            return []
-    flags = set()
-    for line in cpuinfo.splitlines():
-        if line.split(":")[0].strip() in ("flags", "Features"):
-            flags |= set(line.split(":", 1)[1].split())
-    return [name for flag, name in INT8_FLAGS.items() if flag in flags]
 
 
 def _stats(ms: np.ndarray) -> dict:

@@ -1,22 +1,7 @@
-"""Wall-clock timing of a call, the one loop every benchmark uses."""
+"""Wall-clock timing of a call, the one loop every benchmark uses (shared with the exporter's timing)."""
 
 from __future__ import annotations
 
-import time
-from typing import Callable
+from shipcam._utils.timing import time_calls, time_interleaved
 
-import numpy as np
-
-__all__ = ["time_calls"]
-
-
-def time_calls(fn: Callable[[], object], warmup: int, runs: int) -> np.ndarray:
-    """Milliseconds per call of ``fn`` over ``runs`` calls, after ``warmup`` untimed ones."""
-    for _ in range(warmup):
-        fn()
-    out = np.empty(runs)
-    for i in range(runs):
-        t = time.perf_counter()
-        fn()
-        out[i] = time.perf_counter() - t
-    return out * 1e3
+__all__ = ["time_calls", "time_interleaved"]

@@ -21,7 +21,7 @@ import numpy as np
 from shipcam._utils.progress import progress
 from shipcam.errors import DatasetError, ImageError
 
-__all__ = ["CalibrationSet", "synthetic_calibration", "folder_calibration"]
+__all__ = ["CalibrationSet", "synthetic_calibration", "folder_calibration", "mixed_calibration"]
 
 
 @dataclass
@@ -99,3 +99,10 @@ def folder_calibration(
         raise DatasetError(f"{folder}: no readable calibration images ({bad} unreadable)")
     arr = np.stack(imgs).astype(np.float32)
     return CalibrationSet(arr * np.float32(scale) + np.float32(offset), f"folder({folder}, n={len(imgs)})")
+
+
+def mixed_calibration(*sets: CalibrationSet) -> CalibrationSet:
+    """One set holding the images of several (synthetic scenes and real chips, say), in order."""
+    if not sets:
+        raise ValueError("mixed_calibration needs at least one calibration set")
+    return CalibrationSet(np.concatenate([s.images for s in sets]), " + ".join(s.source for s in sets))

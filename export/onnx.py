@@ -7,7 +7,7 @@ from pathlib import Path
 
 from shipcam.runtime.metadata import METADATA_KEY, ModelMetadata
 
-__all__ = ["convert_onnx", "quantize_onnx", "embed_onnx_metadata", "float_tail_nodes", "OPSET"]
+__all__ = ["convert_onnx", "quantize_onnx", "embed_onnx_metadata", "float_head_nodes", "float_tail_nodes", "OPSET"]
 
 OPSET = 17
 
@@ -63,6 +63,7 @@ def quantize_onnx(
     activation_type: str = "quint8",
     weight_bits: int = 8,
     show_progress: bool = True,
+    float_head: int = 0,
 ):
     """Static QDQ int8 (weights int8, activations uint8 by default: the fast path on x86 CPUs).
 
@@ -76,6 +77,8 @@ def quantize_onnx(
 
     ``float_tail``: keep the last ``float_tail`` convolutions and everything
     after them (the layers producing the CAM's feature map) in float.
+    ``float_head``: keep everything up to and including the first ``float_head``
+    convolutions in float (see ``float_head_nodes``).
     Returns ``(proto, excluded_node_names)``.
     """
     import onnx
@@ -98,7 +101,7 @@ def quantize_onnx(
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         input_name = float_proto.graph.input[0].name
         prepared = onnx.load(pre)
-        exclude = float_tail_nodes(prepared, float_tail)
+        exclude = float_head_nodes(prepared, float_head) + float_tail_nodes(prepared, float_tail)
         extra = {"ActivationSymmetric": False, "WeightSymmetric": True}
         if weight_bits == 7:
             # "axis" keeps them per channel: an override without it silently makes the tensor per-tensor
@@ -132,6 +135,16 @@ def _conv_weights(proto) -> list[str]:
         if n.op_type == "Conv" and group == 1 and n.input[1] in inits:
             names.add(n.input[1])
     return sorted(names)
+
+
+def float_head_nodes(proto, n_convs: int) -> list[str]:
+    """Names of the nodes from the input up to and including the ``n_convs``-th Conv."""
+    if n_convs <= 0:
+        return []
+    nodes = list(proto.graph.node)
+    convs = [i for i, n in enumerate(nodes) if n.op_type == "Conv"]
+    end = convs[n_convs - 1] if len(convs) >= n_convs else len(nodes) - 1
+    return [n.name for n in nodes[: end + 1] if n.name]
 
 
 def float_tail_nodes(proto, n_convs: int) -> list[str]:

@@ -16,7 +16,7 @@ import numpy as np
 
 from shipcam.runtime.metadata import METADATA_KEY, ModelMetadata, Quantization
 
-__all__ = ["convert_tflite", "embed_tflite_metadata", "float_tail_tensors"]
+__all__ = ["convert_tflite", "embed_tflite_metadata", "float_head_tensors", "float_tail_tensors"]
 
 
 def convert_tflite(
@@ -100,6 +100,16 @@ def _name(entry) -> str:
     return n.decode() if isinstance(n, bytes) else str(n)
 
 
+def _conv_ops(float_tflite: bytes) -> tuple[list[dict], dict[int, str], list[int]]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_content=float_tflite)
+    ops = it._get_ops_details()  # execution order; public API has no op listing
+    tensors = {t["index"]: t["name"] for t in it.get_tensor_details()}
+    convs = [i for i, op in enumerate(ops) if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")]
+    return ops, tensors, convs
+
+
 def float_tail_tensors(float_tflite: bytes, n_convs: int) -> list[str]:
     """Output tensor names of the ops from the ``n_convs``-th last convolution to the end.
 
@@ -108,11 +118,15 @@ def float_tail_tensors(float_tflite: bytes, n_convs: int) -> list[str]:
     """
     if n_convs <= 0:
         return []
-    from ai_edge_litert.interpreter import Interpreter
-
-    it = Interpreter(model_content=float_tflite)
-    ops = it._get_ops_details()  # execution order; public API has no op listing
-    tensors = {t["index"]: t["name"] for t in it.get_tensor_details()}
-    convs = [i for i, op in enumerate(ops) if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")]
+    ops, tensors, convs = _conv_ops(float_tflite)
     start = convs[-n_convs] if len(convs) >= n_convs else 0
     return [tensors[o] for op in ops[start:] for o in op["outputs"] if o in tensors]
+
+
+def float_head_tensors(float_tflite: bytes, n_convs: int) -> list[str]:
+    """Output tensor names of the ops from the input up to and including the ``n_convs``-th convolution."""
+    if n_convs <= 0:
+        return []
+    ops, tensors, convs = _conv_ops(float_tflite)
+    end = convs[n_convs - 1] if len(convs) >= n_convs else len(ops) - 1
+    return [tensors[o] for op in ops[: end + 1] for o in op["outputs"] if o in tensors]

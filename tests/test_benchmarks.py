@@ -135,6 +135,7 @@ def test_ab_takes_turns_and_its_statistics_have_closed_forms(monkeypatch):
 
 
 def test_time_calls_times_only_the_runs(monkeypatch):
+    from shipcam._utils import timing as clockwork
     from shipcam.benchmarks import timing
 
     clock, n = [0.0], [0]
@@ -143,8 +144,28 @@ def test_time_calls_times_only_the_runs(monkeypatch):
         n[0] += 1
         clock[0] += n[0] / 1e3
 
-    monkeypatch.setattr(timing, "time", type("FakeTime", (), {"perf_counter": staticmethod(lambda: clock[0])}))
+    monkeypatch.setattr(clockwork, "time", type("FakeTime", (), {"perf_counter": staticmethod(lambda: clock[0])}))
     assert timing.time_calls(call, warmup=3, runs=4) == pytest.approx([4, 5, 6, 7])
+
+
+def test_interleaved_timing_gives_each_function_its_own_calls(monkeypatch):
+    """Calls take turns (a b a b ...): a takes 1 ms, b 3 ms, and a slow spell lands on both alike."""
+    from shipcam._utils import timing as clockwork
+
+    clock, spell = [0.0], {3: 10.0}  # the 4th round is 10 ms slower for everyone
+    rounds = [0]
+
+    def make(ms, last):
+        def call():
+            clock[0] += (ms + spell.get(rounds[0], 0.0)) / 1e3
+            rounds[0] += last
+
+        return call
+
+    monkeypatch.setattr(clockwork, "time", type("FakeTime", (), {"perf_counter": staticmethod(lambda: clock[0])}))
+    ms = clockwork.time_interleaved([make(1.0, 0), make(3.0, 1)], warmup=1, runs=4)
+    assert ms.shape == (2, 4)
+    assert ms[0] == pytest.approx([1, 1, 11, 1]) and ms[1] == pytest.approx([3, 3, 13, 3])
 
 
 def test_robustness_perturbations_move_labels_with_the_pixels():

@@ -43,6 +43,18 @@ def test_train_help_groups_its_options(capsys):
         assert group in out
 
 
+def test_export_options_default_to_the_librarys_and_every_tolerance_is_an_option():
+    from dataclasses import fields
+
+    from shipcam.export import ExportOptions, Tolerances
+
+    args = build_parser().parse_args(["export", "m.keras", "--out", "o", "--min-cam-corr-min", "0.5"])
+    tol, options = Tolerances(), ExportOptions()
+    for f in fields(Tolerances):
+        assert getattr(args, f.name) == (0.5 if f.name == "min_cam_corr_min" else getattr(tol, f.name)), f.name
+    assert (args.calib, args.parity_n, args.threads) == (options.calib, options.parity_n, options.threads)
+
+
 def test_generate_writes_a_loadable_dataset(tmp_path, capsys):
     from shipcam.train.data.sources import load_dataset
 

@@ -51,6 +51,11 @@ class LRRangeTest(keras.callbacks.Callback):
         if step >= len(self.rates):
             self.model.stop_training = True
             return
+        # The JAX backend trains on a copy of the variables within an epoch; writing the rate into the variable
+        # alone would be lost. Syncing first makes the next step read the variables, the new rate included.
+        sync = getattr(self.model, "jax_state_sync", None)
+        if sync is not None:
+            sync()
         self.model.optimizer.learning_rate = float(self.rates[step])
 
     def on_train_batch_end(self, batch, logs=None):

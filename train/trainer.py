@@ -18,6 +18,7 @@ Run folder::
     history.csv         every epoch of every phase
     metrics.json        final validation metrics with the majority baseline
     curves.png          training curves
+    processK/           with --distributed jax, process K's own checkpoints (K >= 1): what it resumes from
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ warnings.filterwarnings("ignore", message=r".*`shuffle=True` was passed.*")
 __all__ = ["TrainConfig", "train", "load_config", "prepare_data", "make_strategy", "set_trainable", "Phase"]
 
 Phase = Literal["head", "finetune", "scratch", "mine"]
-Strategy = Literal["default", "mirrored", "multiworker"]
+Strategy = Literal["default", "mirrored"]
 Balance = Literal["none", "weights", "sample"]
 Select = Literal["val_auc", "real_f1", "scene_recall"]
 
@@ -106,13 +107,17 @@ class TrainConfig:
     head_only: bool = False  # only the frozen-backbone phase, whatever the weights (for comparisons)
     steps_per_epoch: int | None = None  # cap, for quick runs
     # --- system
-    strategy: Strategy = "default"
+    strategy: Strategy = "default"  # tf.distribute on one machine; several processes or machines: --distributed jax
     seed: int = 0
     tensorboard: bool = False
     verbose: int | str = "auto"  # auto: a progress bar on a terminal, one line per epoch in logs
     notes: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.strategy == "multiworker":
+            raise ValueError(MULTIWORKER_GONE)
+        if self.strategy not in get_args(Strategy):
+            raise ValueError(f"strategy must be one of {get_args(Strategy)}, received {self.strategy!r}")
         if self.select not in get_args(Select):
             raise ValueError(f"select must be one of {get_args(Select)}, received {self.select!r}")
         if self.select == "real_f1" and not self.real_val:
@@ -145,6 +150,11 @@ class TrainConfig:
         return self.weights is not None
 
 
+MULTIWORKER_GONE = (
+    "--strategy multiworker is no more: Keras 3 cannot fit under tf.distribute.MultiWorkerMirroredStrategy "
+    "(keras-team/keras#20585); train on several processes or machines with --distributed jax"
+)
+
 # The log key each ``select`` choice reads.
 MONITOR = {"val_auc": "val_auc", "real_f1": "real_f1", "scene_recall": "scene_recall_at_fa"}
 # Synthetic scenes scored during training use another seed than the threshold's calibration scenes,
@@ -159,7 +169,10 @@ def load_config(run_dir: str | Path) -> TrainConfig:
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise ShipcamError(f"{run_dir}: no config.json, so nothing to resume (is this a shipcam run folder?)")
-    return TrainConfig(**json.loads(path.read_text()))
+    try:
+        return TrainConfig(**json.loads(path.read_text()))
+    except (TypeError, ValueError) as e:  # a file from another version, or edited by hand
+        raise ShipcamError(f"{path}: {e}") from None
 
 
 def make_strategy(name: str):
@@ -170,8 +183,8 @@ def make_strategy(name: str):
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()  # reads TF_CONFIG
-    raise ValueError(f"Unknown strategy. Expected 'default', 'mirrored' or 'multiworker'. Received: strategy={name!r}")
+        raise ShipcamError(MULTIWORKER_GONE)
+    raise ValueError(f"Unknown strategy. Expected 'default' or 'mirrored'. Received: strategy={name!r}")
 
 
 def prepare_data(config: TrainConfig, show_progress: bool = True):
@@ -235,9 +248,20 @@ def set_trainable(model, phase: Phase, finetune_layers: int, train_bn: bool = Fa
 
 
 def train(
-    config: TrainConfig, resume: bool = False, extra_callbacks: list | None = None, show_progress: bool = True
+    config: TrainConfig,
+    resume: bool = False,
+    extra_callbacks: list | None = None,
+    show_progress: bool = True,
+    cluster=None,
 ) -> dict:
-    """Train per ``config``; with ``resume`` continue an interrupted run in ``config.run_dir``."""
+    """Train per ``config``; with ``resume`` continue an interrupted run in ``config.run_dir``.
+
+    ``cluster`` (a ``train.distributed.Cluster``): train as one of its
+    processes on Keras' JAX backend, ``config.run_dir`` being this process's
+    folder. The phases run as on one process; the evaluation, calibration and
+    plots that follow them are left to a TensorFlow-backend ``train --resume``
+    of process 0's folder (the CLI runs it).
+    """
     labelled = []
     if (
         config.scenes
@@ -246,6 +270,18 @@ def train(
 
         labelled = load_training_scenes(config.scenes, config.real_labels)
 
+    run = Path(config.run_dir)
+    state_path = run / "state.json"
+    if run.exists() and (run / "config.json").exists() and not resume:
+        raise ShipcamError(f"{run} already holds a training run; resume it with --resume or choose another --run-dir")
+    state = json.loads(state_path.read_text()) if resume and state_path.exists() else {"done": [], "phase": None}
+    local_batch = config.batch_size
+    if cluster is not None:  # before Keras loads: a bad address or a missing process is one line within seconds
+        local_batch = cluster.local_batch(config.batch_size)
+        cluster.use_backend()
+        cluster.meet(config.to_dict(), _resume_point(run, state))
+    run.mkdir(parents=True, exist_ok=True)
+
     import keras
 
     from shipcam.train.callbacks import BestCheckpoint, CyclicLR, MajorityBaseline, PhaseLogger, SceneScore
@@ -253,15 +289,14 @@ def train(
     from shipcam.train.metrics import classification_metrics, compile_classifier
     from shipcam.train.model import build_classifier, load_classifier, save_classifier
 
-    run = Path(config.run_dir)
-    state_path = run / "state.json"
-    if run.exists() and (run / "config.json").exists() and not resume:
-        raise ShipcamError(f"{run} already holds a training run; resume it with --resume or choose another --run-dir")
-    run.mkdir(parents=True, exist_ok=True)
-    state = json.loads(state_path.read_text()) if resume and state_path.exists() else {"done": [], "phase": None}
-
-    strategy = make_strategy(config.strategy)  # first: MultiWorkerMirroredStrategy must exist before any TF op runs
-    keras.utils.set_random_seed(config.seed)
+    if cluster is None:
+        strategy = make_strategy(config.strategy)
+        keras.utils.set_random_seed(config.seed)
+    else:  # seeded before JAX connects: each process builds its copy of the initial weights from the seed
+        keras.utils.set_random_seed(config.seed)
+        strategy = cluster.connect()
+    main = cluster is None or cluster.is_main
+    shard = cluster.shard if cluster is not None else None
     train_s, val_s = prepare_data(config, show_progress)
     gsd_range = tuple(config.gsd_range) if config.gsd_range else (config.gsd, config.gsd)
     if labelled and config.real_ratio > 0:
@@ -290,9 +325,9 @@ def train(
         raise ValueError(f"{config.backbone} needs inputs of at least {spec.min_size} px, received size={config.size}")
     balanced = config.balance == "sample"
     train_ds = make_dataset(
-        train_s, spec, config.size, config.batch_size, True, config.seed, config.augment, balanced, config.randomize
+        train_s, spec, config.size, local_batch, True, config.seed, config.augment, balanced, config.randomize, shard
     )
-    val_ds = make_dataset(val_s, spec, config.size, config.batch_size, False)
+    val_ds = make_dataset(val_s, spec, config.size, local_batch, False, shard=shard)
     cw = class_weights(train_s.labels) if config.balance == "weights" else None
 
     info = {
@@ -333,6 +368,7 @@ def train(
 
     t0 = time.perf_counter()
     interrupted = False
+    model = None
     for phase, epochs, lr in _phases(config):
         if phase in state["done"] or epochs <= 0:
             continue
@@ -354,12 +390,13 @@ def train(
                     train_s,
                     spec,
                     config.size,
-                    config.batch_size,
+                    local_batch,
                     True,
                     config.seed,
                     config.augment,
                     balanced,
                     config.randomize,
+                    shard,
                 )
                 cw = class_weights(train_s.labels) if config.balance == "weights" else None
             if (
@@ -384,13 +421,15 @@ def train(
                 config.finetune_layers,
                 config.finetune_bn,
             )
-            steps = config.steps_per_epoch or max(1, int(np.ceil(len(train_s) / config.batch_size)))
+            steps = config.steps_per_epoch or _steps(len(train_s), config.batch_size, shard is not None)
             if config.clr:
                 schedule = CyclicLR(lr, lr * config.clr_factor, step_size=2 * steps, mode=config.clr)
             else:  # cosine decay to a tenth over the phase: calmer validation curves than a constant rate
                 schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, epochs * steps), alpha=0.1)
             compile_classifier(model, keras.optimizers.Adam(schedule), metrics=classification_metrics())
-        model(np.zeros((1, config.size, config.size, 3), np.float32))  # BackupAndRestore needs a built model
+        if cluster is None:  # BackupAndRestore needs a built model; JAX's fit builds it before the callbacks start,
+            # and an eager call there would compile every layer's ops one by one (half a minute for MobileNetV2)
+            model(np.zeros((1, config.size, config.size, 3), np.float32))
 
         callbacks = [
             keras.callbacks.BackupAndRestore(str(run / "backup" / phase)),
@@ -405,11 +444,12 @@ def train(
                 start_from_epoch=epochs // 2 if phase == "scratch" else 0,
             ),
             *scorers,  # before the callbacks that read their keys
+            # Every process saves its own copy: Keras' save is a collective on a JAX cluster.
             BestCheckpoint(run / "best.keras", state, state_path, extra=info, monitor=MONITOR[config.select]),
-            PhaseLogger(run / "history.csv", phase),
+            *([PhaseLogger(run / "history.csv", phase)] if main else []),
             *(extra_callbacks or []),
         ]
-        if config.tensorboard:
+        if config.tensorboard and main:
             callbacks.append(keras.callbacks.TensorBoard(str(run / "tensorboard" / phase)))
         trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
         print(
@@ -426,18 +466,12 @@ def train(
                 callbacks=callbacks,
                 verbose=_verbosity(config.verbose),
             )
-        except ValueError as e:
-            if config.strategy == "multiworker" and "PerReplica" in str(e):
-                raise ShipcamError(
-                    "--strategy multiworker: Keras 3's fit cannot train under "
-                    "tf.distribute.MultiWorkerMirroredStrategy "
-                    "(keras-team/keras#20585: 'Attempt to convert a value (PerReplica ...) to a Tensor'); "
-                    "use --strategy mirrored on one machine (see BENCHMARKS.md, multi-worker training)"
-                ) from None
-            raise
         except KeyboardInterrupt:
             interrupted = True
-            print(f"\ninterrupted during phase {phase}; continue with: shipcam train --resume {run}")
+            where, again = run, ""
+            if cluster is not None:  # every process resumes the run folder, process 0's
+                where, again = (run if main else run.parent), " --distributed jax" + cluster.relaunch_option
+            print(f"\ninterrupted during phase {phase}; continue with: shipcam train --resume {where}{again}")
             break
         if phase == "head":
             save_classifier(model, run / "head.keras", extra={"train_size": config.size})
@@ -446,9 +480,19 @@ def train(
 
     elapsed = time.perf_counter() - t0
     state["train_seconds"] = state.get("train_seconds", 0.0) + elapsed
+    if cluster is not None and not interrupted and model is not None:
+        # The copies must have stayed identical; a collective: every process checks.
+        state["distributed"] = {
+            "backend": "jax",
+            "processes": cluster.num_processes,
+            "global_batch": config.batch_size,
+            "ranks_max_abs_weight_diff": cluster.weight_spread(model),
+        }
     write_json(state_path, state)
     if interrupted:
         return {"interrupted": True, "state": state}
+    if cluster is not None:
+        return {"interrupted": False, "state": state}
 
     best = load_classifier(run / "best.keras", compile=False)
     compile_classifier(best, metrics=classification_metrics())
@@ -462,6 +506,7 @@ def train(
         val_ship_fraction=val_s.ship_fraction,
         train_seconds=state["train_seconds"],
         best_epoch=state.get("best_epoch"),
+        **({"distributed": state["distributed"]} if "distributed" in state else {}),
     )
     write_json(run / "metrics.json", metrics)
     _plot_run(run)
@@ -523,6 +568,25 @@ def _detector(path: Path, info: dict):
     from shipcam.train.model import load_classifier
 
     return Detector(KerasEngine(load_classifier(path, compile=False), info=info))
+
+
+def _steps(n: int, batch_size: int, sharded: bool) -> int:
+    """Steps in one pass over ``n`` images: sharded data drops the last partial global batch (see make_dataset)."""
+    if sharded and n < batch_size:
+        raise ShipcamError(f"{n} training images do not make one global batch of {batch_size}")
+    return max(1, n // batch_size if sharded else int(np.ceil(n / batch_size)))
+
+
+def _resume_point(run: Path, state: dict) -> dict:
+    """Where this run folder would continue: finished phases, the current one, and its backup's epoch."""
+    epoch = 0
+    meta = run / "backup" / str(state.get("phase")) / "training_metadata.json"
+    if meta.is_file():
+        try:
+            epoch = int(json.loads(meta.read_text()).get("epoch", 0))
+        except (ValueError, TypeError):
+            pass
+    return {"done": list(state.get("done", [])), "phase": state.get("phase"), "epoch": epoch}
 
 
 def _verbosity(v: int | str) -> int | str:

@@ -11,15 +11,19 @@ from typing import get_args
 from shipcam.errors import ShipcamError
 
 # Choices come from the libraries' Literal/Enum types (these modules import no TensorFlow).
-from shipcam.export.exporter import OnnxMethod
+from shipcam.export.exporter import ExportOptions, OnnxMethod
+from shipcam.export.parity import tolerance_options
+from shipcam.runtime.budget import DEFAULT_MAX_MEMORY_MB, MAX_BATCH, check_budget
 from shipcam.runtime.engines import ENGINES
 from shipcam.runtime.views import Views
 from shipcam.train.backbones import BackboneName, Pooling
+from shipcam.train.distributed import DEFAULT_JOIN_TIMEOUT
 from shipcam.train.schedules import CycleMode
 from shipcam.train.threshold import DEFAULT_TARGET_FA
 from shipcam.train.trainer import Balance, Select, Strategy
 
 DEFAULT_SIZE = 96
+EXPORT_DEFAULTS = ExportOptions()  # the CLI's defaults are the library's
 
 
 def _weights(value: str) -> str | None:
@@ -49,6 +53,31 @@ def _float_or_none(text: str) -> float | None:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number or 'none', received {text!r}") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad options get one line, as bad inputs do: the problem, and where the help is (not the whole usage)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
+def _budget(text: str) -> float | None:
+    """--max-memory-mb: a positive number of MB, or 'none'."""
+    try:
+        return check_budget(None if text.lower() == "none" else text)
+    except ShipcamError:
+        raise argparse.ArgumentTypeError(f"expected a positive number of MB or 'none', received {text!r}") from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, received {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, received {text!r}")
+    return value
 
 
 def _positive(text: str) -> float:
@@ -85,6 +114,12 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
         dest="randomize",
         action="store_false",
         help="turn off domain randomisation (colour, blur, noise, scale jitter); flips and turns stay",
+    )
+    g.add_argument(
+        "--no-augment",
+        dest="augment",
+        action="store_false",
+        help="no augmentation at all: every epoch sees the same pixels (for comparisons)",
     )
     g.add_argument(
         "--gsd",
@@ -125,13 +160,70 @@ def cmd_generate(args) -> int:
 def cmd_train(args) -> int:
     from shipcam.train.trainer import load_config, train
 
+    if args.distributed:
+        return _train_distributed(args)
+    if args.num_processes is not None:
+        raise ShipcamError(f"--num-processes {args.num_processes} starts processes of --distributed jax: add it")
     if args.resume:
         config = load_config(args.resume)
         result = train(config, resume=True)
     else:
         config = _config_from_args(args)
         result = train(config)
-    return 130 if result.get("interrupted") else 0
+    if result.get("interrupted"):
+        return 130
+    if args.export and args.export.lower() != "none":
+        from shipcam.export import ExportOptions, export_model, parse_formats
+
+        run = Path(config.run_dir)
+        manifest = export_model(run / "best.keras", run / "export", ExportOptions(formats=parse_formats(args.export)))
+        print(f"exported {len(manifest['files'])} files to {run / 'export'}; recommended: {manifest['recommended']}")
+    return 0
+
+
+def _train_distributed(args) -> int:
+    """``train --distributed jax``: launch local processes, or train as one process of a cluster.
+
+    Process 0 then evaluates, calibrates and exports in a TensorFlow-backend
+    process (``train --resume RUN``): LiteRT's converter needs TensorFlow's Keras.
+    """
+    import subprocess
+
+    from shipcam.train import distributed
+    from shipcam.train.trainer import load_config, train
+
+    if args.resume is None and args.strategy != "default":
+        raise ShipcamError(f"--distributed jax replaces tf.distribute: leave out --strategy {args.strategy}")
+    if not args.join_timeout > 0:
+        raise ShipcamError(f"--join-timeout must be a positive number of seconds, received {args.join_timeout:g}")
+    run = Path(args.resume or args.run_dir)
+    if args.num_processes is not None and not distributed.is_launched_child():
+        if args.num_processes < 1:
+            raise ShipcamError(f"--num-processes must be 1 or more, received {args.num_processes}")
+        if not args.resume:  # a bad option: one line here, not one per process
+            distributed.Cluster(args.num_processes).local_batch(_config_from_args(args).batch_size)
+            if (run / "config.json").exists():
+                raise ShipcamError(
+                    f"{run} already holds a training run; resume it with --resume or choose another --run-dir"
+                )
+        distributed.require_jax()
+        return distributed.launch_local(args.argv, args.num_processes, run)
+    cluster = distributed.Cluster.from_env(join_timeout=args.join_timeout)
+    distributed.require_jax()
+    if args.resume:
+        config = load_config(cluster.run_dir(args.resume))
+    else:
+        config = _config_from_args(args)
+        config.run_dir = str(cluster.run_dir(args.run_dir))
+    result = train(config, resume=bool(args.resume), cluster=cluster)
+    if result.get("interrupted"):
+        return 130
+    cluster.shutdown()
+    if not cluster.is_main:
+        return 0
+    export = "all" if args.export is None else args.export
+    finish = [sys.executable, "-m", "shipcam.cli", "train", "--resume", str(run), "--export", export]
+    return subprocess.run(finish, env=distributed.tensorflow_env()).returncode
 
 
 def cmd_lr_find(args) -> int:
@@ -181,13 +273,7 @@ def cmd_check(args) -> int:
 def cmd_export(args) -> int:
     from shipcam.export import ExportOptions, Tolerances, export_model, parse_formats
 
-    tol = Tolerances(
-        float_rel=args.float_rel,
-        min_decision_agreement=args.min_agreement,
-        max_auc_drop=args.max_auc_drop,
-        min_cam_corr=args.min_cam_corr,
-        min_cam_iou=args.min_cam_iou,
-    )
+    tol = Tolerances(**{name: getattr(args, name) for name, *_ in tolerance_options()})
     options = ExportOptions(
         formats=parse_formats(args.formats),
         size=args.size,
@@ -200,6 +286,8 @@ def cmd_export(args) -> int:
         onnx_method=args.onnx_method,
         onnx_per_channel=not args.per_tensor,
         float_tail=args.float_tail,
+        float_head=args.float_head,
+        equalize=args.equalize,
         bias_correction=args.bias_correction,
         onnx_weight_bits=args.onnx_weight_bits,
         tolerances=tol,
@@ -508,12 +596,12 @@ def cmd_demo(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from shipcam.runtime.downlink import CHIP_FORMATS  # numpy only: no engine, no TensorFlow
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="shipcam",
         description="Edge-deployed, explainable ship detection: train, export, run with Class Activation Maps.",
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser(
         "demo",
@@ -657,8 +745,40 @@ def build_parser() -> argparse.ArgumentParser:
         "2.3x the synthetic rate; 'none' keeps 0.5)",
     )
     g = p.add_argument_group("system")
-    g.add_argument("--strategy", choices=get_args(Strategy), default="default", help="tf.distribute strategy")
+    g.add_argument(
+        "--strategy",
+        default="default",
+        metavar="{" + ",".join(get_args(Strategy)) + "}",
+        help="tf.distribute strategy on one machine (default: default)",
+    )
     g.add_argument("--tensorboard", action="store_true")
+    g.add_argument(
+        "--export",
+        metavar="FORMATS",
+        help="export best.keras to RUN/export afterwards: 'all', a comma list as export --formats, or none (default: "
+        "all with --distributed jax, else none)",
+    )
+    g = p.add_argument_group("several processes or machines (see README: training on several machines)")
+    g.add_argument(
+        "--distributed",
+        choices=["jax"],
+        help='data-parallel training on Keras\' JAX backend (pip install "shipcam[distributed]"): one process per '
+        "machine, described by KERAS_DISTRIBUTION_JOB_ADDRESSES, _NUM_PROCESSES and _PROCESS_ID; --batch-size is "
+        "the global batch",
+    )
+    g.add_argument(
+        "--num-processes",
+        type=int,
+        metavar="N",
+        help="with --distributed jax: start N processes on this machine instead (a trial of a cluster)",
+    )
+    g.add_argument(
+        "--join-timeout",
+        type=float,
+        default=DEFAULT_JOIN_TIMEOUT,
+        metavar="SECONDS",
+        help=f"how long the processes wait for each other to start (default: {DEFAULT_JOIN_TIMEOUT:g})",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(
@@ -700,24 +820,39 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="int8 TFLite with int8 input/output tensors (default: float I/O, int8 inside)",
     )
+    d = EXPORT_DEFAULTS
     g = p.add_argument_group("int8 calibration")
-    g.add_argument("--calib", type=int, default=200, help="calibration images (default: 200)")
+    g.add_argument("--calib", type=int, default=d.calib, help=f"calibration images (default: {d.calib})")
     g.add_argument("--calib-data", help="dataset folder for calibration (default: synthetic scenes, half with ships)")
     g.add_argument("--calib-size", type=int, help="calibration image size (default: the training size)")
-    g.add_argument("--onnx-method", default="minmax", choices=get_args(OnnxMethod))
+    g.add_argument("--onnx-method", default=d.onnx_method, choices=get_args(OnnxMethod))
     g.add_argument("--per-tensor", action="store_true", help="ONNX int8 weights per tensor (default: per channel)")
     g.add_argument(
         "--float-tail",
         type=int,
-        default=0,
-        help="int8: keep the last N convolutions (the CAM's feature map) in float (default: 0, all int8)",
+        default=d.float_tail,
+        help=f"int8: keep the last N convolutions (the CAM's feature map) in float (default: {d.float_tail})",
     )
     g.add_argument(
         "--onnx-weight-bits",
         type=int,
         choices=[7, 8],
-        default=7,
-        help="ONNX int8 weight bits: 7 avoids ORT's int16 saturation on x86 CPUs without VNNI (default: 7)",
+        default=d.onnx_weight_bits,
+        help="ONNX int8 weight bits: 7 avoids ORT's int16 saturation on x86 CPUs without VNNI "
+        f"(default: {d.onnx_weight_bits})",
+    )
+    g.add_argument(
+        "--float-head",
+        type=int,
+        default=d.float_head,
+        help=f"int8: keep the first N convolutions (the input's rounding) in float (default: {d.float_head})",
+    )
+    g.add_argument(
+        "--equalize",
+        type=float,
+        default=d.equalize,
+        help="int8: rescale each residual-stream channel to use the whole int8 range, strength 0 (off) to 1 "
+        f"(default: {d.equalize:g})",
     )
     g.add_argument(
         "--no-bias-correction",
@@ -726,14 +861,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="plain post-training int8: skip putting the weights on the int8 grid with corrected biases",
     )
     g = p.add_argument_group("parity thresholds")
-    g.add_argument("--parity-n", type=int, default=120, help="held-out labelled scenes for parity")
-    g.add_argument("--float-rel", type=float, default=5e-4, help="float32: max error / output range (max |ref|)")
-    g.add_argument("--min-agreement", type=float, default=0.98, help="int8/fp16: decision agreement")
-    g.add_argument("--max-auc-drop", type=float, default=0.01)
-    g.add_argument("--min-cam-corr", type=float, default=0.0, help="enforce a CAM correlation (reported always)")
-    g.add_argument("--min-cam-iou", type=float, default=0.0, help="enforce a thresholded-CAM IoU (reported always)")
+    g.add_argument(
+        "--parity-n",
+        type=int,
+        default=EXPORT_DEFAULTS.parity_n,
+        help=f"held-out labelled scenes for parity (default: {EXPORT_DEFAULTS.parity_n})",
+    )
+    for name, flag, default, text in tolerance_options():
+        g.add_argument(
+            flag,
+            dest=name,
+            type=float,
+            default=default,
+            metavar=flag[2:].upper().replace("-", "_"),
+            help=f"{text} (default: {default:g})".replace("%", "%%"),
+        )
     g.add_argument("--no-fail", action="store_true", help="write the files even when a threshold is missed")
-    g.add_argument("--threads", type=int, default=1)
+    g.add_argument(
+        "--threads",
+        type=int,
+        default=d.threads,
+        help="engine threads for the parity run and for the timing that picks the recommended file "
+        f"(default: {d.threads})",
+    )
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(
@@ -784,16 +934,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--batch",
-        type=int,
-        default=8,
-        help="tiles per engine call (default 8); 1 keeps the engine's activation memory smallest",
+        type=_positive_int,
+        help=f"tiles per engine call (default: as many as --max-memory-mb leaves room for, at most {MAX_BATCH})",
     )
     p.add_argument(
         "--max-memory-mb",
-        type=_float_or_none,
-        default=8000.0,
-        help="refuse PNG/JPEG scenes whose decoded pixels would take more ('none': no limit; default 8000). "
-        "GeoTIFF/JP2 are read window by window with rasterio and need no limit",
+        type=_budget,
+        default=DEFAULT_MAX_MEMORY_MB,
+        help=f"memory the scan may use (default {DEFAULT_MAX_MEMORY_MB:g}; 'none': no limit): it sets the batch, "
+        "resamples a scene window by window when a whole copy would not fit, and refuses a scene that cannot fit "
+        "one tile at a time",
     )
     g = p.add_argument_group("on-board downlink filter")
     g.add_argument(
@@ -839,7 +989,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--gsd", type=float, help="metres/pixel of scenes without a georeference (default: PlanetScope's 3.0, as scan)"
     )
-    p.add_argument("--max-memory-mb", type=_float_or_none, default=8000.0, help="per scene, as for scan")
+    p.add_argument("--max-memory-mb", type=_budget, default=DEFAULT_MAX_MEMORY_MB, help="per scene, as for scan")
     p.add_argument("--engine", default="auto", choices=ENGINES)
     _add_output_args(p)
     _add_rule_args(p)
@@ -944,6 +1094,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ banner is not for users
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)[1:]  # after the command: what train's launcher repeats
     if args.version:
         from shipcam import __version__
 
@@ -965,6 +1116,7 @@ def main(argv: list[str] | None = None) -> int:
             "onnx": "train",
             "matplotlib": "train",
             "ray": "scale",
+            "jax": "distributed",
         }.get((e.name or "").split(".")[0])
         hint = f'; install it with: pip install "shipcam[{extra}]"' if extra else ""
         print(f"shipcam {args.command}: error: {e}{hint}", file=sys.stderr)

@@ -51,8 +51,17 @@ def make_dataset(
     augment: bool | None = None,
     balanced: bool = False,
     randomize: bool = True,
+    shard: tuple[int, int] | None = None,
 ):
-    """Batches of ``(x float32 (B, size, size, 3), y float32 (B, 1))``."""
+    """Batches of ``(x float32 (B, size, size, 3), y float32 (B, 1))``.
+
+    ``shard=(n, i)``: process ``i`` of ``n`` in data-parallel training, ``batch_size``
+    its share of the global batch. Every process draws the same image order (the
+    seed), keeps every n-th image and decodes only those, so the n local batches of
+    a step are together the batch one process would have drawn. Training drops the
+    last partial global batch and validation the last ``len % n`` images: each
+    process must yield as many batches of the same size as the others.
+    """
     import tensorflow as tf
 
     augment = training if augment is None else augment
@@ -72,7 +81,14 @@ def make_dataset(
             ds = ds.cache()
         return ds
 
-    if training and balanced:
+    if shard is not None:
+        # No ignore_errors here: a process that skipped an image would run out of batches before the others and
+        # leave them waiting on it; an image that broke since the index was read stops the run instead.
+        path_t, label_t = tf.constant(paths), tf.constant(labels)
+        ds = _sharded(tf, labels, training, balanced, seed, batch_size, *shard).map(
+            lambda i: load(tf.gather(path_t, i), tf.gather(label_t, i)), num_parallel_calls=tf.data.AUTOTUNE
+        )
+    elif training and balanced:
         parts = [from_slices(np.flatnonzero(labels == c)).shuffle(4096, seed=seed + c).repeat() for c in (0, 1)]
         ds = tf.data.Dataset.sample_from_datasets(parts, weights=[0.5, 0.5], seed=seed)
         ds = ds.take(len(paths))  # one "epoch" = as many images as the dataset holds
@@ -81,11 +97,28 @@ def make_dataset(
         if training:
             ds = ds.shuffle(min(len(paths), 8192), seed=seed, reshuffle_each_iteration=True)
 
-    if augment:
-        ds = ds.map(_augment_fn(seed, randomize), num_parallel_calls=tf.data.AUTOTUNE)
+    if augment:  # each shard its own draws: the same ones would pair the i-th images of every process
+        ds = ds.map(_augment_fn(seed + (shard[1] if shard else 0), randomize), num_parallel_calls=tf.data.AUTOTUNE)
     scale, offset = np.float32(spec.scale), np.float32(spec.offset)
     ds = ds.map(lambda x, y: (x * scale + offset, y), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _sharded(tf, labels: np.ndarray, training: bool, balanced: bool, seed: int, local_batch: int, n: int, i: int):
+    """Image indices for shard ``i`` of ``n``: the one-process order (same shuffles, same seeds), every n-th kept."""
+    m = len(labels)
+    if training and balanced:
+        parts = [
+            tf.data.Dataset.from_tensor_slices(np.flatnonzero(labels == c)).shuffle(4096, seed=seed + c).repeat()
+            for c in (0, 1)
+        ]
+        ds = tf.data.Dataset.sample_from_datasets(parts, weights=[0.5, 0.5], seed=seed)
+    else:
+        ds = tf.data.Dataset.from_tensor_slices(np.arange(m))
+        if training:
+            ds = ds.shuffle(min(m, 8192), seed=seed, reshuffle_each_iteration=True)
+    keep = m - m % (n * local_batch) if training else m - m % n
+    return ds.take(keep).shard(n, i)
 
 
 def _augment_fn(seed: int, randomize: bool = True):
