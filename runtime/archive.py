@@ -42,6 +42,7 @@ from urllib.parse import urlparse
 from shipcam._utils.io import atomic_path, write_json
 from shipcam._utils.progress import progress
 from shipcam.errors import ShipcamError
+from shipcam.runtime.budget import FRESH_PROCESS_MB, process_rss_mb
 from shipcam.runtime.files import open_exported, scan_file
 from shipcam.runtime.image import IMAGE_SUFFIXES
 
@@ -156,6 +157,9 @@ class _ScanActor:
     def __init__(self, model: str, out: str, options: dict):
         self.det = open_exported(model, options.get("engine", "auto"), threads=1)
         self.out, self.options = Path(out), options
+        # A Ray worker idles at about 200-270 MB (Ray's own runtime and the engine): the budget bounds what a
+        # scene adds on top of that, so a scene fits under Ray exactly when it fits a fresh `shipcam scan`.
+        self.idle_mb = process_rss_mb()
 
     def __call__(self, batch: dict) -> dict:
         import numpy as np
@@ -170,6 +174,7 @@ class _ScanActor:
                         local,
                         str(self.out / "scenes" / str(key)),
                         detector=self.det,
+                        process_mb=_added_mb(self.idle_mb),
                         progress=False,
                         threads=1,
                         **{k: v for k, v in self.options.items() if k != "engine"},
@@ -187,6 +192,14 @@ class _ScanActor:
             ):
                 rows[k].append(v)
         return {k: np.array(v) for k, v in rows.items()}
+
+
+def _added_mb(idle_mb: float | None) -> float | None:
+    """What this worker holds beyond its idle footprint plus a fresh scan process's base (None: unknown)."""
+    now = process_rss_mb()
+    if now is None or idle_mb is None:
+        return None
+    return FRESH_PROCESS_MB + max(0.0, now - idle_mb)
 
 
 def _one_line(e: Exception, path) -> str:

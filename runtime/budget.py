@@ -47,7 +47,9 @@ OVERLAY_MB = 32  # the overlay at 1,024 px: the binned scene, the resized heatma
 # Each more tile in a call, against the first: measured 0.7-1.25x (LiteRT int8 0.7, ONNX Runtime fp32 1.25), as
 # the first also sets up buffers that later tiles share while an arena grows in chunks.
 MORE_TILES = 1.25
-FALLBACK_PROCESS_MB = 150.0  # where /proc is missing: an engine with a small model, as measured on Linux
+# A fresh `shipcam scan` process with its engine loaded: measured 45 MB (LiteRT int8) to 69 MB (ONNX Runtime
+# fp32) on Linux. The base where /proc is missing, and beneath what a scene adds to an idle Ray worker.
+FRESH_PROCESS_MB = 80.0
 FALLBACK_BYTES_PER_INPUT_PX = 256  # ... and ONNX Runtime's fp32 arena for MobileNetV2, per input pixel (215 measured)
 
 _cost_cache: "weakref.WeakKeyDictionary[object, dict[int, float]]" = weakref.WeakKeyDictionary()
@@ -130,7 +132,7 @@ def plan_scan(
     H, W = shape
     h, w = max(1, round(H * factor)), max(1, round(W * factor))
     parts = {
-        "process": process_mb or process_rss_mb() or FALLBACK_PROCESS_MB,
+        "process": process_mb or process_rss_mb() or FRESH_PROCESS_MB,
         "scene": GDAL_CACHE_MB if windowed else H * W * DECODE_BYTES_PER_PX / 1e6,
         "heatmap": (-(-h // cell)) * (-(-w // cell)) * 4 * (HEAT_COPIES_COG if cog else HEAT_COPIES) / 1e6,
         "overlay": OVERLAY_MB,

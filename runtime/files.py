@@ -166,6 +166,7 @@ def scan_file(
     detector=None,
     downlink: dict | None = None,
     max_memory_mb: float | None = None,
+    process_mb: float | None = None,
     progress: bool = True,
     crs: str = "wgs84",
     geometry: str = "point",
@@ -187,7 +188,8 @@ def scan_file(
     the batch, at most ``batch``, and how a resample is done follow from it;
     a scene that cannot fit is refused); None, the default here, sets no
     limit, as this process may hold other things. The command line's default
-    is ``budget.DEFAULT_MAX_MEMORY_MB``. A choice the scene cannot meet
+    is ``budget.DEFAULT_MAX_MEMORY_MB``. ``process_mb``: what the budget counts
+    as already held (default: the process's resident set now). A choice the scene cannot meet
     (``crs="native"`` without a CRS) is an error before anything is written.
     """
     from shipcam.runtime.geojson import CRS_CHOICES, GEOMETRIES, HEATMAP_FORMATS, read_georeference
@@ -224,6 +226,7 @@ def scan_file(
             max_memory_mb=max_memory_mb,
             batch=batch,
             cog=outputs.heatmap == "cog",
+            process_mb=process_mb,
         )
         if batch is not None and plan.batch < batch:
             print(

@@ -10,16 +10,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_WEIGHTS = ROOT.parent / "shared" / "weights" / "mobilenet_v2_1.0_imagenet_no_top.weights.h5"
 
 
-# What a fresh `shipcam scan` process holds before its scan (interpreter, numpy, an engine): about 50-120 MB.
-FRESH_PROCESS_MB = 80.0
-
-
 @pytest.fixture(autouse=True)
 def _scans_see_a_fresh_process(monkeypatch):
     """Scans run in the test process: its own memory (TensorFlow, Ray, earlier tests) is not the scan's, so the
     memory budget sees what a fresh `shipcam scan` process would hold, plus what the test itself adds."""
     from shipcam._utils import memory
     from shipcam.runtime import budget
+    from shipcam.runtime.budget import FRESH_PROCESS_MB
 
     start = memory.current_rss_mb()
     if start is not None:
