@@ -38,10 +38,10 @@ DEFAULT_MAX_MEMORY_MB = 400.0
 MAX_BATCH = 8  # tiles per engine call when memory allows: the historical default; more gains nothing on CPUs
 # Pillow holds RGB as 4 bytes a pixel and numpy's copy takes 3 more while it converts.
 DECODE_BYTES_PER_PX = 7
-# The heatmap and peak finding's suppression mask (a byte a cell); a COG heatmap adds its compressed copy
-# and overviews in memory: a 20,000 px scene's 100 MB map peaked 170 MB higher with it (496 against 330 MB).
+# The heatmap and peak finding's suppression mask (a byte a cell); writing a COG heatmap adds 0.7x the map
+# (GDAL's tiles and overviews, through a file, under a 16 MB block cache: runtime.geojson.COG_CACHE_MB).
 HEAT_COPIES = 1.3
-HEAT_COPIES_COG = 3.0
+HEAT_COPIES_COG = 2.0
 TILE_COPIES = 2  # float32 copies of a tile the scan holds beside the engine's input: the crop and a view
 OVERLAY_MB = 32  # the overlay at 1,024 px: the binned scene, the resized heatmap, the blended RGB
 # Each more tile in a call, against the first: measured 0.7-1.25x (LiteRT int8 0.7, ONNX Runtime fp32 1.25), as
@@ -114,13 +114,14 @@ def plan_scan(
     cell: float,
     max_memory_mb: float | None,
     batch: int | None = None,
-    cog: bool = False,
+    heatmap: str = "png",
     process_mb: float | None = None,
 ) -> MemoryPlan:
     """The batch (at most ``batch``, else ``MAX_BATCH``) and resampling that keep a scan of ``name`` under budget.
 
     ``shape``: the scene's (H, W) px before resampling by ``factor``; ``tile``
     and ``cell``: the tile side and heatmap cell in resampled pixels.
+    ``heatmap``: the heatmap written (``png``, ``cog`` or ``none``).
     ``process_mb``: the process's own memory (default: its resident set now).
     Raises ``ShipcamError`` naming the file and the MB needed when one tile
     at a time does not fit.
@@ -134,8 +135,8 @@ def plan_scan(
     parts = {
         "process": process_mb or process_rss_mb() or FRESH_PROCESS_MB,
         "scene": GDAL_CACHE_MB if windowed else H * W * DECODE_BYTES_PER_PX / 1e6,
-        "heatmap": (-(-h // cell)) * (-(-w // cell)) * 4 * (HEAT_COPIES_COG if cog else HEAT_COPIES) / 1e6,
-        "overlay": OVERLAY_MB,
+        "heatmap": (-(-h // cell)) * (-(-w // cell)) * 4 * (HEAT_COPIES_COG if heatmap == "cog" else HEAT_COPIES) / 1e6,
+        "overlay": OVERLAY_MB if heatmap == "png" else 0.0,  # only the PNG heatmap is an overlay
     }
     # A whole resample: the float32 source, one separable pass and the result (resize_antialiased).
     whole_resample = 0.0 if factor == 1.0 or windowed else (H * W + h * W + h * w) * 3 * 4 / 1e6

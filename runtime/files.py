@@ -225,7 +225,7 @@ def scan_file(
             cell=max(1, det.metadata.feature_stride // 4),
             max_memory_mb=max_memory_mb,
             batch=batch,
-            cog=outputs.heatmap == "cog",
+            heatmap=outputs.heatmap,
             process_mb=process_mb,
         )
         if batch is not None and plan.batch < batch:

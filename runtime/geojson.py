@@ -54,6 +54,9 @@ HEATMAP_FORMATS = ("png", "cog", "none")  # --heatmap
 GEOREFERENCED_SUFFIXES = (".tif", ".tiff", ".jp2")
 LONLAT_DIGITS = 8  # about a millimetre: far below a pixel, and a compact file
 COG_BLOCK = 512
+# GDAL's block cache while the heatmap COG is written: one row of 512 px float32 tiles of a 5000 px map is 10 MB.
+# Measured on a 5000 x 5000 map, the write added 73 MB at 16 MB and 120 MB at 64 MB, at the same speed.
+COG_CACHE_MB = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -364,17 +367,20 @@ def write_heatmap_geotiff(path: str | Path, heatmap: np.ndarray, cell: float, g:
     one (3.1 and later; ``cog=False`` forces the other way): otherwise a tiled
     GeoTIFF is written with its overviews, copied with
     ``copy_src_overviews`` so they come before the full-resolution tiles.
+    The map goes through a temporary tiled file beside ``path``, a row of
+    tiles at a time, under a small GDAL block cache: the write adds about
+    0.7x the map's own memory (2.5x through an in-memory file and GDAL's
+    default cache, measured on a 5000 x 5000 map).
     Returns the driver used ("COG" or "GTiff").
     """
     import rasterio
     import rasterio.shutil
     from affine import Affine
-    from rasterio.io import MemoryFile
+    from rasterio.windows import Window
 
     from shipcam._utils.io import atomic_path
 
-    heat = np.ascontiguousarray(heatmap, np.float32)
-    h, w = heat.shape
+    h, w = heatmap.shape
     t = g.transform
     cog = _cog_driver(rasterio) if cog is None else cog
     profile = dict(
@@ -390,36 +396,42 @@ def write_heatmap_geotiff(path: str | Path, heatmap: np.ndarray, cell: float, g:
     while max(h, w) / 2 ** len(factors) > COG_BLOCK:  # halvings until the smallest fits one tile
         factors.append(2 ** (len(factors) + 1))
     creation = dict(compress="deflate")
-    with atomic_path(path) as tmp, MemoryFile() as mem:
-        with mem.open(**profile, tiled=True, blockxsize=COG_BLOCK, blockysize=COG_BLOCK, predictor=3, **creation) as ds:
-            ds.write(heat, 1)
-            ds.set_band_description(1, "ship CAM, logit units (0: p = 0.5)")
-            ds.update_tags(cell_scene_pixels=f"{cell:g}", units="logit")
-            if not cog and factors:
-                from rasterio.enums import Resampling
+    with atomic_path(path) as tmp, rasterio.Env(GDAL_CACHEMAX=COG_CACHE_MB * 2**20):
+        src_path = tmp.with_name(tmp.name + ".src.tif")  # uncompressed: it is read once, then deleted
+        try:
+            with rasterio.open(src_path, "w", **profile, tiled=True, blockxsize=COG_BLOCK, blockysize=COG_BLOCK) as ds:
+                for y in range(0, h, COG_BLOCK):
+                    rows = np.ascontiguousarray(heatmap[y : y + COG_BLOCK], np.float32)
+                    ds.write(rows, 1, window=Window(0, y, w, rows.shape[0]))
+                ds.set_band_description(1, "ship CAM, logit units (0: p = 0.5)")
+                ds.update_tags(cell_scene_pixels=f"{cell:g}", units="logit")
+                if not cog and factors:
+                    from rasterio.enums import Resampling
 
-                ds.build_overviews(factors, Resampling.average)
-        with mem.open() as src:
-            if cog:
-                rasterio.shutil.copy(
-                    src,
-                    tmp,
-                    driver="COG",
-                    blocksize=COG_BLOCK,
-                    predictor="YES",
-                    overview_resampling="average",
-                    **creation,
-                )
-            else:
-                rasterio.shutil.copy(
-                    src,
-                    tmp,
-                    driver="GTiff",
-                    tiled=True,
-                    blockxsize=COG_BLOCK,
-                    blockysize=COG_BLOCK,
-                    copy_src_overviews=True,
-                    predictor=3,
-                    **creation,
-                )
+                    ds.build_overviews(factors, Resampling.average)
+            with rasterio.open(src_path) as src:
+                if cog:
+                    rasterio.shutil.copy(
+                        src,
+                        tmp,
+                        driver="COG",
+                        blocksize=COG_BLOCK,
+                        predictor="YES",
+                        overview_resampling="average",
+                        **creation,
+                    )
+                else:
+                    rasterio.shutil.copy(
+                        src,
+                        tmp,
+                        driver="GTiff",
+                        tiled=True,
+                        blockxsize=COG_BLOCK,
+                        blockysize=COG_BLOCK,
+                        copy_src_overviews=True,
+                        predictor=3,
+                        **creation,
+                    )
+        finally:
+            src_path.unlink(missing_ok=True)
     return "COG" if cog else "GTiff"

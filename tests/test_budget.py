@@ -55,6 +55,13 @@ def test_the_batch_is_what_the_budget_leaves_room_for():
     assert plan_scan(det, max_memory_mb=fixed + 100 * e["per_more_tile"], batch=3, **args).batch == 3
 
 
+@pytest.mark.parametrize("heatmap, copies, overlay", [("png", 1.3, 32), ("cog", 2.0, 0), ("none", 1.3, 0)])
+def test_the_heatmap_written_sets_its_share(heatmap, copies, overlay):
+    det = Detector.load(FIXTURE)
+    e = plan_scan(det, "s.tif", (4000, 4003), 1.0, True, 1024, 8, max_memory_mb=None, heatmap=heatmap).estimate_mb
+    assert e["heatmap"] == pytest.approx(500 * 501 * 4 * copies / 1e6, abs=0.05) and e["overlay"] == overlay
+
+
 def test_a_scene_that_cannot_fit_one_tile_is_refused_naming_what_it_needs():
     det = Detector.load(FIXTURE)
     with pytest.raises(ShipcamError, match=r"^big\.png: a scan needs about (\d+) MB even one 128 px tile at a time"):

@@ -187,7 +187,7 @@ def _turned_back(det: Detector, crop: np.ndarray, turns: int, mirrored: bool) ->
 
 @pytest.mark.parametrize(
     "views, confirm, others, threshold",
-    [("none", "rot4", [(1, False), (2, False), (3, False)], 0.4), ("rot4", "d4", [(k, True) for k in range(4)], 0.38)],
+    [("none", "rot4", [(1, False), (2, False), (3, False)], 0.55), ("rot4", "d4", [(k, True) for k in range(4)], 0.5)],
 )
 def test_the_confirmation_averages_the_first_pass_with_the_other_views_of_a_crop_on_each_peak(
     views, confirm, others, threshold, monkeypatch
