@@ -81,6 +81,8 @@ def test_demo_recipe_trains_on_labelled_scenes_when_given(tmp_path):
     r = demo_recipe(AUTO, scenes=tmp_path, labels=tmp_path / "labels.csv")
     assert r["scenes"] == [str(tmp_path)] and r["real_labels"] == str(tmp_path / "labels.csv")
     assert r["real_ratio"] == 0.5 and r["mining_rounds"] == 1
+    # the real chips are half the training images: without them, twice the synthetic scenes keep the count
+    assert demo_recipe(AUTO)["synthetic_n"] == r["synthetic_n"] / (1 - r["real_ratio"])
 
 
 def test_the_bundled_weights_are_the_imagenet_file_their_readme_names():

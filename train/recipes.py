@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["AUTO", "GSD_RANGE", "SHARED_WEIGHTS", "auto_weights", "demo_recipe"]
+__all__ = ["AUTO", "GSD_RANGE", "SHARED_WEIGHTS", "SYNTHETIC_SCENES", "auto_weights", "demo_recipe"]
+
+# Synthetic scenes the demo draws beside the real scenes' chips, which add about as many again; without
+# real scenes it draws twice this, so it trains on as many images (docs/decisions/034).
+SYNTHETIC_SCENES = 800
 
 # Beside a checkout: the project's copy of the ImageNet MobileNetV2 (the repository carries the same file).
 SHARED_WEIGHTS = (
@@ -46,7 +50,7 @@ def demo_recipe(
     With weights: MobileNetV2 1.0 cut at stride 16 (its CAM peak lands on the ship: pointing game 0.87 against 0.38 at
     stride 32, docs/decisions/030-stride-16-features.md), 224 px, scenes drawn across 1.5-3 m/px, head then the top 30
     layers. With labelled real ``scenes`` (``../shared/realdata`` beside a checkout), half the training chips come from
-    them and one round of hard-negative mining follows. ``weights="auto"``: see ``auto_weights``; the quick demo (the
+    them and one round of hard-negative mining follows; without them, twice the synthetic scenes. ``weights="auto"``: see ``auto_weights``; the quick demo (the
     test suite's) trains from scratch.
     """
     if weights == AUTO:
@@ -82,7 +86,7 @@ def demo_recipe(
         common,
         backbone="mobilenet_v2_s16",
         size=224,
-        synthetic_n=800,
+        synthetic_n=SYNTHETIC_SCENES if scenes is not None else 2 * SYNTHETIC_SCENES,
         alpha=1.0,
         gsd_range=GSD_RANGE,
         head_epochs=2,
