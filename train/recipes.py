@@ -50,8 +50,8 @@ def demo_recipe(
     With weights: MobileNetV2 1.0 cut at stride 16 (its CAM peak lands on the ship: pointing game 0.87 against 0.38 at
     stride 32, docs/decisions/030-stride-16-features.md), 224 px, scenes drawn across 1.5-3 m/px, head then the top 30
     layers. With labelled real ``scenes`` (``../shared/realdata`` beside a checkout), half the training chips come from
-    them and one round of hard-negative mining follows; without them, twice the synthetic scenes. ``weights="auto"``: see ``auto_weights``; the quick demo (the
-    test suite's) trains from scratch.
+    them and one round of hard-negative mining follows; without them, twice the synthetic scenes.
+    ``weights="auto"``: see ``auto_weights``; the quick demo (the test suite's) trains from scratch.
     """
     if weights == AUTO:
         weights = None if quick else auto_weights()

@@ -989,7 +989,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--gsd", type=float, help="metres/pixel of scenes without a georeference (default: PlanetScope's 3.0, as scan)"
     )
-    p.add_argument("--max-memory-mb", type=_budget, default=DEFAULT_MAX_MEMORY_MB, help="per scene, as for scan, over what an idle Ray worker holds")
+    p.add_argument(
+        "--max-memory-mb",
+        type=_budget,
+        default=DEFAULT_MAX_MEMORY_MB,
+        help="per scene, as for scan, over what an idle Ray worker holds",
+    )
     p.add_argument("--engine", default="auto", choices=ENGINES)
     _add_output_args(p)
     _add_rule_args(p)
