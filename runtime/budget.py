@@ -21,6 +21,7 @@ costs memory, not time.
 
 from __future__ import annotations
 
+import math
 import weakref
 from dataclasses import asdict, dataclass, field
 
@@ -158,7 +159,7 @@ def plan_scan(
                 "; PNG/JPEG are decoded whole: convert it to a tiled GeoTIFF (gdal_translate -co TILED=YES) and "
                 'install "shipcam[geo]"'
                 if not windowed and parts["scene"] > max_memory_mb / 2
-                else ""
+                else f"; --max-memory-mb {math.ceil(fixed / 10) * 10} or more would run it"
             )
             raise ShipcamError(
                 f"{name}: a scan needs about {fixed:.0f} MB even one {tile} px tile at a time ({detail}), "

@@ -4,6 +4,7 @@ detections whatever the batch, peaks found band by band as on the whole map, sce
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,17 @@ def test_a_scene_that_cannot_fit_one_tile_is_refused_naming_what_it_needs():
         plan_scan(det, "big.png", (20000, 20000), 1.0, False, 128, 8, max_memory_mb=500.0, process_mb=100.0)
     with pytest.raises(ShipcamError, match="convert it to a tiled GeoTIFF"):
         plan_scan(det, "big.png", (20000, 20000), 1.0, False, 128, 8, max_memory_mb=500.0, process_mb=100.0)
+
+
+def test_a_refusal_names_a_budget_that_runs_the_scene():
+    det = Detector.load(FIXTURE)
+    args = ("big.tif", (20000, 20000), 1.0, True, 128, 8)
+    with pytest.raises(ShipcamError, match=r"--max-memory-mb (\d+) or more would run it$") as e:
+        plan_scan(det, *args, max_memory_mb=150.0, process_mb=100.0, heatmap="cog")
+    enough = float(re.search(r"--max-memory-mb (\d+) or more", str(e.value)).group(1))
+    assert plan_scan(det, *args, max_memory_mb=enough, process_mb=100.0, heatmap="cog").batch >= 1
+    with pytest.raises(ShipcamError):
+        plan_scan(det, *args, max_memory_mb=enough - 10, process_mb=100.0, heatmap="cog")
 
 
 def test_a_resample_that_would_not_fit_whole_goes_window_by_window():
