@@ -197,8 +197,9 @@ def test_onnx_int8_conv_weights_are_7_bit_per_channel(exported):
     import onnx
     from onnx import numpy_helper
 
-    out, _ = exported
-    proto = onnx.load(out / FILES[ExportFormat.ONNX_INT8])
+    out, manifest = exported
+    name = FILES[ExportFormat.ONNX_INT8]
+    proto = onnx.load(out / name)
     init = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
     bits = {"regular": [], "depthwise": []}
     for node in proto.graph.node:
@@ -212,7 +213,14 @@ def test_onnx_int8_conv_weights_are_7_bit_per_channel(exported):
                 assert scale.shape == (w.shape[0],)
                 kind = "depthwise" if w.shape[1] == 1 and w.shape[2] > 1 else "regular"
                 bits[kind].append(int(np.abs(w.astype(np.int32)).max()))
-    assert len(bits["regular"]) == 35 and len(bits["depthwise"]) == 17  # MobileNetV2: 1 stem + 34 1x1, 17 depthwise
+    # Convs the file's recipe keeps in float read their weights straight from a float initializer. The
+    # barely-trained model may miss its parity and be rebuilt with the second recipe (its first convs float).
+    float_convs = [n for n in proto.graph.node if n.op_type == "Conv" and n.input[1] in init]
+    recipe = next(e for e in manifest["files"] if e["file"] == name)["int8_recipe"]
+    assert len(float_convs) == recipe["float_head"] + recipe["float_tail"]
+    # MobileNetV2: 1 stem + 34 1x1 and 17 depthwise convs, quantized or kept float
+    assert len(bits["regular"]) + len(bits["depthwise"]) + len(float_convs) == 35 + 17
+    assert len(bits["depthwise"]) >= 17 - len(float_convs) and len(bits["regular"]) >= 35 - len(float_convs)
     assert max(bits["regular"]) <= 64 and min(bits["depthwise"]) == 127
 
 
