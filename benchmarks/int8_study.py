@@ -150,7 +150,9 @@ def main(argv=None) -> int:
             build_s = time.perf_counter() - t0
             eng = open_engine(path, threads=1)
             got = run_in_batches(eng.run, pset.images)
-            rep = compare_outputs(reference, got, meta.cam_weights, meta.cam_bias, pset.labels, (args.size, args.size))
+            rep = compare_outputs(
+                reference, got, meta.cam_weights, meta.cam_bias, pset.labels, (args.size, args.size), meta.threshold
+            )
             problems = check_parity(rep, fmt.quantization, Tolerances())
             ts = time_calls(lambda: eng.run(x1), 3, args.runs)
             row = {

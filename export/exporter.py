@@ -154,7 +154,9 @@ def export_model(
             extra = sources.write(fmt, path, meta, recipe, calibration, options.int8_io)
             engine = open_engine(path, threads=options.threads)
             got = run_in_batches(engine.run, pset.images)
-            report = compare_outputs(reference, got, meta.cam_weights, meta.cam_bias, pset.labels, (size, size))
+            report = compare_outputs(
+                reference, got, meta.cam_weights, meta.cam_bias, pset.labels, (size, size), meta.threshold
+            )
             return extra, engine, report, check_parity(report, fmt.quantization, options.tolerances)
 
         for fmt in options.formats:

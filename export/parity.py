@@ -5,7 +5,7 @@ which is the check, and relative to its RMS, which is reported too. The
 standard deviation would blow up on a model whose logits barely vary, and on
 a 7.5 M-value feature map the single worst float32 accumulation difference
 sits near 1e-3 of the RMS while staying below 1e-4 of the range.
-Per decision: logit-sign agreement, probability max abs error, AUC on labelled
+Per decision: agreement at the file's threshold (and at 0.5), probability max abs error, AUC on labelled
 held-out scenes. Per explanation: correlation of the CAMs and IoU of the CAMs
 thresholded at 20% of their maximum (the CAM paper's box rule), both upsampled
 to the image. Decision agreement alone would hide a broken CAM.
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from shipcam.runtime.cam import class_activation_map, resize_bilinear
+from shipcam.runtime.maths import logit
 from shipcam.runtime.metadata import Quantization
 from shipcam.runtime.metrics import cam_mask, mask_iou, pearson, roc_auc, sigmoid
 
@@ -67,7 +68,9 @@ class Tolerances:
     float_rel: float = _gate(5e-4, "--float-rel", "float32: max error / output range (max |ref|)")
     # float16 rounding: ~1e-3 relative per layer, compounded
     fp16_rel: float = _gate(0.05, "--fp16-rel", "float16: logits max error / logits range")
-    min_decision_agreement: float = _gate(0.98, "--min-agreement", "int8/fp16: share of decisions kept")
+    min_decision_agreement: float = _gate(
+        0.98, "--min-agreement", "int8/fp16: share of decisions kept at the file's threshold"
+    )
     max_auc_drop: float = _gate(0.01, "--max-auc-drop", "int8/fp16: AUC lost on the labelled parity scenes")
     min_cam_corr: float = _gate(0.98, "--min-cam-corr", "int8/fp16: mean CAM correlation with Keras")
     # one image whose heatmap points elsewhere is a wrong answer a user sees, whatever the mean
@@ -96,8 +99,13 @@ def compare_outputs(
     bias: float,
     labels: np.ndarray | None = None,
     image_size: tuple[int, int] | None = None,
+    threshold: float = 0.5,
 ) -> dict:
-    """All parity figures between two ``{"logits", "features"}`` results on the same images."""
+    """All parity figures between two ``{"logits", "features"}`` results on the same images.
+
+    Decisions are compared at ``threshold`` (a probability): the file's own, where its detector decides;
+    the agreement at 0.5 is reported beside it.
+    """
     lr, lg = ref["logits"].reshape(-1), got["logits"].reshape(-1)
     report = {}
     for name in ("logits", "features"):
@@ -109,7 +117,10 @@ def compare_outputs(
         report[f"{name}_max_abs_err"] = err
         report[f"{name}_rel_err"] = err / (float(np.abs(a).max()) or 1.0)
         report[f"{name}_rms_rel_err"] = err / rms
-    report["decision_agreement"] = float(np.mean((lr > 0) == (lg > 0)))
+    t = logit(threshold)
+    report["decision_threshold"] = float(threshold)
+    report["decision_agreement"] = float(np.mean((lr >= t) == (lg >= t)))
+    report["decision_agreement_at_half"] = float(np.mean((lr >= 0) == (lg >= 0)))
     report["prob_max_abs_err"] = float(np.abs(sigmoid(lr) - sigmoid(lg)).max())
 
     cam_r = class_activation_map(ref["features"], weights, bias)

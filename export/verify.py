@@ -67,7 +67,9 @@ def verify_file(
         model = load_classifier(model_path)
         two = two_output_model(model)
         reference = run_in_batches(lambda x: two(x, training=False), pset.images)
-        report = compare_outputs(reference, got, meta.cam_weights, meta.cam_bias, pset.labels, (size, size))
+        report = compare_outputs(
+            reference, got, meta.cam_weights, meta.cam_bias, pset.labels, (size, size), meta.threshold
+        )
         problems = check_parity(report, meta.quantization, tolerances or Tolerances())
         result["parity"], result["problems"] = report, problems
         if problems:

@@ -48,6 +48,23 @@ def test_every_file_is_timed_and_the_fastest_that_passed_is_recommended(exported
     assert json.loads((out / "manifest.json").read_text())["recommended"] == manifest["recommended"]
 
 
+def test_decisions_are_compared_at_the_files_threshold():
+    """A file decides at its own threshold: a logit moving across 0 there changes nothing, one moving across
+    logit(threshold) does."""
+    from shipcam.export.parity import compare_outputs
+
+    features = np.random.default_rng(0).normal(size=(4, 3, 3, 5)).astype(np.float32)
+    weights = np.random.default_rng(1).normal(size=5).astype(np.float32)
+    ref = {"logits": np.array([[-1.0], [0.1], [2.0], [3.0]], np.float32), "features": features}
+    got = {"logits": np.array([[-1.0], [-0.1], [2.0], [2.6]], np.float32), "features": features}
+    t = 1 / (1 + np.exp(-2.5))  # logit 2.5: both say no to the first three images and yes to the last
+    r = compare_outputs(ref, got, weights, 0.0, threshold=t)
+    assert (r["decision_agreement"], r["decision_agreement_at_half"]) == (1.0, 0.75)
+    assert r["decision_threshold"] == pytest.approx(t)
+    got["logits"][3] = 2.4  # now across the file's threshold
+    assert compare_outputs(ref, got, weights, 0.0, threshold=t)["decision_agreement"] == 0.75
+
+
 def test_quantized_files_must_keep_the_cam_mean_and_worst_image():
     """The gates: decision agreement 0.98, CAM correlation mean 0.98 and worst image 0.9, for int8 and fp16;
     float32 files are held to their much tighter output error instead."""
