@@ -20,17 +20,22 @@ import sys
 
 import numpy as np
 
-__all__ = ["open_sea_report", "OPEN_SEA_SEED", "MIN_SHIP_M"]
+__all__ = ["open_sea_report", "OPEN_SEA_SEED", "MIN_SHIP_M", "SCENES"]
 
 OPEN_SEA_SEED = 31_337  # no training, calibration or validation run draws this seed
 MIN_SHIP_M = 30.0  # the ships counted: 30 m or more (shorter hulls are `ignore`)
+# 12 scenes hold about 17 ships, too few to tell 85% found from 70%; 40 hold 67 (3 minutes on 2 cores).
+# The demo draws 12 to stay within its time.
+SCENES = 40
+# What the command line scores: the default rule, and without the image check that costs open-sea ships
+RULES = {"default": {}, "no isolation check": {"isolation": False}}
 
 
 def open_sea_report(
     detector,
     rules: dict[str, dict] | None = None,
     n_images: int = 64,
-    n_scenes: int = 12,
+    n_scenes: int = SCENES,
     size: int = 768,
     gsd: float = 1.5,
     seed: int = OPEN_SEA_SEED,
@@ -87,15 +92,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="runs/open_sea")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--images", type=int, default=64)
-    p.add_argument("--scenes", type=int, default=12)
+    p.add_argument("--scenes", type=int, default=SCENES)
     args = p.parse_args(argv)
-    r = open_sea_report(Detector.load(args.model, threads=args.threads), n_images=args.images, n_scenes=args.scenes)
-    write_json(f"{args.out}/open_sea.json", r)
-    d = r["rules"]["default"]
-    print(
-        f"image AUC {r['image_auc']:.3f}, accuracy {r['accuracy']:.3f} (majority {r['majority_baseline']:.3f}); "
-        f"scenes: {d['found']}/{d['ships']} ships of {MIN_SHIP_M:g} m or more, {d['fa_per_mpx']:.2f} false alarms/Mpx"
+    r = open_sea_report(
+        Detector.load(args.model, threads=args.threads), RULES, n_images=args.images, n_scenes=args.scenes
     )
+    write_json(f"{args.out}/open_sea.json", r)
+    print(f"image AUC {r['image_auc']:.3f}, accuracy {r['accuracy']:.3f} (majority {r['majority_baseline']:.3f})")
+    for name, d in r["rules"].items():
+        print(
+            f"{name}: {d['found']}/{d['ships']} ships of {MIN_SHIP_M:g} m or more, "
+            f"{d['fa_per_mpx']:.2f} false alarms/Mpx"
+        )
     return 0
 
 
