@@ -38,6 +38,23 @@ def test_labels_agree_with_masks_and_ships_are_visible():
     assert n_ships > 10
 
 
+def test_no_hull_lies_across_a_breakwater_platform_or_island(monkeypatch):
+    """Solid confusers are obstacles: a hull may lie beside one (5% of its pixels touching) but never across it."""
+    import shipcam.train.data.synthetic as synthetic
+
+    solids = []
+    draw = synthetic._confusers
+    monkeypatch.setattr(synthetic, "_confusers", lambda *a: solids.append(draw(*a)) or solids[-1])
+    cfg = SceneConfig(size=160, gsd=3.0, ship_fraction=1.0, max_ships=6, confuser_prob=1.0, coast_prob=0.0)
+    crossed = checked = 0
+    for i in range(40):
+        scene = generate_scene(cfg, seed=3, index=i)
+        checked += sum(bool(solids[-1].any()) for _ in scene.masks)
+        crossed += sum((solids[-1] & m).sum() > 0.05 * m.sum() + 1 for m in scene.masks)
+    assert checked > 20  # the check is not vacuous: many ships share a scene with a solid confuser
+    assert crossed == 0
+
+
 def test_ship_fraction_follows_config():
     for target in (0.22, 0.7):
         cfg = SceneConfig(size=48, ship_fraction=target, coast_prob=0.0, cloud_prob=0.0)

@@ -145,8 +145,9 @@ def generate_scene(config: SceneConfig = SceneConfig(), seed: int = 0, index: in
         veil = _cloud_alpha(sea_rng, s) * np.float32(sea_rng.uniform(0.2, 0.5))
         cloud = np.maximum(cloud, veil) if cloud.any() else veil
 
-    # Hard negatives first, so ships are drawn over them (not the other way round).
-    _confusers(rng, img, land, config)
+    # Hard negatives first, so ships are drawn over the water around them; a hull never lies across a
+    # breakwater, a platform or an island.
+    land = land | _confusers(rng, img, land, config)
 
     masks: list[np.ndarray] = []
     if want_ships:
@@ -491,23 +492,26 @@ def _apply_cloud(rng: np.random.Generator, img: np.ndarray, alpha: np.ndarray) -
     img[:] = img * (1 - alpha[..., None]) + np.float32(228) * alpha[..., None]
 
 
-def _confusers(rng: np.random.Generator, img: np.ndarray, land: np.ndarray, cfg: SceneConfig) -> None:
+def _confusers(rng: np.random.Generator, img: np.ndarray, land: np.ndarray, cfg: SceneConfig) -> np.ndarray:
+    """Draw the hard negatives; returns the solid ones (breakwater, platform, island) that no ship may cross."""
     s = img.shape[0]
     yy, xx = np.mgrid[0:s, 0:s].astype(np.float32)
     p = cfg.confuser_prob
+    solid = np.zeros((s, s), bool)
     if rng.random() < p * 0.5:  # wake of a boat that has left the frame, or a ghost wake
         cx, cy = rng.uniform(0, s, 2)
         length = rng.uniform(5, 30) / cfg.gsd
         _wake(rng, img, xx, yy, cx, cy, rng.uniform(0, 2 * np.pi), length, length * 0.15, strength=rng.uniform(0.4, 1))
     if rng.random() < p * 0.5:
-        _breakwater(rng, img, xx, yy, cfg.gsd)
+        solid |= _breakwater(rng, img, xx, yy, cfg.gsd) > 0.3
     if rng.random() < p * 0.25:  # platform / islet: a squat textured block
         w = rng.uniform(40, 150) / cfg.gsd
         cover = _rectangle(xx, yy, *rng.uniform(0, s, 2), rng.uniform(0, np.pi), w, w * rng.uniform(0.6, 1))
         tex = np.clip(_fractal(rng, s, octaves=3) * 25 + rng.uniform(110, 170), 0, 255)
         _paint(img, cover, np.stack([tex, tex * 0.97, tex * 0.9], -1))
+        solid |= cover > 0.3
     if rng.random() < p * 0.15:
-        _island(rng, img, xx, yy, cfg.gsd)
+        solid |= _island(rng, img, xx, yy, cfg.gsd) > 0.3
     if land.mean() > 0.05 and rng.random() < p:
         _land_decoys(rng, img, xx, yy, land, cfg.gsd)
     if rng.random() < p * 0.4:  # buoys / debris: one or two bright pixels
@@ -519,9 +523,10 @@ def _confusers(rng: np.random.Generator, img: np.ndarray, land: np.ndarray, cfg:
         r = rng.uniform(2, 8)
         puff = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r)) * rng.uniform(0.4, 0.9)
         img[:] = img * (1 - puff[..., None]) + 225 * puff[..., None]
+    return solid
 
 
-def _breakwater(rng, img, xx, yy, gsd: float) -> None:
+def _breakwater(rng, img, xx, yy, gsd: float) -> np.ndarray:
     """Rubble-mound breakwater: a long bright band of rocks with a foam edge, sometimes in segments.
 
     Segments the length of a ship are the hard part: only the rock texture,
@@ -542,9 +547,10 @@ def _breakwater(rng, img, xx, yy, gsd: float) -> None:
     foam = np.clip(1.2 - np.abs(np.abs(v) - width / 2 - 0.8), 0, 1) * (cover.max() > 0) * rng.uniform(0.2, 0.6)
     foam *= np.clip(1 - np.abs(u) / (s * 2), 0, 1) * (v > 0)  # the seaward side
     img[:] = img * (1 - foam[..., None]) + np.float32(220) * foam[..., None]
+    return cover
 
 
-def _island(rng, img, xx, yy, gsd: float) -> None:
+def _island(rng, img, xx, yy, gsd: float) -> np.ndarray:
     """Artificial (oil) island: a rounded rock rim around trees, tanks and bright buildings."""
     s = img.shape[0]
     cx, cy = rng.uniform(0, s, 2)
@@ -559,6 +565,7 @@ def _island(rng, img, xx, yy, gsd: float) -> None:
         w = rng.uniform(10, 45) / gsd
         block = _rectangle(xx, yy, bx, by, rng.uniform(0, np.pi), w, w * rng.uniform(0.3, 1)) * inner
         _paint(img, block, np.full(3, rng.uniform(150, 240), np.float32))
+    return rim
 
 
 def _land_decoys(rng, img, xx, yy, land: np.ndarray, gsd: float) -> None:
