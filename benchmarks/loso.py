@@ -141,13 +141,13 @@ def run_loso(
 
 
 def scenes_recipe() -> dict:
-    """What the demo adds to its recipe when it trains with labelled scenes (without the scenes themselves)."""
+    """The demo's recipe when it trains with labelled scenes, without the scenes themselves (each fold sets its own)."""
     from pathlib import Path
 
     from shipcam.train.recipes import AUTO, demo_recipe
 
     with_scenes = demo_recipe(AUTO, scenes=Path("."), labels=Path("."))
-    return {k: v for k, v in with_scenes.items() if k in ("real_ratio", "mining_rounds", "mining_epochs")}
+    return {k: v for k, v in with_scenes.items() if k not in ("scenes", "real_labels")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,11 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
-    from shipcam.train.recipes import AUTO, demo_recipe
-
-    # each fold sets its own scenes
-    recipe = {k: v for k, v in demo_recipe(AUTO).items() if k not in ("scenes", "real_labels")}
-    recipe.update(scenes_recipe(), verbose=2)
+    # the recipe of a demo with scenes (its synthetic share too: without scenes the demo draws twice as many)
+    recipe = dict(scenes_recipe(), verbose=2)
     r = run_loso(
         args.scenes, args.labels, args.work, {**recipe, **json.loads(args.train)}, parse_rules(args.rules), args.threads
     )

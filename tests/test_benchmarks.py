@@ -335,6 +335,17 @@ def test_the_ablation_moves_a_named_constant_for_one_variant_and_puts_it_back():
     assert all("." not in k or k.split(".")[0] in ("isolation", "scan") for v in VARIANTS.values() for k in v)
 
 
+def test_loso_trains_the_recipe_of_a_demo_with_scenes():
+    """Not the scene-less demo's, which draws twice the synthetic scenes to make up for the missing real chips."""
+    from shipcam.benchmarks.loso import scenes_recipe
+    from shipcam.train.recipes import SYNTHETIC_SCENES
+
+    recipe = scenes_recipe()
+    assert recipe["synthetic_n"] == SYNTHETIC_SCENES
+    assert recipe["mining_rounds"] >= 1 and recipe["real_ratio"] > 0
+    assert "scenes" not in recipe and "real_labels" not in recipe
+
+
 def test_loso_rule_variants_parse_to_detection_rule_overrides():
     import dataclasses
 
